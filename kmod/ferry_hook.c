@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The block layer hook.
+ *
+ * Upstream Linux has no block filter API, so ferry watches
+ * submit_bio_noacct() with an ftrace callback: every bio passes through it,
+ * whether submitted by a filesystem, through a partition, or by a stacking
+ * driver (device-mapper, md) remapping onto the disks below.  The callback
+ * only reads the bio and swaps its completion for ferry's; it never changes
+ * where the bio goes, so the device stack is untouched and nothing needs to
+ * be remounted.  The hook is installed only while a device is tracked.
+ *
+ * Why mark at completion: a write is recorded in the set that is current
+ * when it completes, before its submitter is told.  A write that completed
+ * before a drain is therefore in the drained set (or an earlier one), and a
+ * write still in flight during a drain lands in a later set, so the agent
+ * re-reads the block after the new data is on the disk.  docs/tracker.md.
+ */
+#define pr_fmt(fmt) "ferry: " fmt
+
+#include <linux/module.h>
+#include <linux/ftrace.h>
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/mempool.h>
+#include <linux/slab.h>
+#include <linux/wait.h>
+#include <linux/atomic.h>
+#include <linux/trace_recursion.h>
+
+#include "ferry.h"
+#include "ferry_compat.h"
+
+/* What a wrapped bio needs to be marked when it completes. */
+struct ferry_bio_ctx {
+	bio_end_io_t *end_io;
+	void *private;
+	struct gendisk *disk;
+	sector_t sector;
+	unsigned int nr_sects;
+};
+
+static struct kmem_cache *ferry_ctx_cache;
+static mempool_t *ferry_ctx_pool;
+static unsigned int ferry_hook_users;	/* ferry_lock */
+static atomic_t ferry_inflight = ATOMIC_INIT(0);
+static DECLARE_WAIT_QUEUE_HEAD(ferry_inflight_wq);
+/* Bumped whenever the callback had to skip a bio (recursion). */
+static atomic_t ferry_missed = ATOMIC_INIT(0);
+
+static unsigned int ferry_ctx_reserve = 4096;
+module_param_named(ctx_reserve, ferry_ctx_reserve, uint, 0444);
+MODULE_PARM_DESC(ctx_reserve,
+		 "Completion records kept in reserve for writes under memory pressure (default 4096)");
+
+static void ferry_bio_end_io(struct bio *bio)
+{
+	struct ferry_bio_ctx *ctx = bio->bi_private;
+
+	bio->bi_end_io = ctx->end_io;
+	bio->bi_private = ctx->private;
+	ferry_mark_range(ctx->disk, ctx->sector, ctx->nr_sects);
+	mempool_free(ctx, ferry_ctx_pool);
+
+	/*
+	 * The read-side section covers the return into this module after
+	 * the submitter's handler: module exit waits for it (see
+	 * ferry_hook_exit()).
+	 */
+	rcu_read_lock();
+	if (bio->bi_end_io)
+		bio->bi_end_io(bio);
+	if (atomic_dec_and_test(&ferry_inflight))
+		wake_up_all(&ferry_inflight_wq);
+	rcu_read_unlock();
+}
+
+/* Does this request change the device's data, and if so is it a range? */
+static bool ferry_bio_changes_data(struct bio *bio)
+{
+	switch (bio_op(bio)) {
+	case REQ_OP_WRITE:
+	case REQ_OP_ZONE_APPEND:
+	case REQ_OP_DISCARD:
+	case REQ_OP_SECURE_ERASE:
+	case REQ_OP_WRITE_ZEROES:
+		/* An empty REQ_PREFLUSH write carries no data. */
+		return bio_sectors(bio) != 0;
+	default:
+		return false;
+	}
+}
+
+static void ferry_track_bio(struct bio *bio)
+{
+	struct block_device *bdev = bio->bi_bdev;
+	struct ferry_bio_ctx *ctx = NULL;
+	struct gendisk *disk;
+	sector_t sector;
+	unsigned int nr;
+	bool wrapped;
+
+	if (!bdev || !ferry_bio_changes_data(bio))
+		return;
+	disk = bdev->bd_disk;
+	sector = bio->bi_iter.bi_sector;
+	/* A bio resubmitted after a split was remapped to the disk already. */
+	if (bdev_is_partition(bdev) && !bio_flagged(bio, BIO_REMAPPED))
+		sector += bdev->bd_start_sect;
+	nr = bio_sectors(bio);
+
+	rcu_read_lock();
+	if (!ferry_disk_tracked(disk))
+		goto out;
+
+	if (bio->bi_end_io == ferry_bio_end_io) {
+		ctx = bio->bi_private;
+		/*
+		 * The remainder of a split, resubmitted: the record taken at
+		 * first submission already covers the whole original range.
+		 */
+		if (ctx->disk == disk) {
+			rcu_read_unlock();
+			return;
+		}
+	}
+	/*
+	 * A new record, or one more for a bio a driver remapped in place to
+	 * another disk (md): records nest and unwind in order.
+	 */
+	ctx = mempool_alloc(ferry_ctx_pool, GFP_ATOMIC | __GFP_NOWARN);
+	wrapped = ctx != NULL;
+	if (ctx) {
+		ctx->end_io = bio->bi_end_io;
+		ctx->private = bio->bi_private;
+		ctx->disk = disk;
+		ctx->sector = sector;
+		ctx->nr_sects = nr;
+		atomic_inc(&ferry_inflight);
+		bio->bi_private = ctx;
+		bio->bi_end_io = ferry_bio_end_io;
+	}
+	ferry_mark_submit(bio, disk, sector, nr, wrapped);
+out:
+	rcu_read_unlock();
+}
+
+static void notrace ferry_ftrace_handler(unsigned long ip,
+					 unsigned long parent_ip,
+					 struct ftrace_ops *ops,
+					 struct ftrace_regs *fregs)
+{
+	struct bio *bio = (struct bio *)ferry_ftrace_arg0(fregs);
+	int bit;
+
+	/* Also disables preemption: the handler runs as one RCU section. */
+	bit = ftrace_test_recursion_trylock(ip, parent_ip);
+	if (bit < 0) {
+		atomic_inc(&ferry_missed);
+		return;
+	}
+	if (bio)
+		ferry_track_bio(bio);
+	ftrace_test_recursion_unlock(bit);
+}
+
+static struct ftrace_ops ferry_ftrace_ops = {
+	.func = ferry_ftrace_handler,
+	/*
+	 * PERMANENT: refuse "sysctl kernel.ftrace_enabled=0" while we track,
+	 * since that would silently stop recording writes.
+	 */
+	.flags = FTRACE_OPS_FL_PERMANENT | FERRY_FTRACE_OPS_FLAGS,
+};
+
+static char ferry_hooked_fn[] = "submit_bio_noacct";
+
+/* Install the hook for the first tracker; ferry_lock held. */
+int ferry_hook_get(void)
+{
+	int ret;
+
+	lockdep_assert_held(&ferry_lock);
+	if (ferry_hook_users++)
+		return 0;
+
+	ret = ftrace_set_filter(&ferry_ftrace_ops, ferry_hooked_fn,
+				strlen(ferry_hooked_fn), 1);
+	if (!ret)
+		ret = register_ftrace_function(&ferry_ftrace_ops);
+	if (ret) {
+		ferry_hook_users--;
+		pr_err("cannot hook %s (error %d): the kernel needs CONFIG_DYNAMIC_FTRACE and kernel.ftrace_enabled=1\n",
+		       ferry_hooked_fn, ret);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* Remove the hook with the last tracker; ferry_lock held. */
+void ferry_hook_put(void)
+{
+	lockdep_assert_held(&ferry_lock);
+	if (WARN_ON_ONCE(!ferry_hook_users) || --ferry_hook_users)
+		return;
+	/* Waits until no CPU is inside ferry_ftrace_handler(). */
+	unregister_ftrace_function(&ferry_ftrace_ops);
+	ftrace_set_filter(&ferry_ftrace_ops, NULL, 0, 1);
+}
+
+int ferry_hook_init(void)
+{
+	ferry_ctx_cache = KMEM_CACHE(ferry_bio_ctx, 0);
+	if (!ferry_ctx_cache)
+		return -ENOMEM;
+	ferry_ctx_pool = mempool_create_slab_pool(ferry_ctx_reserve,
+						  ferry_ctx_cache);
+	if (!ferry_ctx_pool) {
+		kmem_cache_destroy(ferry_ctx_cache);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void ferry_hook_exit(void)
+{
+	/*
+	 * Trackers are gone and the hook is removed, so no bio gets a new
+	 * record; bios still in flight hold records and will call
+	 * ferry_bio_end_io(), which lives in this module: wait for them.
+	 */
+	wait_event(ferry_inflight_wq, !atomic_read(&ferry_inflight));
+	/* ...and for the last of them to leave its read-side section. */
+	synchronize_rcu();
+	mempool_destroy(ferry_ctx_pool);
+	kmem_cache_destroy(ferry_ctx_cache);
+}
+
+/* Trackers compare this with what they saw last to detect missed bios. */
+int ferry_hook_missed(void)
+{
+	return atomic_read(&ferry_missed);
+}
