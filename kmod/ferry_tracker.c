@@ -162,6 +162,26 @@ static int ferry_check_granularity(dev_t devt, u32 gran)
 	return -EINVAL;
 }
 
+/*
+ * Refuse devices whose writes would escape the hook rather than track them
+ * incompletely: DAX maps storage into memory and writes bypass bios, and
+ * zone management commands change data without a data range.
+ */
+static int ferry_check_device(dev_t devt, struct block_device *bdev)
+{
+	const char *why = NULL;
+
+	if (blk_queue_dax(bdev_get_queue(bdev)))
+		why = "it supports DAX, whose writes bypass the block layer";
+	else if (bdev_is_zoned(bdev))
+		why = "zoned block devices are not supported";
+	if (!why)
+		return 0;
+	pr_warn_ratelimited("attach %u:%u: refused: %s\n", MAJOR(devt),
+			    MINOR(devt), why);
+	return -EOPNOTSUPP;
+}
+
 int ferry_tracker_attach(dev_t devt, u32 gran, u64 *generation)
 {
 	struct ferry_bdev_ref ref;
@@ -182,6 +202,11 @@ int ferry_tracker_attach(dev_t devt, u32 gran, u64 *generation)
 		return -ENODEV;
 	}
 	bdev = ref.bdev;
+	ret = ferry_check_device(devt, bdev);
+	if (ret) {
+		ferry_bdev_close(&ref);
+		return ret;
+	}
 
 	mutex_lock(&ferry_lock);
 	if (ferry_find(devt)) {

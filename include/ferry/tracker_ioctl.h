@@ -22,7 +22,8 @@
  *   ATTACH   ENODEV no block device with that number; EINVAL granularity is
  *            not a power of two in [FERRY_GRAN_MIN, FERRY_GRAN_MAX];
  *            EEXIST the device is tracked already; ENOMEM; EOPNOTSUPP the
- *            kernel could not hook the block layer (see dmesg)
+ *            kernel could not hook the block layer, or the device is DAX
+ *            or zoned, whose writes cannot all be seen (see dmesg)
  *   DETACH   ENOENT the device is not tracked
  *   DRAIN    ENOENT not tracked; ENOBUFS the buffer cannot hold one extent;
  *            ESTALE FERRY_DRAIN_CONTINUE with a sequence or cursor that is
