@@ -27,6 +27,16 @@ static int ferry_bad_arg(const char *what, unsigned int cmd)
 	return -EINVAL;
 }
 
+/* MKDEV() would silently alias a number that does not fit in a dev_t. */
+static int ferry_check_devt(u32 major, u32 minor, unsigned int cmd)
+{
+	if (major < (1U << (32 - MINORBITS)) && minor <= MINORMASK)
+		return 0;
+	pr_warn_ratelimited("ioctl %#x: %u:%u is not a valid device number\n",
+			    cmd, major, minor);
+	return -EINVAL;
+}
+
 static long ferry_ioc_version(void __user *uarg)
 {
 	struct ferry_version v = { .abi = FERRY_ABI_VERSION,
@@ -47,6 +57,8 @@ static long ferry_ioc_attach(unsigned int cmd, void __user *uarg)
 		return ferry_bad_arg("attach flags", cmd);
 	if (!ferry_zeroed(a.reserved, sizeof(a.reserved)))
 		return ferry_bad_arg("attach reserved fields", cmd);
+	if (ferry_check_devt(a.major, a.minor, cmd))
+		return -EINVAL;
 	ret = ferry_tracker_attach(MKDEV(a.major, a.minor), a.granularity,
 				   &a.generation);
 	if (ret)
@@ -65,6 +77,8 @@ static long ferry_ioc_detach(unsigned int cmd, void __user *uarg)
 	if (d.flags || d.reserved0 ||
 	    !ferry_zeroed(d.reserved, sizeof(d.reserved)))
 		return ferry_bad_arg("detach flags and reserved fields", cmd);
+	if (ferry_check_devt(d.major, d.minor, cmd))
+		return -EINVAL;
 	return ferry_tracker_detach(MKDEV(d.major, d.minor));
 }
 
@@ -79,15 +93,21 @@ static long ferry_ioc_drain(unsigned int cmd, void __user *uarg)
 		return ferry_bad_arg("unknown drain flags", cmd);
 	if (!ferry_zeroed(d.reserved, sizeof(d.reserved)))
 		return ferry_bad_arg("drain reserved fields", cmd);
-	if (!d.max_extents || !d.extents) {
+	if (ferry_check_devt(d.major, d.minor, cmd))
+		return -EINVAL;
+	if (!d.max_extents) {
 		pr_warn_ratelimited("drain %u:%u: buffer too small: room for %u extents, need at least 1\n",
 				    d.major, d.minor, d.max_extents);
 		return -ENOBUFS;
 	}
 	/* Refuse an unwritable buffer before the set is taken. */
-	if (!access_ok(u64_to_user_ptr(d.extents),
-		       (u64)d.max_extents * sizeof(struct ferry_extent)))
+	if (!d.extents ||
+	    !access_ok(u64_to_user_ptr(d.extents),
+		       (u64)d.max_extents * sizeof(struct ferry_extent))) {
+		pr_warn_ratelimited("drain %u:%u: extent buffer is not a valid user address\n",
+				    d.major, d.minor);
 		return -EFAULT;
+	}
 	ret = ferry_tracker_drain(&d);
 	if (ret)
 		return ret;
@@ -103,6 +123,8 @@ static long ferry_ioc_stats(unsigned int cmd, void __user *uarg)
 		return -EFAULT;
 	if (!ferry_zeroed(s.reserved, sizeof(s.reserved)))
 		return ferry_bad_arg("stats reserved fields", cmd);
+	if (ferry_check_devt(s.major, s.minor, cmd))
+		return -EINVAL;
 	ret = ferry_tracker_stats(&s);
 	if (ret)
 		return ret;

@@ -391,8 +391,11 @@ static int ferry_take_set(struct ferry_tracker *t)
 	t->held = old;
 	t->held_seq = ++t->drains;
 	t->held_cursor = 0;
-	t->held_bytes = min(ferry_bitmap_weight(old, 0) << t->gran_shift,
-			    (u64)t->nr_sects << SECTOR_SHIFT);
+	t->held_bytes = ferry_bitmap_weight(old, 0) << t->gran_shift;
+	/* The last block may stretch past the end of the device. */
+	if (t->nbits && ferry_bitmap_weight(old, t->nbits - 1))
+		t->held_bytes -= (t->nbits << t->gran_shift) -
+				 ((u64)t->nr_sects << SECTOR_SHIFT);
 	return 0;
 }
 

@@ -16,8 +16,11 @@
  * Errors (errno) every ioctl may return:
  *   EPERM    caller lacks CAP_SYS_ADMIN
  *   EFAULT   an argument or buffer pointer is not readable/writable
- *   EINVAL   unknown flags or non-zero reserved fields
+ *   EINVAL   unknown flags, non-zero reserved fields, or a major:minor
+ *            that is not a valid device number (major < 4096, minor < 2^20)
  *   ENOTTY   unknown ioctl number
+ * EPERM is checked before anything else, VERSION included.  A refused call
+ * changes nothing: in particular a refused DRAIN takes no set.
  * and per ioctl:
  *   ATTACH   ENODEV no block device with that number; EINVAL granularity is
  *            not a power of two in [FERRY_GRAN_MIN, FERRY_GRAN_MAX];
@@ -26,8 +29,9 @@
  *            or zoned, whose writes cannot all be seen (see dmesg)
  *   DETACH   ENOENT the device is not tracked
  *   DRAIN    ENOENT not tracked; ENOBUFS the buffer cannot hold one extent;
- *            ESTALE FERRY_DRAIN_CONTINUE with a sequence or cursor that is
- *            not the one the module holds
+ *            EFAULT the buffer is NULL or not writable; ESTALE
+ *            FERRY_DRAIN_CONTINUE with a sequence or cursor that is not the
+ *            one the module holds, or after the last page was returned
  *   STATS    ENOENT not tracked
  */
 #ifndef FERRY_TRACKER_IOCTL_H
@@ -91,6 +95,12 @@ struct ferry_extent {
  * FERRY_DRAIN_CONTINUE and sequence/cursor as returned to page through the
  * rest.  Starting a new drain before the previous one was read to the end
  * folds what was not read yet into the new set: nothing is ever dropped.
+ *
+ * Extents come sorted by offset, never overlap or touch (adjacent runs are
+ * merged), start on a granularity boundary, and are whole granules except
+ * one that ends at the end of the device; set_bytes counts them so.  If
+ * copying a page out faults (EFAULT), the set stays held and a new drain
+ * returns it again.
  *
  * Guarantee (docs/tracker.md): a write that completed before the drain
  * began is in this set or an earlier one; a write still in flight when the

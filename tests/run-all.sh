@@ -1,0 +1,58 @@
+#!/bin/bash
+# tests/run-all.sh [unit|kmod]: run the test suites and add up their
+# counts.  Without an argument: both.
+#   unit  tests/unit/run.sh   native unit tests, plain and sanitizer builds
+#   kmod  tests/kmod/run.sh   the module's tests in QEMU guests
+# Each suite prints PASS/FAIL lines and ends with "N passed, N failed";
+# this script ends with one such line for everything and exits 1 if any
+# test failed, a suite is missing, or a suite died without its count.
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-all}
+case $mode in
+all) suites="unit kmod" ;;
+unit | kmod) suites=$mode ;;
+-h | --help)
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+*)
+	echo "run-all.sh: unknown suite '$mode': use unit, kmod or nothing for both" >&2
+	exit 2
+	;;
+esac
+
+total_pass=0 total_fail=0
+log=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all.XXXXXX")
+trap 'rm -f "$log"' EXIT
+
+for suite in $suites; do
+	script=$root/tests/$suite/run.sh
+	if [ ! -f "$script" ]; then
+		echo "FAIL $suite: $script does not exist"
+		total_fail=$((total_fail + 1))
+		continue
+	fi
+	echo "=== $suite: tests/$suite/run.sh"
+	bash "$script" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -z "$summary" ]; then
+		echo "FAIL $suite: tests/$suite/run.sh ended (exit code $rc) without a 'N passed, N failed' line"
+		total_fail=$((total_fail + 1))
+		continue
+	fi
+	p=$(echo "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
+	f=$(echo "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	# A suite that counted no failure but still exited non-zero broke.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL $suite: tests/$suite/run.sh exited with $rc but counted no failure"
+		total_fail=$((total_fail + 1))
+	fi
+done
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

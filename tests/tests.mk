@@ -1,0 +1,62 @@
+# tests/tests.mk: test programs.  Included by the top-level Makefile after
+# agent/agent.mk (which lists these binaries in USERSPACE_BINS).
+#
+#  - guest programs, run as root inside the QEMU guests against the real
+#    module: $(BUILD)/tests/kmod/bin/ferry-{writer,verify,race,badargs}
+#  - native unit tests: $(BUILD)/tests/unit/test_*
+#  - the same unit tests with ASan and UBSan: $(BUILD)/tests/unit/san/test_*
+#    (objects under $(BUILD)/san/)
+# tests/unit/run.sh runs both unit builds; tests/run-all.sh runs everything.
+
+KT_SRC         := tests/kmod/src
+KT_OBJ         := $(BUILD)/obj/$(KT_SRC)
+KMOD_TEST_DIR  := $(BUILD)/tests/kmod/bin
+KMOD_TESTS     := ferry-writer ferry-verify ferry-race ferry-badargs
+KMOD_TEST_BINS := $(KMOD_TESTS:%=$(KMOD_TEST_DIR)/%)
+# Extra link flags for the guest programs, e.g. KMOD_TEST_LDFLAGS=-static
+# for a guest without the host's shared libraries.
+KMOD_TEST_LDFLAGS ?=
+
+KT_COMMON_OBJ := $(KT_OBJ)/kt_common.o $(BUILD)/obj/lib/tracker.o \
+                 $(BUILD)/obj/lib/extent.o
+
+$(KMOD_TEST_DIR)/ferry-writer: $(KT_OBJ)/ferry-writer.o \
+	$(KT_OBJ)/fiemap_map.o $(KT_COMMON_OBJ)
+$(KMOD_TEST_DIR)/ferry-verify: $(KT_OBJ)/ferry-verify.o \
+	$(KT_OBJ)/verify_core.o $(KT_COMMON_OBJ)
+$(KMOD_TEST_DIR)/ferry-race: $(KT_OBJ)/ferry-race.o $(KT_COMMON_OBJ)
+$(KMOD_TEST_DIR)/ferry-badargs: $(KT_OBJ)/ferry-badargs.o $(KT_COMMON_OBJ)
+
+$(KMOD_TEST_BINS):
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $(KMOD_TEST_LDFLAGS) $^ \
+		-o $@ -pthread $(LDLIBS)
+
+# Unit tests: NAME_SRCS lists the sources (without .c) linked into NAME.
+UNIT_TESTS := test_extent test_tracker test_verify
+test_extent_SRCS  := tests/unit/test_extent lib/extent
+test_tracker_SRCS := tests/unit/test_tracker lib/tracker
+test_verify_SRCS  := tests/unit/test_verify $(KT_SRC)/verify_core \
+                     $(KT_SRC)/fiemap_map lib/extent
+
+UNIT_TEST_BINS     := $(UNIT_TESTS:%=$(BUILD)/tests/unit/%)
+UNIT_TEST_SAN_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/san/%)
+
+define unit_test_deps
+$(BUILD)/tests/unit/$(1): $(patsubst %,$(BUILD)/obj/%.o,$($(1)_SRCS))
+$(BUILD)/tests/unit/san/$(1): $(patsubst %,$(BUILD)/san/%.o,$($(1)_SRCS))
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test_deps,$(t))))
+
+$(UNIT_TEST_BINS):
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(UNIT_TEST_SAN_BINS):
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ \
+		$(LDLIBS)
+
+.PHONY: unit-tests kmod-test-bins
+unit-tests: $(UNIT_TEST_BINS) $(UNIT_TEST_SAN_BINS)
+kmod-test-bins: $(KMOD_TEST_BINS)
