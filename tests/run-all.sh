@@ -1,7 +1,8 @@
 #!/bin/bash
-# tests/run-all.sh [unit|kmod]: run the test suites and add up their
-# counts.  Without an argument: both.
+# tests/run-all.sh [unit|host|kmod]: run the test suites and add up their
+# counts.  Without an argument: all of them.
 #   unit  tests/unit/run.sh   native unit tests, plain and sanitizer builds
+#   host  tests/host/run.sh   root tests on this machine (DKMS)
 #   kmod  tests/kmod/run.sh   the module's tests in QEMU guests
 # Each suite prints PASS/FAIL lines and ends with "N passed, N failed";
 # this script ends with one such line for everything and exits 1 if any
@@ -11,14 +12,14 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-all}
 case $mode in
-all) suites="unit kmod" ;;
-unit | kmod) suites=$mode ;;
+all) suites="unit host kmod" ;;
+unit | host | kmod) suites=$mode ;;
 -h | --help)
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 *)
-	echo "run-all.sh: unknown suite '$mode': use unit, kmod or nothing for both" >&2
+	echo "run-all.sh: unknown suite '$mode': use unit, host, kmod or nothing for all" >&2
 	exit 2
 	;;
 esac

@@ -1,4 +1,5 @@
 # ferry-vm: disks=512M mem=1G smp=2 timeout=600
+# shellcheck shell=sh
 # The tracker demo, run inside the guest by scripts/demo.sh: a disk with
 # ext4 on it is tracked live, written to, and its dirty set drained.
 set -eu

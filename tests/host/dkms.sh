@@ -4,6 +4,7 @@
 # Debian), then the built module's vermagic is checked and everything is
 # removed again.  Prints PASS/FAIL lines and "N passed, N failed".
 set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/../../scripts/vm/lib.sh"
 
 pass=0 fail=0
@@ -44,7 +45,7 @@ fi
 if dkms build -m "$name" -v "$ver" -k "$KVER" >"$log" 2>&1; then
 	result PASS build
 else
-	result FAIL build "$(grep -i -m 3 error "$log" /var/lib/dkms/$name/$ver/build/make.log 2>/dev/null | tr '\n' ' ')"
+	result FAIL build "$(grep -i -m 3 error "$log" "/var/lib/dkms/$name/$ver/build/make.log" 2>/dev/null | tr '\n' ' ')"
 fi
 if dkms install -m "$name" -v "$ver" -k "$KVER" >"$log" 2>&1; then
 	result PASS install

@@ -1,0 +1,85 @@
+# ferry — top-level build.  `make` builds everything into build/.
+# See README.md for the two commands a new machine needs.
+
+SHELL      := /bin/bash
+BUILD      ?= build
+BIN        := $(BUILD)/bin
+CC         ?= cc
+CFLAGS_STD := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
+              -Wshadow -Wformat=2 -Wno-unused-parameter -Iinclude -Ilib
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all
+
+# Kernels of the test matrix (scripts/vm/kernel.sh knows how to get each).
+KMOD_SUITES ?= bookworm trixie
+# The module is built for the running kernel when its headers are installed,
+# otherwise for the first kernel of the matrix.
+KVER ?= $(shell uname -r)
+KDIR ?= /lib/modules/$(KVER)/build
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
+
+.PHONY: all deps userspace kmod test test-unit test-host test-kmod demo \
+        bench bench-kmod clean
+all: userspace kmod
+
+deps:
+	@scripts/deps.sh build
+
+include agent/agent.mk
+include tests/tests.mk
+
+userspace: $(USERSPACE_BINS)
+
+$(BUILD)/obj/%.o: %.c | deps-stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/san/%.o: %.c | deps-stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(SAN_FLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Install build dependencies once per checkout (idempotent, quiet when done).
+.PHONY: deps-stamp
+deps-stamp: $(BUILD)/.deps
+$(BUILD)/.deps: scripts/deps.sh
+	@mkdir -p $(BUILD)
+	@scripts/deps.sh build
+	@touch $@
+
+kmod: | deps-stamp
+	@if [ -d "$(KDIR)" ]; then \
+		scripts/vm/build-kmod.sh --kdir "$(KDIR)" --out $(BUILD)/kmod/$(KVER); \
+	else \
+		echo "kmod: no headers for running kernel $(KVER) in $(KDIR);" \
+		     "building for the $(firstword $(KMOD_SUITES)) test kernel"; \
+		scripts/vm/build-kmod.sh --suite $(firstword $(KMOD_SUITES)) \
+			--out $(BUILD)/kmod/$(firstword $(KMOD_SUITES)); \
+	fi
+
+test: all
+	@tests/run-all.sh
+
+test-unit: userspace
+	@tests/run-all.sh unit
+
+test-kmod: userspace
+	@tests/run-all.sh kmod
+
+test-host: all
+	@tests/run-all.sh host
+
+demo: all
+	@scripts/demo.sh
+
+bench: bench-kmod
+
+bench-kmod: userspace
+	@tests/kmod/bench.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

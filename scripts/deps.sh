@@ -1,0 +1,47 @@
+#!/bin/bash
+# deps.sh GROUP... — install the Debian packages a part of ferry needs.
+#
+#   build   compile the userspace programs and the module (gcc, make,
+#           pkg-config, libc6-dev, liburing-dev)
+#   vm      the QEMU test harness: qemu, busybox-static, debootstrap, cpio,
+#           compressors, e2fsprogs, dmsetup, mdadm, fio, util-linux, kmod,
+#           socat (QMP from host hooks)
+#   dkms    dkms, for the packaged module
+#
+# Idempotent and silent when everything is present: installed packages are
+# checked with dpkg-query, and apt-get update runs only when something has
+# to be installed. Needs root only in that case.
+set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
+. "$(dirname "$0")/vm/lib.sh"
+
+group_packages() {
+	case $1 in
+	build) echo gcc make pkg-config libc6-dev liburing-dev ;;
+	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \
+		e2fsprogs dmsetup mdadm fio util-linux kmod socat ;;
+	dkms) echo dkms ;;
+	*) return 1 ;;
+	esac
+}
+
+main() {
+	local g pkgs=''
+	[ $# -gt 0 ] || {
+		echo "usage: $0 GROUP...   (groups: build vm dkms)" >&2
+		exit 2
+	}
+	for g in "$@"; do
+		pkgs="$pkgs $(group_packages "$g")" ||
+			die "deps.sh: unknown group '$g': use build, vm or dkms"
+	done
+	# shellcheck disable=SC2086 # a list of package names
+	ensure_pkgs $pkgs
+}
+
+# One compound command, parsed whole before it runs: bash reads a script
+# as it goes, and an edit of this file during a run must not be read.
+{
+	main "$@"
+	exit
+}

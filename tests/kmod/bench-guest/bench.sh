@@ -1,0 +1,132 @@
+#!/bin/sh
+# Guest side of tests/kmod/bench.sh (busybox sh). Not a test: it lives
+# outside tests/kmod/guest/ so tests/kmod/run.sh does not pick it up.
+#
+# Arguments (ferry.args): RUNTIME ROUNDS NULLB_GB FRACTIONS
+#   RUNTIME    seconds per fio run (20)
+#   ROUNDS     off/on pairs per device, alternating the order (3)
+#   NULLB_GB   size of the memory-backed null_blk device (1)
+#   FRACTIONS  percentages of that device to dirty for the memory figure,
+#              comma-separated (1,10)
+# Prints "FERRY-BENCH key value" lines, then FERRY-RESULT PASS/FAIL bench.
+set -u
+
+RUNTIME=${1:-20}
+ROUNDS=${2:-3}
+GB=${3:-1}
+FRACTIONS=${4:-1,10}
+ENGINE=io_uring
+
+fail() {
+	echo "FERRY-RESULT FAIL bench: $*"
+	exit 1
+}
+
+figure() {
+	echo "FERRY-BENCH $*"
+}
+
+# Seconds since boot, to report where the time goes.
+now() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+# Write IOPS of fio 4 KiB random writes on $1: iodepth 32, O_DIRECT.
+fio_iops() {
+	fio --name=bench --filename="$1" --rw=randwrite --bs=4k --iodepth=32 \
+		--ioengine="$ENGINE" --direct=1 --time_based --runtime="$RUNTIME" \
+		--norandommap --randrepeat=0 --output-format=terse 2>/tmp/fio.err |
+		cut -d';' -f49 | cut -d. -f1
+}
+
+attach() {
+	ferryctl tracker attach "$1" >/dev/null || fail "ferryctl tracker attach $1 failed"
+}
+
+# Detach; a ferryctl without detach gets the module reloaded instead.
+detach() {
+	ferryctl tracker detach "$1" >/dev/null 2>&1 && return 0
+	if ! rmmod ferry || ! insmod /ferry/ferry.ko; then
+		fail "cannot detach $1 (ferryctl detach and module reload failed)"
+	fi
+}
+
+# Rounds of off/on runs on device $1 labelled $2; ABBA order cancels a
+# drift (page cache warming, host load) between the two modes.
+measure() {
+	dev=$1 label=$2 r=1
+	while [ "$r" -le "$ROUNDS" ]; do
+		if [ $((r % 2)) -eq 1 ]; then order="off on"; else order="on off"; fi
+		for mode in $order; do
+			[ "$mode" = off ] || attach "$dev"
+			iops=$(fio_iops "$dev")
+			[ "$mode" = off ] || detach "$dev"
+			[ -n "$iops" ] || fail "fio on $dev failed: $(tail -n 3 /tmp/fio.err)"
+			figure "$label.$mode.$r $iops"
+		done
+		r=$((r + 1))
+	done
+}
+
+# Value of KEY in `ferryctl tracker stats` output ("key: value" lines).
+stat_of() {
+	sed -n "s/^$2: *//p" "$1" | head -n1
+}
+
+# Dirty PCT % of the null_blk device's 4 KiB blocks, evenly spread (one
+# block in every 100/PCT), and report the tracker's memory for it.
+memory_at() {
+	pct=$1
+	dev=/dev/nullb0
+	skip=$(( (100 * 4 / pct) - 4 ))
+	blocks=$((GB * 262144 * pct / 100))
+	attach "$dev"
+	# number_ios: fio would otherwise wrap around until it wrote --size.
+	fio --name=stride --filename="$dev" --rw="write:${skip}k" --bs=4k --ioengine="$ENGINE" --iodepth=32 \
+		--direct=1 --size="${GB}G" --number_ios="$blocks" --output-format=terse \
+		>/dev/null 2>/tmp/fio.err ||
+		fail "stride write of $pct% failed: $(tail -n 3 /tmp/fio.err)"
+	ferryctl tracker stats "$dev" >/tmp/stats || fail "ferryctl tracker stats $dev failed"
+	mem=$(stat_of /tmp/stats memory_bytes)
+	dirty=$(stat_of /tmp/stats dirty_blocks)
+	[ -n "$mem" ] || fail "no memory_bytes in ferryctl tracker stats: $(cat /tmp/stats)"
+	figure "memory.$pct.memory_bytes $mem"
+	figure "memory.$pct.dirty_blocks ${dirty:-?}"
+	figure "memory.$pct.expected_blocks $blocks"
+	detach "$dev"
+}
+
+main() {
+	command -v ferryctl >/dev/null || fail "no ferryctl in the initramfs: run make userspace first"
+	insmod /ferry/ferry.ko || fail "insmod /ferry/ferry.ko failed"
+	modprobe null_blk nr_devices=1 gb="$GB" bs=4096 memory_backed=1 \
+		queue_mode=2 irqmode=0 hw_queue_depth=64 ||
+		fail "modprobe null_blk failed"
+	[ -b /dev/nullb0 ] || fail "no /dev/nullb0 after modprobe null_blk"
+	vd=${FERRY_DISKS%% *}
+	[ -b "$vd" ] || fail "no virtio disk (run with --disk)"
+	# Fill both devices first, so no run pays for first-touch allocation
+	# (null_blk pages, host file blocks).
+	t=$(now)
+	dd if=/dev/zero of=/dev/nullb0 bs=1M count=$((GB * 1024)) oflag=direct 2>/dev/null
+	dd if=/dev/zero of="$vd" bs=1M oflag=direct 2>/dev/null
+	figure "seconds.fill $(echo "$(now) $t" | awk '{ print $1 - $2 }')"
+	if ! fio --name=probe --filename=/dev/nullb0 --rw=randwrite --bs=4k --ioengine=io_uring \
+		--direct=1 --runtime=1 --time_based >/dev/null 2>&1; then
+		ENGINE=libaio
+	fi
+	figure "engine $ENGINE"
+	figure "cpus $(nproc)"
+	t=$(now)
+	measure /dev/nullb0 null_blk
+	measure "$vd" virtio
+	figure "seconds.iops $(echo "$(now) $t" | awk '{ print $1 - $2 }')"
+	t=$(now)
+	for pct in $(echo "$FRACTIONS" | tr ',' ' '); do
+		memory_at "$pct"
+	done
+	figure "seconds.memory $(echo "$(now) $t" | awk '{ print $1 - $2 }')"
+	echo "FERRY-RESULT PASS bench"
+}
+
+main

@@ -1,0 +1,145 @@
+#!/bin/bash
+# tests/kmod/bench.sh [SUITE...] — cost of change tracking (make bench-kmod).
+#
+# In a QEMU guest of each suite (default: $FERRY_BENCH_SUITES or bookworm;
+# one suite takes about 2 x ROUNDS x 2 x RUNTIME seconds plus ~2 minutes):
+#   - fio 4 KiB random writes, iodepth 32, O_DIRECT, io_uring (libaio if
+#     io_uring fails), time-based, on a memory-backed null_blk device and
+#     on a virtio disk, alternating tracking off / on (ferryctl tracker
+#     attach) in ABBA order: IOPS off, on and the ratio on/off (goal >= 0.97);
+#   - the module's memory (`ferryctl tracker stats` memory_bytes) after
+#     dirtying FRACTIONS percent of the null_blk device with a stride write
+#     (one 4 KiB block in every 100/PCT: the worst spread for the bitmap).
+# Prints one line per figure and writes $BUILD/bench/kmod.md.
+#
+# Environment: FERRY_BENCH_RUNTIME (20 s), FERRY_BENCH_ROUNDS (3),
+# FERRY_BENCH_GB (null_blk size, 1), FERRY_BENCH_FRACTIONS ("1 10"),
+# FERRY_BENCH_DISK (virtio disk, 1G), FERRY_BENCH_STRICT=1 (exit 1 when a
+# ratio misses the goal). TCG emulation makes absolute IOPS meaningless;
+# the ratio is what to read.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/vm/lib.sh
+. "$ROOT/scripts/vm/lib.sh"
+cd "$ROOT"
+
+BUILD=${BUILD:-build}
+export BUILD
+RUNTIME=${FERRY_BENCH_RUNTIME:-20}
+ROUNDS=${FERRY_BENCH_ROUNDS:-3}
+GB=${FERRY_BENCH_GB:-1}
+FRACTIONS=${FERRY_BENCH_FRACTIONS:-1 10}
+DISK=${FERRY_BENCH_DISK:-1G}
+GOAL=0.97
+MD="$BUILD/bench/kmod.md"
+
+# Value of a FERRY-BENCH figure in results file $1.
+fig() {
+	awk -v k="$2" '$1 == "FERRY-BENCH" && $2 == k { print $3; exit }' "$1" | tr -d '\r'
+}
+
+# Mean of the figures LABEL.MODE.* in results file $1.
+mean_of() {
+	tr -d '\r' <"$1" | awk -v p="$2.$3." '
+		$1 == "FERRY-BENCH" && index($2, p) == 1 { s += $3; n++ }
+		END { if (n) printf "%.0f", s / n }'
+}
+
+# The per-round figures, for the report: "off/on off/on ...".
+rounds_of() {
+	local res=$1 label=$2 r out=''
+	for ((r = 1; r <= ROUNDS; r++)); do
+		out="$out $(fig "$res" "$label.off.$r")/$(fig "$res" "$label.on.$r")"
+	done
+	echo "${out# }"
+}
+
+# Print and record the figures of one suite; return 1 if a goal is missed.
+report_suite() {
+	local suite=$1 res=$2 label off on ratio met rc=0 pct mem dirty exp
+	echo "| $suite | engine $(fig "$res" engine), $(fig "$res" cpus) vCPU, ${RUNTIME}s x $ROUNDS rounds | | | |" >>"$MD"
+	for label in null_blk virtio; do
+		off=$(mean_of "$res" "$label" off)
+		on=$(mean_of "$res" "$label" on)
+		ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }')
+		met=$(awk -v r="$ratio" -v g="$GOAL" 'BEGIN { print (r + 0 >= g) ? "met" : "MISSED" }')
+		[ "$met" = met ] || rc=1
+		echo "$suite $label IOPS tracking off: $off"
+		echo "$suite $label IOPS tracking on: $on"
+		echo "$suite $label ratio on/off: $ratio (goal >= $GOAL: $met)"
+		echo "| | $label (off/on per round: $(rounds_of "$res" "$label")) | $off | $on | $ratio ($met) |" >>"$MD"
+	done
+	for pct in $FRACTIONS; do
+		mem=$(fig "$res" "memory.$pct.memory_bytes")
+		dirty=$(fig "$res" "memory.$pct.dirty_blocks")
+		exp=$(fig "$res" "memory.$pct.expected_blocks")
+		echo "$suite module memory at $pct% dirty of ${GB} GiB: $mem bytes (dirty_blocks $dirty, expected $exp)"
+		echo "| | memory at $pct% of ${GB} GiB dirty (stride) | | | $mem bytes, dirty_blocks $dirty of $exp |" >>"$MD"
+	done
+	echo "| | guest time: fill $(fig "$res" seconds.fill)s, IOPS runs $(fig "$res" seconds.iops)s, memory runs $(fig "$res" seconds.memory)s | | | |" >>"$MD"
+	return "$rc"
+}
+
+bench_suite() {
+	local suite=$1 initrd res limit t
+	local -a bins=()
+	scripts/vm/build-kmod.sh --suite "$suite" --out "$BUILD/kmod/$suite" >/dev/null ||
+		die "ferry.ko does not build for $suite: see $BUILD/kmod/$suite/build.log"
+	for t in "$BUILD/bin/ferryctl" "$BUILD"/tests/kmod/bin/*; do
+		[ -f "$t" ] && [ -x "$t" ] && bins+=(--bin "$t")
+	done
+	[ -x "$BUILD/bin/ferryctl" ] || die "no $BUILD/bin/ferryctl: run make userspace first"
+	initrd="$BUILD/vm/$suite-bench.cpio.gz"
+	scripts/vm/initramfs.sh --suite "$suite" --out "$initrd" \
+		--ko "$BUILD/kmod/$suite/ferry.ko" "${bins[@]}" \
+		--tests tests/kmod/bench-guest >/dev/null ||
+		die "cannot build the benchmark initramfs for $suite (see above)"
+	# Two devices x rounds x two modes x runtime, fills, memory runs.
+	limit=$((2 * ROUNDS * 2 * (RUNTIME + 10) + 300))
+	res="$BUILD/vm-logs/$suite-bench.results"
+	info "$suite: benchmark guest, up to $((limit / 60)) minutes"
+	if ! scripts/vm/run.sh --suite "$suite" --initrd "$initrd" --test bench \
+		--disk "$DISK" --mem "$((GB + 2))G" --smp 2 --timeout "$limit" \
+		--args "$RUNTIME $ROUNDS $GB ${FRACTIONS// /,}" \
+		--log "$BUILD/vm-logs/$suite-bench.log"; then
+		echo "FAIL $suite/bench: the benchmark guest failed (see above)"
+		return 2
+	fi
+	report_suite "$suite" "$res"
+}
+
+main() {
+	local suite rc=0 r
+	local -a suites=("$@")
+	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${FERRY_BENCH_SUITES:-bookworm}"
+	scripts/deps.sh build vm
+	mkdir -p "$(dirname "$MD")"
+	{
+		echo "# ferry.ko tracking overhead ($(date -u +%Y-%m-%d))"
+		echo
+		echo "fio randwrite 4 KiB, iodepth 32, direct, ${RUNTIME}s per run; QEMU TCG"
+		echo "guests (software emulation: compare the columns, not the absolute IOPS)."
+		echo "Goal: IOPS with tracking >= $GOAL x without."
+		echo
+		echo "| kernel | device | IOPS off | IOPS on | on/off |"
+		echo "|---|---|---:|---:|---|"
+	} >"$MD"
+	for suite in "${suites[@]}"; do
+		r=0
+		bench_suite "$suite" || r=$?
+		case $r in
+		0) ;;
+		1) [ -z "${FERRY_BENCH_STRICT:-}" ] || rc=1 ;; # goal missed
+		*) rc=1 ;;                                      # no figures
+		esac
+	done
+	echo "report: $MD"
+	return "$rc"
+}
+
+# One compound command, parsed whole before it runs: bash reads a script
+# as it goes, and an edit of this file during a run must not be read.
+{
+	main "$@"
+	exit
+}

@@ -1,0 +1,176 @@
+#!/bin/bash
+# tests/kmod/run.sh [SUITE...] — the kernel module tests, in QEMU guests.
+#
+# For each suite (default: $KMOD_SUITES or "bookworm trixie"), in turn:
+#   1. build ferry.ko for the suite's Debian cloud kernel
+#      (scripts/vm/build-kmod.sh -> $BUILD/kmod/SUITE/ferry.ko);
+#   2. build one initramfs with it, the test binaries $BUILD/tests/kmod/bin/*
+#      and $BUILD/bin/ferryctl (whatever of them exists: `make userspace`
+#      builds them) and the guest tests tests/kmod/guest/;
+#   3. boot one guest per tests/kmod/guest/NAME.sh (scripts/vm/run.sh).
+#
+# A guest test has a header line in its first 20 lines (defaults shown;
+# any key may be left out, a .sh file without the line is a helper such as
+# lib.sh, not a test):
+#   # ferry-vm: disks=256M,64M mem=1G smp=2 timeout=600
+# and may add modules=name,name (kernel modules beyond the defaults) and
+# suites=bookworm,... (run only there). disks=none means no disk.
+# A file tests/kmod/guest/NAME.host next to it is run on the host (bash)
+# while the guest runs, with $FERRY_QMP etc. (see scripts/vm/run.sh).
+#
+# Environment: FERRY_TESTS="name ..." selects tests; FERRY_VM_JOBS=2 runs
+# two guests at once (each gets its own CPUs' worth of TCG threads; on a
+# 2-core machine that is slower per guest but faster overall);
+# FERRY_VERBOSE=1 streams the guests' consoles; BUILD (default build).
+# Prints PASS/FAIL lines, then "N passed, N failed"; exits 1 if any failed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/vm/lib.sh
+. "$ROOT/scripts/vm/lib.sh"
+cd "$ROOT"
+
+BUILD=${BUILD:-build}
+export BUILD
+# FERRY_GUEST_DIR: another directory of guest tests (to try the harness).
+GUEST_DIR=${FERRY_GUEST_DIR:-tests/kmod/guest}
+LOGS="$BUILD/vm-logs"
+PASSED=0
+FAILED=0
+
+# Count and print the PASS/FAIL lines of a finished test's output file.
+report() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		PASS\ *) PASSED=$((PASSED + 1)) ;;
+		FAIL\ *) FAILED=$((FAILED + 1)) ;;
+		esac
+		echo "$line"
+	done <"$1"
+}
+
+# Value of KEY in a test's "# ferry-vm:" header, or DEFAULT.
+header_value() {
+	local file=$1 key=$2 default=$3 v
+	v=$(head -n 20 "$file" | sed -n 's/^# *ferry-vm://p' | head -n1 |
+		tr -s '[:blank:]' '\n' | sed -n "s/^$key=//p" | head -n1)
+	echo "${v:-$default}"
+}
+
+# The tests to run: the guest scripts with a "# ferry-vm:" header (others,
+# like lib.sh, are helpers), or those of them named in FERRY_TESTS.
+list_tests() {
+	local f name
+	for f in "$GUEST_DIR"/*.sh; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f" .sh)
+		if ! head -n 20 "$f" | grep -q '^# *ferry-vm:'; then
+			[ -z "${FERRY_TESTS:-}" ] || ! [[ " $FERRY_TESTS " == *" $name "* ]] ||
+				info "$name.sh has no '# ferry-vm:' header line: not a test"
+			continue
+		fi
+		if [ -n "${FERRY_TESTS:-}" ] && ! [[ " $FERRY_TESTS " == *" $name "* ]]; then
+			continue
+		fi
+		echo "$name"
+	done
+}
+
+# Boot the guest of test NAME; its PASS/FAIL lines go to OUT.
+run_one() {
+	local suite=$1 name=$2 initrd=$3 out=$4 f d
+	local -a opts=()
+	f="$GUEST_DIR/$name.sh"
+	opts+=(--mem "$(header_value "$f" mem 1G)")
+	opts+=(--smp "$(header_value "$f" smp 2)")
+	opts+=(--timeout "$(header_value "$f" timeout 600)")
+	d=$(header_value "$f" disks 256M,64M)
+	if [ "$d" != none ]; then
+		for d in ${d//,/ }; do
+			opts+=(--disk "$d")
+		done
+	fi
+	[ ! -f "$GUEST_DIR/$name.host" ] || opts+=(--host "bash $(readlink -f "$GUEST_DIR/$name.host")")
+	scripts/vm/run.sh --suite "$suite" --initrd "$initrd" --test "$name" \
+		--log "$LOGS/$suite-$name.log" "${opts[@]}" >"$out" 2>&1 || :
+}
+
+run_suite() {
+	local suite=$1 t name initrd out jobs=${FERRY_VM_JOBS:-1} running=0 only
+	local -a bins=() tests=() outs=()
+	mkdir -p "$LOGS"
+	if ! scripts/vm/build-kmod.sh --suite "$suite" --out "$BUILD/kmod/$suite" \
+		>"$LOGS/$suite-build.out" 2>&1; then
+		echo "FAIL $suite/build: $(tail -n 25 "$LOGS/$suite-build.out")"
+		FAILED=$((FAILED + 1))
+		return
+	fi
+	for t in "$BUILD"/tests/kmod/bin/* "$BUILD/bin/ferryctl"; do
+		[ -f "$t" ] && [ -x "$t" ] && bins+=(--bin "$t")
+	done
+	# Modules the tests ask for, beyond initramfs.sh's defaults.
+	local mods='' name_mods
+	for name in $(list_tests); do
+		only=$(header_value "$GUEST_DIR/$name.sh" suites '')
+		if [ -n "$only" ] && ! [[ ",$only," == *",$suite,"* ]]; then
+			continue
+		fi
+		tests+=("$name")
+		name_mods=$(header_value "$GUEST_DIR/$name.sh" modules '')
+		mods="$mods ${name_mods//,/ }"
+	done
+	if [ ${#tests[@]} -eq 0 ]; then
+		info "$suite: no guest tests to run in $GUEST_DIR"
+		return
+	fi
+	initrd="$BUILD/vm/$suite.cpio.gz"
+	if ! scripts/vm/initramfs.sh --suite "$suite" --out "$initrd" \
+		--ko "$BUILD/kmod/$suite/ferry.ko" "${bins[@]}" \
+		--tests "$GUEST_DIR" --modules "$mods" >"$LOGS/$suite-initramfs.out" 2>&1; then
+		echo "FAIL $suite/initramfs: $(tail -n 5 "$LOGS/$suite-initramfs.out")"
+		FAILED=$((FAILED + 1))
+		return
+	fi
+	for name in "${tests[@]}"; do
+		out="$LOGS/$suite-$name.out"
+		outs+=("$out")
+		if [ "$jobs" -le 1 ]; then
+			run_one "$suite" "$name" "$initrd" "$out"
+			report "$out"
+			continue
+		fi
+		run_one "$suite" "$name" "$initrd" "$out" &
+		running=$((running + 1))
+		if [ "$running" -ge "$jobs" ]; then
+			wait -n || :
+			running=$((running - 1))
+		fi
+	done
+	if [ "$jobs" -gt 1 ]; then
+		wait || :
+		# Reported in the order of the tests, once all are done.
+		for out in "${outs[@]}"; do
+			report "$out"
+		done
+	fi
+}
+
+main() {
+	local suite
+	local -a suites=("$@")
+	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${KMOD_SUITES:-bookworm trixie}"
+	scripts/deps.sh build vm
+	for suite in "${suites[@]}"; do
+		info "suite $suite"
+		run_suite "$suite"
+	done
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
+
+# One compound command, parsed whole before it runs: bash reads a script
+# as it goes, and an edit of this file during a run must not be read.
+{
+	main "$@"
+	exit
+}
