@@ -234,7 +234,7 @@ static int tracker_attach(int argc, char **argv)
 	/* Report what the module chose when asked for the default. */
 	if (ferry_stats_get(&ctl, &dev, &st, &err) == 0)
 		a.granularity = st.granularity;
-	printf("attached %s: granularity %" PRIu64 ", generation %" PRIu64
+	printf("attached %s: granularity %" PRIu64 ", generation %016" PRIx64
 	       "\n", ferry_blkdev_label(&dev, label, sizeof(label)),
 	       a.granularity ? a.granularity : FERRY_GRAN_DEFAULT, gen);
 	ferry_ctl_close(&ctl);
@@ -337,7 +337,7 @@ static int tracker_drain(int argc, char **argv)
 	}
 	if (a.mode == OUT_JSON) {
 		/* Close the object even on failure so it stays valid JSON. */
-		printf("],\"generation\":%" PRIu64 ",\"sequence\":%" PRIu64
+		printf("],\"generation\":\"%016" PRIx64 "\",\"sequence\":%" PRIu64
 		       ",\"set_bytes\":%" PRIu64 ",\"nr_extents\":%" PRIu64
 		       ",\"bytes\":%" PRIu64 ",\"status\":",
 		       info.generation, info.sequence, info.set_bytes,
@@ -354,8 +354,8 @@ static int tracker_drain(int argc, char **argv)
 		return fail("%s", err.msg);
 	}
 	fprintf(stderr,
-		"drained %s: %" PRIu64 " extents, %" PRIu64 " bytes, generation %"
-		PRIu64 ", sequence %" PRIu64 ", status %s\n",
+		"drained %s: %" PRIu64 " extents, %" PRIu64 " bytes, generation %016"
+		PRIx64 ", sequence %" PRIu64 ", status %s\n",
 		ferry_blkdev_label(&dev, label, sizeof(label)), info.extents,
 		info.bytes, info.generation, info.sequence,
 		ferry_status_str(info.status, sbuf, sizeof(sbuf)));
@@ -371,7 +371,7 @@ static void print_stats_text(const struct ferry_blkdev *dev,
 
 	printf("device: %s\n", ferry_blkdev_label(dev, label, sizeof(label)));
 	printf("granularity: %" PRIu32 "\n", st->granularity);
-	printf("generation: %" PRIu64 "\n", (uint64_t)st->generation);
+	printf("generation: %016" PRIx64 "\n", (uint64_t)st->generation);
 	printf("size: %" PRIu64 "\n", (uint64_t)st->size);
 	printf("writes: %" PRIu64 "\n", (uint64_t)st->writes);
 	printf("write_bytes: %" PRIu64 "\n", (uint64_t)st->write_bytes);
@@ -390,7 +390,7 @@ static void print_stats_json(const struct ferry_blkdev *dev,
 	fputs("{\"device\":", stdout);
 	json_str(stdout, dev->name);
 	printf(",\"major\":%" PRIu32 ",\"minor\":%" PRIu32
-	       ",\"granularity\":%" PRIu32 ",\"generation\":%" PRIu64
+	       ",\"granularity\":%" PRIu32 ",\"generation\":\"%016" PRIx64 "\""
 	       ",\"size\":%" PRIu64 ",\"writes\":%" PRIu64
 	       ",\"write_bytes\":%" PRIu64 ",\"discards\":%" PRIu64
 	       ",\"dirty_blocks\":%" PRIu64 ",\"memory_bytes\":%" PRIu64
@@ -500,7 +500,7 @@ static int tracker_list(int argc, char **argv)
 			printf(" (%s)\n", ferry_strerror(FERRY_OP_STATS,
 							 err.errnum));
 		else
-			printf(" granularity %" PRIu32 " generation %" PRIu64
+			printf(" granularity %" PRIu32 " generation %016" PRIx64
 			       " dirty_blocks %" PRIu64 " status %s\n",
 			       st.granularity, (uint64_t)st.generation,
 			       (uint64_t)st.dirty_blocks,

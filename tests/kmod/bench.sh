@@ -7,13 +7,14 @@
 #     io_uring fails), time-based, on a memory-backed null_blk device and
 #     on a virtio disk, alternating tracking off / on (ferryctl tracker
 #     attach) in ABBA order: IOPS off, on and the ratio on/off (goal >= 0.97);
-#   - the module's memory (`ferryctl tracker stats` memory_bytes) after
-#     dirtying FRACTIONS percent of the null_blk device with a stride write
-#     (one 4 KiB block in every 100/PCT: the worst spread for the bitmap).
+#   - the module's memory (`ferryctl tracker stats` memory_bytes) on a
+#     1 TiB data-less null_blk disk: clean, 1 % written sequentially, 0.1 %
+#     of blocks written at random, one block in every 64 MiB (every bitmap
+#     chunk touched: the worst case), against a flat bitmap's 32 MiB.
 # Prints one line per figure and writes $BUILD/bench/kmod.md.
 #
 # Environment: FERRY_BENCH_RUNTIME (20 s), FERRY_BENCH_ROUNDS (3),
-# FERRY_BENCH_GB (null_blk size, 1), FERRY_BENCH_FRACTIONS ("1 10"),
+# FERRY_BENCH_GB (null_blk size, 1), FERRY_BENCH_BIG_GB (memory disk, 1024),
 # FERRY_BENCH_DISK (virtio disk, 1G), FERRY_BENCH_STRICT=1 (exit 1 when a
 # ratio misses the goal). TCG emulation makes absolute IOPS meaningless;
 # the ratio is what to read.
@@ -28,7 +29,7 @@ export BUILD
 RUNTIME=${FERRY_BENCH_RUNTIME:-20}
 ROUNDS=${FERRY_BENCH_ROUNDS:-3}
 GB=${FERRY_BENCH_GB:-1}
-FRACTIONS=${FERRY_BENCH_FRACTIONS:-1 10}
+BIG_GB=${FERRY_BENCH_BIG_GB:-1024}
 DISK=${FERRY_BENCH_DISK:-1G}
 GOAL=0.97
 MD="$BUILD/bench/kmod.md"
@@ -54,9 +55,18 @@ rounds_of() {
 	echo "${out# }"
 }
 
+case_text() {
+	case $1 in
+	clean) echo "clean" ;;
+	seq1pct) echo "1 % written sequentially" ;;
+	rand01pct) echo "0.1 % of 4 KiB blocks written at random" ;;
+	scatter64m) echo "one 4 KiB block in every 64 MiB (worst case)" ;;
+	esac
+}
+
 # Print and record the figures of one suite; return 1 if a goal is missed.
 report_suite() {
-	local suite=$1 res=$2 label off on ratio met rc=0 pct mem dirty exp
+	local suite=$1 res=$2 label off on ratio met rc=0 pct mem dirty
 	echo "| $suite | engine $(fig "$res" engine), $(fig "$res" cpus) vCPU, ${RUNTIME}s x $ROUNDS rounds | | | |" >>"$MD"
 	for label in null_blk virtio; do
 		off=$(mean_of "$res" "$label" off)
@@ -69,12 +79,14 @@ report_suite() {
 		echo "$suite $label ratio on/off: $ratio (goal >= $GOAL: $met)"
 		echo "| | $label (off/on per round: $(rounds_of "$res" "$label")) | $off | $on | $ratio ($met) |" >>"$MD"
 	done
-	for pct in $FRACTIONS; do
-		mem=$(fig "$res" "memory.$pct.memory_bytes")
-		dirty=$(fig "$res" "memory.$pct.dirty_blocks")
-		exp=$(fig "$res" "memory.$pct.expected_blocks")
-		echo "$suite module memory at $pct% dirty of ${GB} GiB: $mem bytes (dirty_blocks $dirty, expected $exp)"
-		echo "| | memory at $pct% of ${GB} GiB dirty (stride) | | | $mem bytes, dirty_blocks $dirty of $exp |" >>"$MD"
+	local flat case
+	flat=$(fig "$res" memory.flat_bytes)
+	for case in clean seq1pct rand01pct scatter64m; do
+		mem=$(fig "$res" "memory.$case.memory_bytes")
+		dirty=$(fig "$res" "memory.$case.dirty_blocks")
+		pct=$(awk -v m="$mem" -v f="$flat" 'BEGIN { if (f > 0) printf "%.2f", 100 * m / f }')
+		echo "$suite module memory on a ${BIG_GB} GiB disk, $(case_text "$case"): $mem bytes ($pct % of a flat bitmap's $flat; dirty_blocks $dirty)"
+		echo "| | memory, ${BIG_GB} GiB disk, $(case_text "$case") | | | $mem bytes = $pct % of flat ($dirty blocks dirty) |" >>"$MD"
 	done
 	echo "| | guest time: fill $(fig "$res" seconds.fill)s, IOPS runs $(fig "$res" seconds.iops)s, memory runs $(fig "$res" seconds.memory)s | | | |" >>"$MD"
 	return "$rc"
@@ -100,7 +112,7 @@ bench_suite() {
 	info "$suite: benchmark guest, up to $((limit / 60)) minutes"
 	if ! scripts/vm/run.sh --suite "$suite" --initrd "$initrd" --test bench \
 		--disk "$DISK" --mem "$((GB + 2))G" --smp 2 --timeout "$limit" \
-		--args "$RUNTIME $ROUNDS $GB ${FRACTIONS// /,}" \
+		--args "$RUNTIME $ROUNDS $GB $BIG_GB" \
 		--log "$BUILD/vm-logs/$suite-bench.log"; then
 		echo "FAIL $suite/bench: the benchmark guest failed (see above)"
 		return 2

@@ -2,19 +2,19 @@
 # Guest side of tests/kmod/bench.sh (busybox sh). Not a test: it lives
 # outside tests/kmod/guest/ so tests/kmod/run.sh does not pick it up.
 #
-# Arguments (ferry.args): RUNTIME ROUNDS NULLB_GB FRACTIONS
+# Arguments (ferry.args): RUNTIME ROUNDS NULLB_GB BIG_GB
 #   RUNTIME    seconds per fio run (20)
 #   ROUNDS     off/on pairs per device, alternating the order (3)
 #   NULLB_GB   size of the memory-backed null_blk device (1)
-#   FRACTIONS  percentages of that device to dirty for the memory figure,
-#              comma-separated (1,10)
+#   BIG_GB     size of the data-less null_blk disk for the memory figures
+#              (1024: a 1 TiB disk)
 # Prints "FERRY-BENCH key value" lines, then FERRY-RESULT PASS/FAIL bench.
 set -u
 
 RUNTIME=${1:-20}
 ROUNDS=${2:-3}
 GB=${3:-1}
-FRACTIONS=${4:-1,10}
+BIG_GB=${4:-1024}
 ENGINE=io_uring
 
 fail() {
@@ -73,27 +73,57 @@ stat_of() {
 	sed -n "s/^$2: *//p" "$1" | head -n1
 }
 
-# Dirty PCT % of the null_blk device's 4 KiB blocks, evenly spread (one
-# block in every 100/PCT), and report the tracker's memory for it.
-memory_at() {
-	pct=$1
-	dev=/dev/nullb0
-	skip=$(( (100 * 4 / pct) - 4 ))
-	blocks=$((GB * 262144 * pct / 100))
-	attach "$dev"
-	# number_ios: fio would otherwise wrap around until it wrote --size.
-	fio --name=stride --filename="$dev" --rw="write:${skip}k" --bs=4k --ioengine="$ENGINE" --iodepth=32 \
-		--direct=1 --size="${GB}G" --number_ios="$blocks" --output-format=terse \
-		>/dev/null 2>/tmp/fio.err ||
-		fail "stride write of $pct% failed: $(tail -n 3 /tmp/fio.err)"
-	ferryctl tracker stats "$dev" >/tmp/stats || fail "ferryctl tracker stats $dev failed"
+# A 1 TiB disk that stores nothing (null_blk without memory backing, made
+# through configfs): the memory figures are for a big server disk, not for
+# the small devices a guest can afford to hold.
+big_device() {
+	mount -t configfs none /sys/kernel/config 2>/dev/null || :
+	d=/sys/kernel/config/nullb/ferrybig
+	[ -d /sys/kernel/config/nullb ] || fail "null_blk has no configfs directory"
+	mkdir "$d" || fail "cannot create a null_blk device through configfs"
+	echo $((BIG_GB * 1024)) >"$d/size"
+	echo 4096 >"$d/blocksize"
+	echo 0 >"$d/memory_backed"
+	echo 2 >"$d/queue_mode"
+	echo 1 >"$d/power"
+	BIG=/dev/nullb$(cat "$d/index")
+	[ -b "$BIG" ] || fail "no $BIG after powering the configfs null_blk on"
+}
+
+# memory_case NAME FIO-ARGS...: attach BIG, run fio with the arguments (none:
+# nothing written), report memory_bytes and dirty_blocks, detach.
+memory_case() {
+	name=$1
+	shift
+	attach "$BIG"
+	if [ $# -gt 0 ]; then
+		fio --name="$name" --filename="$BIG" --ioengine="$ENGINE" \
+			--iodepth=32 --direct=1 --output-format=terse "$@" \
+			>/dev/null 2>/tmp/fio.err ||
+			fail "fio for memory case $name failed: $(tail -n 3 /tmp/fio.err)"
+	fi
+	ferryctl tracker stats "$BIG" >/tmp/stats || fail "ferryctl tracker stats $BIG failed"
 	mem=$(stat_of /tmp/stats memory_bytes)
-	dirty=$(stat_of /tmp/stats dirty_blocks)
 	[ -n "$mem" ] || fail "no memory_bytes in ferryctl tracker stats: $(cat /tmp/stats)"
-	figure "memory.$pct.memory_bytes $mem"
-	figure "memory.$pct.dirty_blocks ${dirty:-?}"
-	figure "memory.$pct.expected_blocks $blocks"
-	detach "$dev"
+	figure "memory.$name.memory_bytes $mem"
+	figure "memory.$name.dirty_blocks $(stat_of /tmp/stats dirty_blocks)"
+	detach "$BIG"
+}
+
+memory_cases() {
+	big_device
+	figure "memory.disk_bytes $((BIG_GB * 1073741824))"
+	# A flat bitmap at 4 KiB would cost one bit per block, always.
+	figure "memory.flat_bytes $((BIG_GB * 1073741824 / 4096 / 8))"
+	memory_case clean
+	# 1 % of the disk written in one sequential region, 1 MiB requests.
+	memory_case seq1pct --rw=write --bs=1M --size=$((BIG_GB * 1024 / 100))M
+	# 0.1 % of 4 KiB blocks at random over the whole disk.
+	memory_case rand01pct --rw=randwrite --bs=4k --norandommap \
+		--number_ios=$((BIG_GB * 262144 / 1000)) --size="${BIG_GB}G"
+	# One 4 KiB block in every 64 MiB: every bitmap chunk of the disk is
+	# touched, the worst case for the sparse bitmap.
+	memory_case scatter64m --rw=write:65532k --bs=4k --size="${BIG_GB}G"
 }
 
 main() {
@@ -122,9 +152,7 @@ main() {
 	measure "$vd" virtio
 	figure "seconds.iops $(echo "$(now) $t" | awk '{ print $1 - $2 }')"
 	t=$(now)
-	for pct in $(echo "$FRACTIONS" | tr ',' ' '); do
-		memory_at "$pct"
-	done
+	memory_cases
 	figure "seconds.memory $(echo "$(now) $t" | awk '{ print $1 - $2 }')"
 	echo "FERRY-RESULT PASS bench"
 }

@@ -109,7 +109,7 @@ ferryctl tracker drain /dev/vda --json >"$WORK/drain.json" 2>/dev/null
 sed 's/^/    | /' "$WORK/stats.json"
 check "$T/ferryctl-json" sh -c "
 	grep -q '^{\"device\":\"/dev/vda\",\"major\":[0-9]*,.*\"granularity\":4096,.*\"status\":\[\],\"status_bits\":0}$' '$WORK/stats.json' &&
-	grep -q '^{\"device\":\"/dev/vda\",.*\"extents\":\[\[[0-9]*,[0-9]*\]\(,\[[0-9]*,[0-9]*\]\)*\],\"generation\":[0-9]*,.*\"status\":\[\]}$' '$WORK/drain.json' ||
+	grep -q '^{\"device\":\"/dev/vda\",.*\"extents\":\[\[[0-9]*,[0-9]*\]\(,\[[0-9]*,[0-9]*\]\)*\],\"generation\":\"[0-9a-f]\{16\}\",.*\"status\":\[\]}$' '$WORK/drain.json' ||
 	{ echo 'ferryctl --json output is not the expected one-line object'; false; }"
 ferry-writer --count 20 --seed 13 --ops direct --range "$RAW_OFF:$RAW_LEN" \
 	--log "$WORK/fmt.log" /dev/vda >/dev/null 2>&1

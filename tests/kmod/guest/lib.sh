@@ -160,7 +160,7 @@ stat_field() {
 # busybox ash may lack pipefail, and ferryctl's status must count.)
 attach() {
 	_out=$(ferryctl tracker attach "$1" ${2:+--granularity "$2"}) || return 1
-	echo "$_out" | sed -n 's/.*generation \([0-9][0-9]*\)$/\1/p'
+	echo "$_out" | sed -n 's/.*generation \([0-9a-f][0-9a-f]*\)$/\1/p'
 }
 
 # drain_to FILE DEV: drain DEV into FILE; ferryctl's summary line is
