@@ -52,9 +52,9 @@ struct ferry_tracker {
 	u64 held_bytes;
 	u64 drains;
 
-	/* Keep reporting overflow until then: see ferry_note_unwrapped(). */
+	/* Report overflow until then (jiffies): see ferry_hold_overflow(). */
 	unsigned long overflow_until;
-	bool overflow_hold;
+	struct module *owner;		/* the disk's driver, pinned */
 	int missed_seen;		/* ferry_hook_missed() when attached */
 	atomic64_t overflows;
 	struct ferry_pcpu_stats __percpu *stats;
@@ -65,7 +65,7 @@ extern struct mutex ferry_lock;
 int ferry_tracker_attach(dev_t devt, u32 granularity, u64 *generation);
 int ferry_tracker_detach(dev_t devt);
 void ferry_tracker_detach_all(void);
-int ferry_tracker_drain(struct ferry_drain *arg);
+int ferry_tracker_drain(struct ferry_drain *arg, void __user *uarg);
 int ferry_tracker_stats(struct ferry_stats *arg);
 int ferry_tracker_list(struct ferry_dev *devs, u32 max, u32 *nr);
 void ferry_mark_submit(struct bio *bio, struct gendisk *disk, sector_t sector,

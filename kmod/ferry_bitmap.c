@@ -8,6 +8,7 @@
 #include <linux/bitops.h>
 #include <linux/rcupdate.h>
 #include <linux/minmax.h>
+#include <linux/sched.h>
 
 #include "ferry_bitmap.h"
 
@@ -288,6 +289,9 @@ int ferry_bitmap_for_each_run(struct ferry_bitmap *bm, u64 from,
 
 	xa_for_each_start(&bm->chunks, idx, entry, from >> FERRY_CHUNK_SHIFT) {
 		u64 base = (u64)idx << FERRY_CHUNK_SHIFT;
+
+		/* Process context only: a 64 TiB set has a million chunks. */
+		cond_resched();
 		unsigned long len = ferry_chunk_len(bm, idx);
 		unsigned long bit = from > base ? from - base : 0;
 		struct ferry_chunk *chunk = entry;

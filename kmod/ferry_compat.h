@@ -62,29 +62,46 @@ static inline void ferry_bdev_close(struct ferry_bdev_ref *ref)
 #endif
 }
 
-/* Wait until every request already queued on @q has completed. */
-static inline void ferry_queue_drain_inflight(struct request_queue *q)
+/*
+ * Wait until every request already queued on @q has completed, for at most
+ * @timeout jiffies; false if it did not drain in time.
+ */
+static inline bool ferry_queue_drain_inflight(struct request_queue *q,
+					      unsigned long timeout)
 {
 #if defined(FERRY_HAVE_BLK_MQ_FREEZE_QUEUE_MEMFLAGS)
+	/* Kernels that track memalloc flags across a freeze: unbounded. */
 	unsigned int memflags = blk_mq_freeze_queue(q);
 
 	blk_mq_unfreeze_queue(q, memflags);
+	return true;
 #else
-	blk_mq_freeze_queue(q);
+	bool drained;
+
+	blk_freeze_queue_start(q);
+	drained = blk_mq_freeze_queue_wait_timeout(q, timeout) > 0;
 	blk_mq_unfreeze_queue(q);
+	return drained;
 #endif
 }
 
 /*
  * The first argument of the hooked function.  Newer kernels expose it from
- * the lightweight ftrace_regs; older ones need the full pt_regs, which the
- * ops then asks for with FTRACE_OPS_FL_SAVE_REGS.
+ * the lightweight ftrace_regs through an accessor, 5.11-6.x x86 kernels in
+ * its embedded pt_regs; others need the full pt_regs, which the ops then
+ * asks for with FTRACE_OPS_FL_SAVE_REGS (slower: every register saved).
  */
 #if defined(FERRY_HAVE_FTRACE_REGS_GET_ARGUMENT)
 #define FERRY_FTRACE_OPS_FLAGS	0
 static inline unsigned long ferry_ftrace_arg0(struct ftrace_regs *fregs)
 {
 	return ftrace_regs_get_argument(fregs, 0);
+}
+#elif defined(FERRY_HAVE_FTRACE_REGS_PT_REGS)
+#define FERRY_FTRACE_OPS_FLAGS	0
+static inline unsigned long ferry_ftrace_arg0(struct ftrace_regs *fregs)
+{
+	return regs_get_kernel_argument(&fregs->regs, 0);
 }
 #else
 #define FERRY_FTRACE_OPS_FLAGS	FTRACE_OPS_FL_SAVE_REGS

@@ -85,7 +85,6 @@ static long ferry_ioc_detach(unsigned int cmd, void __user *uarg)
 static long ferry_ioc_drain(unsigned int cmd, void __user *uarg)
 {
 	struct ferry_drain d;
-	int ret;
 
 	if (copy_from_user(&d, uarg, sizeof(d)))
 		return -EFAULT;
@@ -108,10 +107,8 @@ static long ferry_ioc_drain(unsigned int cmd, void __user *uarg)
 				    d.major, d.minor);
 		return -EFAULT;
 	}
-	ret = ferry_tracker_drain(&d);
-	if (ret)
-		return ret;
-	return copy_to_user(uarg, &d, sizeof(d)) ? -EFAULT : 0;
+	/* Copies the answer out itself, before it commits the page. */
+	return ferry_tracker_drain(&d, uarg);
 }
 
 static long ferry_ioc_stats(unsigned int cmd, void __user *uarg)

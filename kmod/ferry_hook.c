@@ -27,6 +27,8 @@
 #include <linux/wait.h>
 #include <linux/atomic.h>
 #include <linux/trace_recursion.h>
+#include <linux/workqueue.h>
+#include <linux/percpu.h>
 
 #include "ferry.h"
 #include "ferry_compat.h"
@@ -38,41 +40,79 @@ struct ferry_bio_ctx {
 	struct gendisk *disk;
 	sector_t sector;
 	unsigned int nr_sects;
+	/* Only when the completion is handed to ferry_wq: */
+	struct bio *bio;
+	struct work_struct work;
 };
 
 static struct kmem_cache *ferry_ctx_cache;
 static mempool_t *ferry_ctx_pool;
+static struct workqueue_struct *ferry_wq;
 static unsigned int ferry_hook_users;	/* ferry_lock */
 static atomic_t ferry_inflight = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(ferry_inflight_wq);
 /* Bumped whenever the callback had to skip a bio (recursion). */
 static atomic_t ferry_missed = ATOMIC_INIT(0);
 
+/*
+ * bio_endio() walks a chain of bios (discard and zero-out chains, iomap
+ * writeback) in a loop, but only while it sees bio_chain_endio(); a wrapped
+ * child turns each link into a nested call.  Past this depth the rest of
+ * the chain completes from a workqueue instead of the interrupt stack.
+ */
+#define FERRY_ENDIO_MAX_DEPTH	8
+static DEFINE_PER_CPU(unsigned int, ferry_endio_depth);
+
 static unsigned int ferry_ctx_reserve = 4096;
 module_param_named(ctx_reserve, ferry_ctx_reserve, uint, 0444);
 MODULE_PARM_DESC(ctx_reserve,
 		 "Completion records kept in reserve for writes under memory pressure (default 4096)");
 
+/* The submitter's completion; the last thing ferry does for a bio. */
+static void ferry_finish_bio(struct bio *bio)
+{
+	if (bio->bi_end_io)
+		bio->bi_end_io(bio);
+	/* Module exit waits for this count, then for RCU tasks. */
+	if (atomic_dec_and_test(&ferry_inflight))
+		wake_up_all(&ferry_inflight_wq);
+}
+
+static void ferry_end_io_work(struct work_struct *work)
+{
+	struct ferry_bio_ctx *ctx = container_of(work, struct ferry_bio_ctx,
+						 work);
+	struct bio *bio = ctx->bio;
+
+	mempool_free(ctx, ferry_ctx_pool);
+	ferry_finish_bio(bio);
+}
+
 static void ferry_bio_end_io(struct bio *bio)
 {
 	struct ferry_bio_ctx *ctx = bio->bi_private;
+	unsigned int depth;
 
 	bio->bi_end_io = ctx->end_io;
 	bio->bi_private = ctx->private;
+	/* Marked before anyone can learn that the write completed. */
 	ferry_mark_range(ctx->disk, ctx->sector, ctx->nr_sects);
-	mempool_free(ctx, ferry_ctx_pool);
 
-	/*
-	 * The read-side section covers the return into this module after
-	 * the submitter's handler: module exit waits for it (see
-	 * ferry_hook_exit()).
-	 */
-	rcu_read_lock();
-	if (bio->bi_end_io)
-		bio->bi_end_io(bio);
-	if (atomic_dec_and_test(&ferry_inflight))
-		wake_up_all(&ferry_inflight_wq);
-	rcu_read_unlock();
+	/* The depth is this CPU's stack's: stay on it until we unwind. */
+	preempt_disable();
+	depth = this_cpu_inc_return(ferry_endio_depth);
+	if (depth > FERRY_ENDIO_MAX_DEPTH) {
+		this_cpu_dec(ferry_endio_depth);
+		preempt_enable();
+		ctx->bio = bio;
+		INIT_WORK(&ctx->work, ferry_end_io_work);
+		queue_work(ferry_wq, &ctx->work);
+		return;
+	}
+	mempool_free(ctx, ferry_ctx_pool);
+	ferry_finish_bio(bio);
+	this_cpu_dec(ferry_endio_depth);
+	preempt_enable();
 }
 
 /* Does this request change the device's data, and if so is it a range? */
@@ -210,16 +250,25 @@ void ferry_hook_put(void)
 
 int ferry_hook_init(void)
 {
+	/* WQ_MEM_RECLAIM: writeback completions must progress under pressure. */
+	ferry_wq = alloc_workqueue("ferry_endio", WQ_MEM_RECLAIM | WQ_HIGHPRI,
+				   0);
+	if (!ferry_wq)
+		return -ENOMEM;
 	ferry_ctx_cache = KMEM_CACHE(ferry_bio_ctx, 0);
 	if (!ferry_ctx_cache)
-		return -ENOMEM;
+		goto err_wq;
 	ferry_ctx_pool = mempool_create_slab_pool(ferry_ctx_reserve,
 						  ferry_ctx_cache);
-	if (!ferry_ctx_pool) {
-		kmem_cache_destroy(ferry_ctx_cache);
-		return -ENOMEM;
-	}
+	if (!ferry_ctx_pool)
+		goto err_cache;
 	return 0;
+
+err_cache:
+	kmem_cache_destroy(ferry_ctx_cache);
+err_wq:
+	destroy_workqueue(ferry_wq);
+	return -ENOMEM;
 }
 
 void ferry_hook_exit(void)
@@ -227,11 +276,17 @@ void ferry_hook_exit(void)
 	/*
 	 * Trackers are gone and the hook is removed, so no bio gets a new
 	 * record; bios still in flight hold records and will call
-	 * ferry_bio_end_io(), which lives in this module: wait for them.
+	 * ferry_bio_end_io(), which lives in this module: wait for them...
 	 */
 	wait_event(ferry_inflight_wq, !atomic_read(&ferry_inflight));
-	/* ...and for the last of them to leave its read-side section. */
+	/*
+	 * ...and for the last of them to return out of this module's text:
+	 * RCU Tasks waits until every task has switched voluntarily, which a
+	 * task preempted on the way out has not yet done.
+	 */
 	synchronize_rcu();
+	synchronize_rcu_tasks();
+	destroy_workqueue(ferry_wq);
 	mempool_destroy(ferry_ctx_pool);
 	kmem_cache_destroy(ferry_ctx_cache);
 }

@@ -24,6 +24,7 @@
 #include <linux/uaccess.h>
 #include <linux/log2.h>
 #include <linux/minmax.h>
+#include <linux/device.h>
 
 #include "ferry.h"
 #include "ferry_bitmap.h"
@@ -83,6 +84,18 @@ static void ferry_flag_overflow(struct ferry_tracker *t,
 }
 
 /*
+ * A write may complete unrecorded (no completion record, or in flight
+ * across attach): report overflow on every drain for long enough that the
+ * rescan this triggers reads the blocks after such a write has completed.
+ */
+static void ferry_hold_overflow(struct ferry_tracker *t)
+{
+	unsigned int secs = clamp(ferry_overflow_hold_secs, 30U, 3600U);
+
+	WRITE_ONCE(t->overflow_until, jiffies + (unsigned long)secs * HZ);
+}
+
+/*
  * Called from the hook, in the submitter's context with preemption off,
  * under rcu_read_lock().  Counts the request; when the completion wrapper
  * could not be attached it marks now and keeps reporting overflow long
@@ -109,9 +122,7 @@ void ferry_mark_submit(struct bio *bio, struct gendisk *disk, sector_t sector,
 			struct ferry_bitmap *bm = rcu_dereference(t->active);
 
 			ferry_bitmap_mark(bm, first, last);
-			WRITE_ONCE(t->overflow_until, jiffies +
-				   ferry_overflow_hold_secs * HZ);
-			WRITE_ONCE(t->overflow_hold, true);
+			ferry_hold_overflow(t);
 			ferry_flag_overflow(t, bm);
 		}
 	}
@@ -148,6 +159,8 @@ static void ferry_tracker_free(struct ferry_tracker *t)
 	free_percpu(t->stats);
 	if (t->bdev)
 		put_device(&t->bdev->bd_device);
+	/* After put_device(): releasing the disk may call into its driver. */
+	module_put(t->owner);
 	kfree(t);
 }
 
@@ -244,10 +257,19 @@ int ferry_tracker_attach(dev_t devt, u32 gran, u64 *generation)
 	t->missed_seen = ferry_hook_missed();
 	/*
 	 * Keep the device structure (not the device) alive: a disk removed
-	 * while tracked stays a valid key until it is detached.
+	 * while tracked stays a valid key until it is detached.  Releasing it
+	 * calls the driver's ->free_disk(), so the driver stays loaded too.
 	 */
+	if (!try_module_get(bdev->bd_disk->fops->owner)) {
+		ferry_tracker_free(t);
+		ferry_hook_put();
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	t->owner = bdev->bd_disk->fops->owner;
 	get_device(&bdev->bd_device);
 	t->bdev = bdev;
+	t->overflow_until = jiffies;
 
 	list_add_tail(&t->node, &ferry_trackers);
 	hash_add_rcu(ferry_disk_hash, &t->hnode, (unsigned long)t->disk);
@@ -258,8 +280,18 @@ int ferry_tracker_attach(dev_t devt, u32 gran, u64 *generation)
 	 * write in flight at attach time cannot complete unrecorded after
 	 * the agent's initial copy read the old data.
 	 */
-	if (queue_is_mq(t->disk->queue))
-		ferry_queue_drain_inflight(t->disk->queue);
+	if (!queue_is_mq(t->disk->queue) ||
+	    !ferry_queue_drain_inflight(t->disk->queue, 30 * HZ)) {
+		/*
+		 * A bio-based device has no queue to wait on, and a queue
+		 * that does not drain in time (error recovery, no path) must
+		 * not hang every ioctl: treat what was in flight as unrecorded.
+		 */
+		ferry_hold_overflow(t);
+		pr_info("%u:%u: writes in flight at attach cannot be waited for; reporting overflow for %u s so that they are rescanned\n",
+			MAJOR(devt), MINOR(devt),
+			clamp(ferry_overflow_hold_secs, 30U, 3600U));
+	}
 
 	*generation = t->generation;
 	pr_info("%u:%u: tracking %llu bytes at %u-byte granularity, generation %016llx\n",
@@ -316,18 +348,15 @@ static u32 ferry_device_status(struct ferry_tracker *t)
 {
 	u32 status = 0;
 
-	if (!disk_live(t->disk))
+	/* A partition deleted (or re-created by a re-read) is gone too. */
+	if (!disk_live(t->disk) || !device_is_registered(&t->bdev->bd_device))
 		status |= FERRY_STATUS_GONE;
 	else if (bdev_nr_sectors(t->bdev) != t->nr_sects)
 		status |= FERRY_STATUS_RESIZED;
 	if (ferry_hook_missed() != t->missed_seen)
 		status |= FERRY_STATUS_OVERFLOW;
-	if (READ_ONCE(t->overflow_hold)) {
-		if (time_before(jiffies, READ_ONCE(t->overflow_until)))
-			status |= FERRY_STATUS_OVERFLOW;
-		else
-			WRITE_ONCE(t->overflow_hold, false);
-	}
+	if (time_before(jiffies, READ_ONCE(t->overflow_until)))
+		status |= FERRY_STATUS_OVERFLOW;
 	return status;
 }
 
@@ -399,7 +428,7 @@ static int ferry_take_set(struct ferry_tracker *t)
 	return 0;
 }
 
-int ferry_tracker_drain(struct ferry_drain *arg)
+int ferry_tracker_drain(struct ferry_drain *arg, void __user *uarg)
 {
 	dev_t devt = MKDEV(arg->major, arg->minor);
 	struct ferry_emit e = { .ubuf = u64_to_user_ptr(arg->extents),
@@ -447,15 +476,23 @@ int ferry_tracker_drain(struct ferry_drain *arg)
 	arg->generation = t->generation;
 	arg->nr_extents = e.nr;
 	arg->set_bytes = t->held_bytes;
+	arg->cursor = ret > 0 ? e.stop : 0;
+	if (ret > 0)
+		arg->status |= FERRY_STATUS_MORE;
+	/*
+	 * Hand the answer over before committing: if the caller cannot
+	 * receive it, the set stays held at the old cursor.
+	 */
+	if (copy_to_user(uarg, arg, sizeof(*arg))) {
+		ret = -EFAULT;
+		goto out;
+	}
 	if (ret > 0) {
 		/* The buffer is full: page on from e.stop next time. */
 		t->held_cursor = e.stop;
-		arg->cursor = e.stop;
-		arg->status |= FERRY_STATUS_MORE;
 	} else {
 		ferry_bitmap_free(t->held);
 		t->held = NULL;
-		arg->cursor = 0;
 	}
 	ret = 0;
 out:
@@ -490,7 +527,10 @@ int ferry_tracker_stats(struct ferry_stats *arg)
 		arg->discards += READ_ONCE(st->discards);
 	}
 	bm = rcu_dereference_protected(t->active, lockdep_is_held(&ferry_lock));
+	/* Chunks of the active set are freed after a grace period. */
+	rcu_read_lock();
 	arg->dirty_blocks = ferry_bitmap_weight_racy(bm);
+	rcu_read_unlock();
 	arg->memory_bytes = ferry_bitmap_memory(bm) + sizeof(*t);
 	arg->status = ferry_device_status(t);
 	if (atomic_read(&bm->overflow))

@@ -13,6 +13,8 @@
 #                  the suite's build chroot, with OUTDIR/src bind-mounted
 #                  there for the duration of the build only.
 # --src DIR replaces kmod/ (to try the harness on another module).
+# The harness builds with -Werror (KCFLAGS); DKMS on a user's kernel does
+# not, where a new compiler's warning must not stop the install.
 set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -58,7 +60,7 @@ source_stamp() {
 build_native() {
 	local src=$1 kdir=$2 log=$3
 	[ -d "$kdir" ] || die "no kernel headers in $kdir: install them or use --suite"
-	make -C "$src" KDIR="$kdir" -j"$(nproc)" >"$log" 2>&1
+	make -C "$src" KDIR="$kdir" KCFLAGS=-Werror -j"$(nproc)" >"$log" 2>&1
 }
 
 # Build in CHROOT: OUTDIR/src appears at /build/<name> inside.
@@ -69,7 +71,7 @@ build_chroot() {
 	# The mountpoint is ours to remove; chroot_run unmounts what it mounted.
 	trap 'rmdir "$mnt" 2>/dev/null || :' EXIT
 	chroot_run "$chroot" --bind "$src" "/build/${mnt##*/}" \
-		make -C "/build/${mnt##*/}" KDIR="$kdir" -j"$(nproc)" >"$log" 2>&1 || rc=$?
+		make -C "/build/${mnt##*/}" KDIR="$kdir" KCFLAGS=-Werror -j"$(nproc)" >"$log" 2>&1 || rc=$?
 	rmdir "$mnt" 2>/dev/null || :
 	trap - EXIT
 	return "$rc"

@@ -86,8 +86,10 @@ big_device() {
 	echo 0 >"$d/memory_backed"
 	echo 2 >"$d/queue_mode"
 	echo 1 >"$d/power"
+	# Newer kernels name the disk after the configfs directory.
 	BIG=/dev/nullb$(cat "$d/index")
-	[ -b "$BIG" ] || fail "no $BIG after powering the configfs null_blk on"
+	[ -b "$BIG" ] || BIG=/dev/${d##*/}
+	[ -b "$BIG" ] || fail "no block device after powering the configfs null_blk on"
 }
 
 # memory_case NAME FIO-ARGS...: attach BIG, run fio with the arguments (none:
@@ -123,7 +125,8 @@ memory_cases() {
 		--number_ios=$((BIG_GB * 262144 / 1000)) --size="${BIG_GB}G"
 	# One 4 KiB block in every 64 MiB: every bitmap chunk of the disk is
 	# touched, the worst case for the sparse bitmap.
-	memory_case scatter64m --rw=write:65532k --bs=4k --size="${BIG_GB}G"
+	memory_case scatter64m --rw=write:65532k --bs=4k --size="${BIG_GB}G" \
+		--number_ios=$((BIG_GB * 16))
 }
 
 main() {

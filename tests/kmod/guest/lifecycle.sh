@@ -141,6 +141,16 @@ if losetup "$LOOP" "$WORK/loop.img"; then
 	check "$T/loop-reattach" sh -c "losetup '$LOOP' '$WORK/loop.img' &&
 		ferryctl tracker attach '$LOOP' &&
 		ferryctl tracker detach '$LOOP' && losetup -d '$LOOP'"
+	# The tracker keeps the disk's structure alive, whose release calls
+	# into its driver: the driver must not unload under it.
+	if grep -q '^loop ' /proc/modules; then
+		losetup "$LOOP" "$WORK/loop.img"
+		attach "$LOOP" >/dev/null
+		losetup -d "$LOOP"
+		expect_fail "$T/loop-driver-pinned" "loop" rmmod loop
+		check "$T/loop-driver-detach" ferryctl tracker detach "$LOOP"
+		check "$T/loop-driver-unloads" wait_for 10 rmmod loop
+	fi
 else
 	fail "$T/loop-attach" "losetup $LOOP $WORK/loop.img failed"
 fi
@@ -148,6 +158,23 @@ fi
 # ------------------------------------------------------------------------
 step "ferry-badargs on /dev/vdc"
 check "$T/badargs" ferry-badargs /dev/vdc
+
+# ------------------------------------------------------------------------
+# blkdiscard splits a range into a chain of bios, one per discard_max_bytes;
+# each completes through ferry's record, so a long chain must neither
+# overflow the stack nor lose a link.
+step "a discard chain of 16384 bios on /dev/vdc"
+q=/sys/block/vdc/queue
+if [ -w $q/discard_max_bytes ] && [ "$(cat $q/discard_max_bytes)" -gt 0 ]; then
+	echo 4096 >$q/discard_max_bytes
+	attach /dev/vdc >/dev/null
+	check "$T/discard-chain" blkdiscard -o 0 -l 67108864 /dev/vdc
+	check "$T/discard-chain-drained" sh -c \
+		"ferryctl tracker drain /dev/vdc 2>/dev/null | grep -qx '0 67108864'"
+	ferryctl tracker detach /dev/vdc >/dev/null
+else
+	info "vdc has no discard support: skipped"
+fi
 
 # ------------------------------------------------------------------------
 step "hot-remove /dev/vdb while tracked and written"
