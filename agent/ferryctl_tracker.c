@@ -89,20 +89,16 @@ static void json_str(FILE *f, const char *s)
 
 static void json_status(FILE *f, uint32_t status)
 {
-	static const struct {
-		uint32_t bit;
-		const char *name;
-	} names[] = {
-		{ FERRY_STATUS_OVERFLOW, "overflow" },
-		{ FERRY_STATUS_GONE, "gone" },
-		{ FERRY_STATUS_RESIZED, "resized" },
-	};
 	bool first = true;
 
 	fputc('[', f);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (status & names[i].bit) {
-			fprintf(f, "%s\"%s\"", first ? "" : ",", names[i].name);
+	/* "more" is paging state, not a property of the set. */
+	status &= ~FERRY_STATUS_MORE;
+	for (unsigned int i = 0; i < 32; i++) {
+		const char *name = ferry_status_bit_name(1u << i);
+
+		if ((status & (1u << i)) && name) {
+			fprintf(f, "%s\"%s\"", first ? "" : ",", name);
 			first = false;
 		}
 	}
@@ -141,6 +137,17 @@ static int open_ctl(struct ferry_ctl *ctl)
 	if (ferry_ctl_open(ctl, NULL, &err) < 0)
 		return fail("%s", err.msg);
 	return EXIT_OK;
+}
+
+/* Resolve the device argument, then open the control device. */
+static int open_dev_ctl(const char *arg, struct ferry_blkdev *dev,
+			struct ferry_ctl *ctl)
+{
+	struct ferry_err err;
+
+	if (ferry_blkdev_resolve(arg, dev, &err) < 0)
+		return fail("%s", err.msg);
+	return open_ctl(ctl);
 }
 
 /*
@@ -221,9 +228,7 @@ static int tracker_attach(int argc, char **argv)
 			    &a);
 	if (rc >= 0)
 		return rc;
-	if (ferry_blkdev_resolve(a.dev, &dev, &err) < 0)
-		return fail("%s", err.msg);
-	rc = open_ctl(&ctl);
+	rc = open_dev_ctl(a.dev, &dev, &ctl);
 	if (rc)
 		return rc;
 	if (ferry_attach(&ctl, &dev, (uint32_t)a.granularity, &gen,
@@ -254,9 +259,7 @@ static int tracker_detach(int argc, char **argv)
 			    &a);
 	if (rc >= 0)
 		return rc;
-	if (ferry_blkdev_resolve(a.dev, &dev, &err) < 0)
-		return fail("%s", err.msg);
-	rc = open_ctl(&ctl);
+	rc = open_dev_ctl(a.dev, &dev, &ctl);
 	if (rc)
 		return rc;
 	rc = ferry_detach(&ctl, &dev, &err);
@@ -313,9 +316,7 @@ static int tracker_drain(int argc, char **argv)
 	if (a.mode == OUT_RAW && isatty(STDOUT_FILENO))
 		return usage_error("tracker drain",
 				   "--raw writes binary records: redirect stdout to a file or pipe");
-	if (ferry_blkdev_resolve(a.dev, &dev, &err) < 0)
-		return fail("%s", err.msg);
-	rc = open_ctl(&ctl);
+	rc = open_dev_ctl(a.dev, &dev, &ctl);
 	if (rc)
 		return rc;
 
@@ -418,9 +419,7 @@ static int tracker_stats(int argc, char **argv)
 			    &a);
 	if (rc >= 0)
 		return rc;
-	if (ferry_blkdev_resolve(a.dev, &dev, &err) < 0)
-		return fail("%s", err.msg);
-	rc = open_ctl(&ctl);
+	rc = open_dev_ctl(a.dev, &dev, &ctl);
 	if (rc)
 		return rc;
 	rc = ferry_stats_get(&ctl, &dev, &st, &err);

@@ -286,6 +286,8 @@ void ferry_hook_exit(void)
 	 */
 	synchronize_rcu();
 	synchronize_rcu_tasks();
+	/* The hook is unregistered: free its (emptied) filter hash. */
+	ftrace_free_filter(&ferry_ftrace_ops);
 	destroy_workqueue(ferry_wq);
 	mempool_destroy(ferry_ctx_pool);
 	kmem_cache_destroy(ferry_ctx_cache);

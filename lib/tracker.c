@@ -447,17 +447,24 @@ int ferry_parse_bytes(const char *s, uint64_t *out)
 	return -1;
 }
 
+const char *ferry_status_bit_name(uint32_t bit)
+{
+	switch (bit) {
+	case FERRY_STATUS_OVERFLOW:
+		return "overflow";
+	case FERRY_STATUS_GONE:
+		return "gone";
+	case FERRY_STATUS_RESIZED:
+		return "resized";
+	case FERRY_STATUS_MORE:
+		return "more";
+	default:
+		return NULL;
+	}
+}
+
 const char *ferry_status_str(uint32_t status, char *buf, size_t len)
 {
-	static const struct {
-		uint32_t bit;
-		const char *name;
-	} names[] = {
-		{ FERRY_STATUS_OVERFLOW, "overflow" },
-		{ FERRY_STATUS_GONE, "gone" },
-		{ FERRY_STATUS_RESIZED, "resized" },
-		{ FERRY_STATUS_MORE, "more" },
-	};
 	size_t used = 0;
 
 	if (!len)
@@ -467,13 +474,15 @@ const char *ferry_status_str(uint32_t status, char *buf, size_t len)
 		snprintf(buf, len, "ok");
 		return buf;
 	}
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!(status & names[i].bit))
+	for (unsigned int i = 0; i < 32; i++) {
+		const char *name = ferry_status_bit_name(1u << i);
+
+		if (!(status & (1u << i)) || !name)
 			continue;
-		status &= ~names[i].bit;
+		status &= ~(1u << i);
 		if (used < len)
 			used += snprintf(buf + used, len - used, "%s%s",
-					 used ? "," : "", names[i].name);
+					 used ? "," : "", name);
 	}
 	if (status && used < len)
 		snprintf(buf + used, len - used, "%s0x%" PRIx32,

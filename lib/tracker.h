@@ -149,5 +149,7 @@ int ferry_parse_bytes(const char *s, uint64_t *out);
  * Returns buf.
  */
 const char *ferry_status_str(uint32_t status, char *buf, size_t len);
+/* The name of one FERRY_STATUS_* bit ("overflow", ...), NULL if unknown. */
+const char *ferry_status_bit_name(uint32_t bit);
 
 #endif /* FERRY_TRACKER_H */
