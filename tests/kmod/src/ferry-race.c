@@ -453,6 +453,23 @@ static void setup_tracker(struct race *r)
 	}
 	if (ferry_stats_get(&r->ctl, &r->dev, &st, &err) < 0)
 		kt_die("%s", err.msg);
+	/*
+	 * A device the module could not quiesce at attach (bio-based, like
+	 * device-mapper) reports overflow for its hold period: writes that
+	 * were in flight then must be rescanned.  Nothing was writing here,
+	 * so wait the hold out, as an agent would before its rescan.
+	 */
+	for (int waited = 0; st.status & FERRY_STATUS_OVERFLOW; waited++) {
+		if (waited == 0)
+			printf("ferry-race: %s reports overflow after attach (writes in flight could not be waited for); waiting for the hold to end\n",
+			       r->dev_path);
+		if (waited >= 3700)
+			kt_die("%s still reports overflow after %d s",
+			       r->dev_path, waited);
+		sleep(1);
+		if (ferry_stats_get(&r->ctl, &r->dev, &st, &err) < 0)
+			kt_die("%s", err.msg);
+	}
 	r->gran = st.granularity;
 	r->generation = st.generation;
 }
