@@ -68,11 +68,12 @@ void ferry_tracker_detach_all(void);
 int ferry_tracker_drain(struct ferry_drain *arg, void __user *uarg);
 int ferry_tracker_stats(struct ferry_stats *arg);
 int ferry_tracker_list(struct ferry_dev *devs, u32 max, u32 *nr);
-void ferry_mark_submit(struct bio *bio, struct gendisk *disk, sector_t sector,
-		       unsigned int nr_sects, bool wrapped);
+bool ferry_count_submit(struct bio *bio, struct gendisk *disk,
+			sector_t sector, unsigned int nr_sects);
+void ferry_mark_unwrapped(struct gendisk *disk, sector_t sector,
+			  unsigned int nr_sects);
 void ferry_mark_range(struct gendisk *disk, sector_t sector,
 		      unsigned int nr_sects);
-bool ferry_disk_tracked(struct gendisk *disk);
 
 /* ferry_hook.c */
 int ferry_hook_init(void);

@@ -249,12 +249,6 @@ u64 ferry_bitmap_weight(struct ferry_bitmap *bm, u64 from)
 	return sum;
 }
 
-u64 ferry_bitmap_weight_racy(struct ferry_bitmap *bm)
-{
-	/* xa_for_each() is RCU-safe; the counts may be a little stale. */
-	return ferry_bitmap_weight(bm, 0);
-}
-
 struct ferry_run {
 	u64 start, end;		/* pending run [start, end), empty if equal */
 	ferry_run_fn fn;

@@ -10,9 +10,9 @@
  * Marking is lock-free against other markers and may run in any context
  * (the submission hook, bio completion in hard or soft interrupt), so it
  * only allocates with GFP_ATOMIC from a reserved pool.  Everything else
- * (weight, extents, merge, free) requires that no marker can reach the
- * bitmap any more: the tracker swaps in a fresh bitmap and waits for an RCU
- * grace period before it reads the old one.
+ * but a statistics snapshot of the weight requires that no marker can reach
+ * the bitmap any more: the tracker swaps in a fresh bitmap and waits for an
+ * RCU grace period before it reads the old one.
  */
 #ifndef FERRY_BITMAP_H
 #define FERRY_BITMAP_H
@@ -44,15 +44,14 @@ void ferry_bitmap_free(struct ferry_bitmap *bm);
 /* Mark blocks [first, last]; returns -ENOMEM and flags overflow on failure. */
 int ferry_bitmap_mark(struct ferry_bitmap *bm, u64 first, u64 last);
 
-/* Quiescent bitmaps only, from here on. */
+/* Set bits from @from on; on a live bitmap under rcu_read_lock() too. */
 u64 ferry_bitmap_weight(struct ferry_bitmap *bm, u64 from);
+
+/* Quiescent bitmaps only, from here on. */
 int ferry_bitmap_for_each_run(struct ferry_bitmap *bm, u64 from,
 			      ferry_run_fn fn, void *arg);
 int ferry_bitmap_merge(struct ferry_bitmap *dst, struct ferry_bitmap *src,
 		       u64 from);
 size_t ferry_bitmap_memory(struct ferry_bitmap *bm);
-
-/* Approximate, safe to call while markers run (for statistics). */
-u64 ferry_bitmap_weight_racy(struct ferry_bitmap *bm);
 
 #endif /* FERRY_BITMAP_H */

@@ -134,15 +134,21 @@ static bool ferry_bio_changes_data(struct bio *bio)
 static void ferry_track_bio(struct bio *bio)
 {
 	struct block_device *bdev = bio->bi_bdev;
-	struct ferry_bio_ctx *ctx = NULL;
+	struct ferry_bio_ctx *ctx;
 	struct gendisk *disk;
 	sector_t sector;
 	unsigned int nr;
-	bool wrapped;
 
 	if (!bdev || !ferry_bio_changes_data(bio))
 		return;
 	disk = bdev->bd_disk;
+	/*
+	 * The remainder of a split, resubmitted: the record taken at first
+	 * submission already covers (and counted) the whole original range.
+	 */
+	if (bio->bi_end_io == ferry_bio_end_io &&
+	    ((struct ferry_bio_ctx *)bio->bi_private)->disk == disk)
+		return;
 	sector = bio->bi_iter.bi_sector;
 	/* A bio resubmitted after a split was remapped to the disk already. */
 	if (bdev_is_partition(bdev) && !bio_flagged(bio, BIO_REMAPPED))
@@ -150,37 +156,25 @@ static void ferry_track_bio(struct bio *bio)
 	nr = bio_sectors(bio);
 
 	rcu_read_lock();
-	if (!ferry_disk_tracked(disk))
+	if (!ferry_count_submit(bio, disk, sector, nr))
 		goto out;
-
-	if (bio->bi_end_io == ferry_bio_end_io) {
-		ctx = bio->bi_private;
-		/*
-		 * The remainder of a split, resubmitted: the record taken at
-		 * first submission already covers the whole original range.
-		 */
-		if (ctx->disk == disk) {
-			rcu_read_unlock();
-			return;
-		}
-	}
 	/*
 	 * A new record, or one more for a bio a driver remapped in place to
 	 * another disk (md): records nest and unwind in order.
 	 */
 	ctx = mempool_alloc(ferry_ctx_pool, GFP_ATOMIC | __GFP_NOWARN);
-	wrapped = ctx != NULL;
-	if (ctx) {
-		ctx->end_io = bio->bi_end_io;
-		ctx->private = bio->bi_private;
-		ctx->disk = disk;
-		ctx->sector = sector;
-		ctx->nr_sects = nr;
-		atomic_inc(&ferry_inflight);
-		bio->bi_private = ctx;
-		bio->bi_end_io = ferry_bio_end_io;
+	if (!ctx) {
+		ferry_mark_unwrapped(disk, sector, nr);
+		goto out;
 	}
-	ferry_mark_submit(bio, disk, sector, nr, wrapped);
+	ctx->end_io = bio->bi_end_io;
+	ctx->private = bio->bi_private;
+	ctx->disk = disk;
+	ctx->sector = sector;
+	ctx->nr_sects = nr;
+	atomic_inc(&ferry_inflight);
+	bio->bi_private = ctx;
+	bio->bi_end_io = ferry_bio_end_io;
 out:
 	rcu_read_unlock();
 }

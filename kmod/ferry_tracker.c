@@ -50,15 +50,6 @@ static struct ferry_tracker *ferry_find(dev_t devt)
 	return NULL;
 }
 
-bool ferry_disk_tracked(struct gendisk *disk)
-{
-	struct ferry_tracker *t;
-
-	ferry_for_each_disk_tracker(t, disk)
-		return true;
-	return false;
-}
-
 /* The part of [sector, sector + nr) inside @t, in blocks; false if none. */
 static bool ferry_blocks(struct ferry_tracker *t, sector_t sector,
 			 unsigned int nr, u64 *first, u64 *last)
@@ -97,34 +88,51 @@ static void ferry_hold_overflow(struct ferry_tracker *t)
 
 /*
  * Called from the hook, in the submitter's context with preemption off,
- * under rcu_read_lock().  Counts the request; when the completion wrapper
- * could not be attached it marks now and keeps reporting overflow long
- * enough for the write to complete before the agent's rescan reads it.
+ * under rcu_read_lock(): count the request on every tracker it overlaps.
+ * Returns false when it overlaps none, so the bio needs no record.
  */
-void ferry_mark_submit(struct bio *bio, struct gendisk *disk, sector_t sector,
-		       unsigned int nr_sects, bool wrapped)
+bool ferry_count_submit(struct bio *bio, struct gendisk *disk,
+			sector_t sector, unsigned int nr_sects)
 {
 	enum req_op op = bio_op(bio);
 	struct ferry_tracker *t;
 	u64 first, last;
+	bool tracked = false;
 
 	ferry_for_each_disk_tracker(t, disk) {
 		struct ferry_pcpu_stats *st;
 
 		if (!ferry_blocks(t, sector, nr_sects, &first, &last))
 			continue;
+		tracked = true;
 		st = this_cpu_ptr(t->stats);
 		st->writes++;
 		st->write_bytes += (u64)nr_sects << SECTOR_SHIFT;
 		if (op != REQ_OP_WRITE && op != REQ_OP_ZONE_APPEND)
 			st->discards++;
-		if (!wrapped) {
-			struct ferry_bitmap *bm = rcu_dereference(t->active);
+	}
+	return tracked;
+}
 
-			ferry_bitmap_mark(bm, first, last);
-			ferry_hold_overflow(t);
-			ferry_flag_overflow(t, bm);
-		}
+/*
+ * The bio could not be given a completion record: mark it now and keep
+ * reporting overflow long enough for the write to complete before the
+ * agent's rescan reads it.  Same context as ferry_count_submit().
+ */
+void ferry_mark_unwrapped(struct gendisk *disk, sector_t sector,
+			  unsigned int nr_sects)
+{
+	struct ferry_tracker *t;
+	u64 first, last;
+
+	ferry_for_each_disk_tracker(t, disk) {
+		struct ferry_bitmap *bm = rcu_dereference(t->active);
+
+		if (!ferry_blocks(t, sector, nr_sects, &first, &last))
+			continue;
+		ferry_bitmap_mark(bm, first, last);
+		ferry_hold_overflow(t);
+		ferry_flag_overflow(t, bm);
 	}
 }
 
@@ -527,9 +535,12 @@ int ferry_tracker_stats(struct ferry_stats *arg)
 		arg->discards += READ_ONCE(st->discards);
 	}
 	bm = rcu_dereference_protected(t->active, lockdep_is_held(&ferry_lock));
-	/* Chunks of the active set are freed after a grace period. */
+	/*
+	 * Markers may be setting bits meanwhile (the count is a snapshot)
+	 * and replacing chunks, which are freed after a grace period.
+	 */
 	rcu_read_lock();
-	arg->dirty_blocks = ferry_bitmap_weight_racy(bm);
+	arg->dirty_blocks = ferry_bitmap_weight(bm, 0);
 	rcu_read_unlock();
 	arg->memory_bytes = ferry_bitmap_memory(bm) + sizeof(*t);
 	arg->status = ferry_device_status(t);

@@ -52,65 +52,25 @@ static int reserve(struct extent_set *s, size_t want)
 	return 0;
 }
 
-/* First index whose range ends at or after pos (i.e. touches or follows). */
-static size_t first_end_ge(const struct extent_set *s, uint64_t pos)
-{
-	size_t lo = 0, hi = s->n;
+enum extent_key { BY_START, BY_END };
+enum extent_cmp { GT, GE };
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->v[mid].end < pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* First index whose range ends strictly after pos. */
-static size_t first_end_gt(const struct extent_set *s, uint64_t pos)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->v[mid].end <= pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* First index at or after from whose range starts strictly after pos. */
-static size_t first_start_gt(const struct extent_set *s, size_t from,
-			     uint64_t pos)
+/*
+ * First index at or after @from whose start (or end) is greater than @pos
+ * (GT), or greater or equal (GE).  The ranges are sorted and disjoint, so
+ * their starts and their ends both increase and one binary search serves.
+ */
+static size_t first_index(const struct extent_set *s, size_t from,
+			  enum extent_key key, enum extent_cmp cmp,
+			  uint64_t pos)
 {
 	size_t lo = from, hi = s->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+		uint64_t k = key == BY_END ? s->v[mid].end : s->v[mid].start;
 
-		if (s->v[mid].start <= pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* First index at or after from whose range starts at or after pos. */
-static size_t first_start_ge(const struct extent_set *s, size_t from,
-			     uint64_t pos)
-{
-	size_t lo = from, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->v[mid].start < pos)
+		if (k < pos || (k == pos && cmp == GT))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -130,8 +90,8 @@ int extent_set_add(struct extent_set *s, uint64_t off, uint64_t len)
 	end = off + len;
 
 	/* Ranges [i, j) overlap or touch [off, end) and get merged. */
-	i = first_end_ge(s, off);
-	j = first_start_gt(s, i, end);
+	i = first_index(s, 0, BY_END, GE, off);
+	j = first_index(s, i, BY_START, GT, end);
 
 	if (i == j) {
 		int err = reserve(s, s->n + 1);
@@ -169,8 +129,8 @@ int extent_set_remove(struct extent_set *s, uint64_t off, uint64_t len)
 	end = off + len;
 
 	/* Ranges [i, j) share at least one byte with [off, end). */
-	i = first_end_gt(s, off);
-	j = first_start_ge(s, i, end);
+	i = first_index(s, 0, BY_END, GT, off);
+	j = first_index(s, i, BY_START, GE, end);
 	if (i == j)
 		return 0;
 
@@ -313,7 +273,7 @@ bool extent_set_contains(const struct extent_set *s, uint64_t off,
 	if (off > UINT64_MAX - len)
 		return false;
 	/* Ranges are coalesced, so one range must hold all of it. */
-	i = first_end_gt(s, off);
+	i = first_index(s, 0, BY_END, GT, off);
 	return i < s->n && s->v[i].start <= off && s->v[i].end >= off + len;
 }
 
@@ -326,7 +286,7 @@ bool extent_set_overlaps(const struct extent_set *s, uint64_t off,
 	if (!len)
 		return false;
 	end = off > UINT64_MAX - len ? UINT64_MAX : off + len;
-	i = first_end_gt(s, off);
+	i = first_index(s, 0, BY_END, GT, off);
 	return i < s->n && s->v[i].start < end;
 }
 

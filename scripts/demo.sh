@@ -4,26 +4,18 @@
 # extents and the tracker's statistics.  (The full migration demo comes with
 # the agent, replicator and control plane.)
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/vm/lib.sh
-. "$ROOT/scripts/vm/lib.sh"
-cd "$ROOT"
+. "$(dirname "$0")/vm/lib.sh"
+cd "$FERRY_ROOT"
 
-BUILD=${BUILD:-build}
-export BUILD
 SUITE=${SUITE:-bookworm}
 OUT="$BUILD/demo"
 mkdir -p "$OUT"
 
 scripts/deps.sh build vm
-info "building ferry.ko for the $SUITE kernel"
-scripts/vm/build-kmod.sh --suite "$SUITE" --out "$BUILD/kmod/$SUITE" \
-	>"$OUT/build.out" 2>&1 || die "module build failed: see $OUT/build.out"
-info "building the guest's initramfs"
-scripts/vm/initramfs.sh --suite "$SUITE" --out "$OUT/initrd.cpio.gz" \
-	--ko "$BUILD/kmod/$SUITE/ferry.ko" --bin "$BUILD/bin/ferryctl" \
-	--tests scripts/demo >"$OUT/initramfs.out" 2>&1 ||
-	die "initramfs build failed: see $OUT/initramfs.out"
+info "building ferry.ko and the guest's initramfs for the $SUITE kernel"
+guest_image "$SUITE" "$OUT/initrd.cpio.gz" scripts/demo "$OUT/prepare.out" ||
+	die "the guest image could not be built (see above)"
 
 info "booting the guest (QEMU, software emulation: about a minute)"
 log="$OUT/$SUITE-tracker.log"

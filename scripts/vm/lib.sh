@@ -20,6 +20,9 @@ FERRY_FLAVOUR=${FERRY_FLAVOUR:-cloud-amd64}
 # 0 forces a refresh, FERRY_OFFLINE=1 never refreshes a present index.
 FERRY_APT_MAX_AGE=${FERRY_APT_MAX_AGE:-43200}
 export DEBIAN_FRONTEND=noninteractive
+# Build products, relative to the repository root unless absolute.
+BUILD=${BUILD:-build}
+export BUILD
 
 die() {
 	echo "ferry-vm: $*" >&2
@@ -330,4 +333,37 @@ with_lock() {
 # Seconds since the epoch with a tenth, for timing reports.
 now_s() {
 	date +%s.%1N
+}
+
+# ---------------------------------------------------------------------------
+# Guest images
+
+# guest_image SUITE INITRD TESTS_DIR LOG [MODULES]: build ferry.ko for the
+# SUITE kernel ($BUILD/kmod/SUITE) and the initramfs INITRD holding it,
+# ferryctl, the guest test programs and TESTS_DIR (run from the repository
+# root).  Both steps write to LOG; on failure, says which one on stderr and
+# returns 1.
+guest_image() {
+	local suite=$1 initrd=$2 tests=$3 log=$4 want=${5:-} t
+	local -a bins=() mods=()
+	[ -z "${want// /}" ] || mods=(--modules "$want")
+	[ -x "$BUILD/bin/ferryctl" ] || {
+		echo "no $BUILD/bin/ferryctl: run make userspace first" >&2
+		return 1
+	}
+	mkdir -p "$(dirname "$log")" "$(dirname "$initrd")"
+	"$FERRY_VM_DIR/build-kmod.sh" --suite "$suite" \
+		--out "$BUILD/kmod/$suite" >"$log" 2>&1 || {
+		echo "ferry.ko does not build for $suite: see $log" >&2
+		return 1
+	}
+	for t in "$BUILD/bin/ferryctl" "$BUILD"/tests/kmod/bin/*; do
+		[ -f "$t" ] && [ -x "$t" ] && bins+=(--bin "$t")
+	done
+	"$FERRY_VM_DIR/initramfs.sh" --suite "$suite" --out "$initrd" \
+		--ko "$BUILD/kmod/$suite/ferry.ko" "${bins[@]}" \
+		--tests "$tests" "${mods[@]}" >>"$log" 2>&1 || {
+		echo "cannot build the initramfs for $suite: see $log" >&2
+		return 1
+	}
 }

@@ -20,13 +20,10 @@
 # ratio misses the goal). TCG emulation makes absolute IOPS meaningless;
 # the ratio is what to read.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=scripts/vm/lib.sh
-. "$ROOT/scripts/vm/lib.sh"
-cd "$ROOT"
+. "$(dirname "$0")/../../scripts/vm/lib.sh"
+cd "$FERRY_ROOT"
 
-BUILD=${BUILD:-build}
-export BUILD
 RUNTIME=${FERRY_BENCH_RUNTIME:-12}
 ROUNDS=${FERRY_BENCH_ROUNDS:-5}
 GB=${FERRY_BENCH_GB:-1}
@@ -109,19 +106,11 @@ report_suite() {
 }
 
 bench_suite() {
-	local suite=$1 initrd res limit t
-	local -a bins=()
-	scripts/vm/build-kmod.sh --suite "$suite" --out "$BUILD/kmod/$suite" >/dev/null ||
-		die "ferry.ko does not build for $suite: see $BUILD/kmod/$suite/build.log"
-	for t in "$BUILD/bin/ferryctl" "$BUILD"/tests/kmod/bin/*; do
-		[ -f "$t" ] && [ -x "$t" ] && bins+=(--bin "$t")
-	done
-	[ -x "$BUILD/bin/ferryctl" ] || die "no $BUILD/bin/ferryctl: run make userspace first"
+	local suite=$1 initrd res limit
 	initrd="$BUILD/vm/$suite-bench.cpio.gz"
-	scripts/vm/initramfs.sh --suite "$suite" --out "$initrd" \
-		--ko "$BUILD/kmod/$suite/ferry.ko" "${bins[@]}" \
-		--tests tests/kmod/bench-guest >/dev/null ||
-		die "cannot build the benchmark initramfs for $suite (see above)"
+	guest_image "$suite" "$initrd" tests/kmod/bench-guest \
+		"$BUILD/vm-logs/$suite-bench-prepare.out" ||
+		die "the benchmark guest for $suite could not be built (see above)"
 	# Two devices x rounds x two modes x runtime, fills, memory runs.
 	limit=$((2 * ROUNDS * 2 * (RUNTIME + 10) + 300))
 	res="$BUILD/vm-logs/$suite-bench.results"

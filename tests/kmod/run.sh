@@ -24,13 +24,10 @@
 # FERRY_VERBOSE=1 streams the guests' consoles; BUILD (default build).
 # Prints PASS/FAIL lines, then "N passed, N failed"; exits 1 if any failed.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=scripts/vm/lib.sh
-. "$ROOT/scripts/vm/lib.sh"
-cd "$ROOT"
+. "$(dirname "$0")/../../scripts/vm/lib.sh"
+cd "$FERRY_ROOT"
 
-BUILD=${BUILD:-build}
-export BUILD
 # FERRY_GUEST_DIR: another directory of guest tests (to try the harness).
 GUEST_DIR=${FERRY_GUEST_DIR:-tests/kmod/guest}
 LOGS="$BUILD/vm-logs"
@@ -96,18 +93,9 @@ run_one() {
 }
 
 run_suite() {
-	local suite=$1 t name initrd out jobs=${FERRY_VM_JOBS:-1} running=0 only
-	local -a bins=() tests=() outs=()
+	local suite=$1 name initrd out jobs=${FERRY_VM_JOBS:-1} running=0 only
+	local -a tests=() outs=()
 	mkdir -p "$LOGS"
-	if ! scripts/vm/build-kmod.sh --suite "$suite" --out "$BUILD/kmod/$suite" \
-		>"$LOGS/$suite-build.out" 2>&1; then
-		echo "FAIL $suite/build: $(tail -n 25 "$LOGS/$suite-build.out")"
-		FAILED=$((FAILED + 1))
-		return
-	fi
-	for t in "$BUILD"/tests/kmod/bin/* "$BUILD/bin/ferryctl"; do
-		[ -f "$t" ] && [ -x "$t" ] && bins+=(--bin "$t")
-	done
 	# Modules the tests ask for, beyond initramfs.sh's defaults.
 	local mods='' name_mods
 	for name in $(list_tests); do
@@ -124,10 +112,9 @@ run_suite() {
 		return
 	fi
 	initrd="$BUILD/vm/$suite.cpio.gz"
-	if ! scripts/vm/initramfs.sh --suite "$suite" --out "$initrd" \
-		--ko "$BUILD/kmod/$suite/ferry.ko" "${bins[@]}" \
-		--tests "$GUEST_DIR" --modules "$mods" >"$LOGS/$suite-initramfs.out" 2>&1; then
-		echo "FAIL $suite/initramfs: $(tail -n 5 "$LOGS/$suite-initramfs.out")"
+	if ! guest_image "$suite" "$initrd" "$GUEST_DIR" "$LOGS/$suite-prepare.out" \
+		"$mods" 2>"$LOGS/$suite-prepare.err"; then
+		echo "FAIL $suite/prepare: $(cat "$LOGS/$suite-prepare.err") $(tail -n 25 "$LOGS/$suite-prepare.out")"
 		FAILED=$((FAILED + 1))
 		return
 	fi

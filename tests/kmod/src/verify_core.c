@@ -71,8 +71,18 @@ static bool only_blanks(const char *s)
 	return !*s;
 }
 
-int verify_add_log(struct verify_data *d, const struct verify_cfg *cfg,
-		   FILE *f, const char *name, char *err, size_t errlen)
+/*
+ * One "[TAG] OFFSET LENGTH" record per line ('#' comments and blank lines
+ * skipped), each handed to @fn; @format names the expected line in errors.
+ */
+typedef int (*record_fn)(struct verify_data *d, const struct verify_cfg *cfg,
+			 const char *name, unsigned long lineno, uint64_t off,
+			 uint64_t len, char *err, size_t errlen);
+
+static int read_records(struct verify_data *d, const struct verify_cfg *cfg,
+			FILE *f, const char *name, bool tagged,
+			const char *format, record_fn fn, char *err,
+			size_t errlen)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -81,53 +91,28 @@ int verify_add_log(struct verify_data *d, const struct verify_cfg *cfg,
 
 	while (getline(&line, &cap, f) >= 0) {
 		const char *p = line;
-		uint64_t off, len, r_off, r_len;
+		uint64_t off, len;
 
 		lineno++;
 		if (skip_line(line))
 			continue;
-		/* The operation tag: one word, then offset and length. */
-		while (isspace((unsigned char)*p))
-			p++;
-		while (*p && !isspace((unsigned char)*p))
-			p++;
-		if (parse_u64(&p, &off) || parse_u64(&p, &len)) {
-			set_err(err, errlen,
-				"%s:%lu: expected 'OP OFFSET LENGTH ...' (a ferry-writer log)",
-				name, lineno);
+		if (tagged) {
+			/* The operation tag: one word before the numbers. */
+			while (isspace((unsigned char)*p))
+				p++;
+			while (*p && !isspace((unsigned char)*p))
+				p++;
+		}
+		if (parse_u64(&p, &off) || parse_u64(&p, &len) ||
+		    (!tagged && !only_blanks(p))) {
+			set_err(err, errlen, "%s:%lu: expected %s", name,
+				lineno, format);
 			ret = -1;
 			break;
 		}
-		if (off > UINT64_MAX - cfg->shift ||
-		    off + cfg->shift > UINT64_MAX - len) {
-			set_err(err, errlen,
-				"%s:%lu: offset %" PRIu64 " + shift %" PRIu64
-				" + length %" PRIu64 " overflows", name,
-				lineno, off, cfg->shift, len);
-			ret = -1;
+		ret = fn(d, cfg, name, lineno, off, len, err, errlen);
+		if (ret)
 			break;
-		}
-		off += cfg->shift;
-		if (cfg->size && off + len > cfg->size) {
-			set_err(err, errlen,
-				"%s:%lu: logged range %" PRIu64 "+%" PRIu64
-				" ends past the device size %" PRIu64
-				" (wrong --shift, --base-offset or --size?)",
-				name, lineno, off, len, cfg->size);
-			ret = -1;
-			break;
-		}
-		d->log_ops++;
-		d->log_bytes += len;
-		if (!extent_round_out(off, len, cfg->gran, cfg->size, &r_off,
-				      &r_len))
-			continue;
-		if (extent_set_add(&d->logged, r_off, r_len) < 0) {
-			set_err(err, errlen, "%s:%lu: out of memory", name,
-				lineno);
-			ret = -1;
-			break;
-		}
 	}
 	if (!ret && ferror(f)) {
 		set_err(err, errlen, "%s: read error: %s", name,
@@ -136,6 +121,48 @@ int verify_add_log(struct verify_data *d, const struct verify_cfg *cfg,
 	}
 	free(line);
 	return ret;
+}
+
+static int add_logged(struct verify_data *d, const struct verify_cfg *cfg,
+		      const char *name, unsigned long lineno, uint64_t off,
+		      uint64_t len, char *err, size_t errlen)
+{
+	uint64_t r_off, r_len;
+
+	if (off > UINT64_MAX - cfg->shift ||
+	    off + cfg->shift > UINT64_MAX - len) {
+		set_err(err, errlen,
+			"%s:%lu: offset %" PRIu64 " + shift %" PRIu64
+			" + length %" PRIu64 " overflows", name, lineno, off,
+			cfg->shift, len);
+		return -1;
+	}
+	off += cfg->shift;
+	if (cfg->size && off + len > cfg->size) {
+		set_err(err, errlen,
+			"%s:%lu: logged range %" PRIu64 "+%" PRIu64
+			" ends past the device size %" PRIu64
+			" (wrong --shift, --base-offset or --size?)",
+			name, lineno, off, len, cfg->size);
+		return -1;
+	}
+	d->log_ops++;
+	d->log_bytes += len;
+	if (!extent_round_out(off, len, cfg->gran, cfg->size, &r_off, &r_len))
+		return 0;
+	if (extent_set_add(&d->logged, r_off, r_len) < 0) {
+		set_err(err, errlen, "%s:%lu: out of memory", name, lineno);
+		return -1;
+	}
+	return 0;
+}
+
+int verify_add_log(struct verify_data *d, const struct verify_cfg *cfg,
+		   FILE *f, const char *name, char *err, size_t errlen)
+{
+	return read_records(d, cfg, f, name, true,
+			    "'OP OFFSET LENGTH ...' (a ferry-writer log)",
+			    add_logged, err, errlen);
 }
 
 static void note_bad(struct verify_data *d, const char *fmt, ...)
@@ -181,54 +208,33 @@ static void check_extent(struct verify_data *d, const struct verify_cfg *cfg,
 			 off, len, cfg->size);
 }
 
+static int add_drained(struct verify_data *d, const struct verify_cfg *cfg,
+		       const char *name, unsigned long lineno, uint64_t off,
+		       uint64_t len, char *err, size_t errlen)
+{
+	if (off > UINT64_MAX - len) {
+		set_err(err, errlen,
+			"%s:%lu: extent %" PRIu64 "+%" PRIu64
+			" overflows 64 bits", name, lineno, off, len);
+		return -1;
+	}
+	d->extents++;
+	d->ext_bytes += len;
+	check_extent(d, cfg, name, lineno, off, len);
+	if (extent_set_add(&d->drained, off, len) < 0) {
+		set_err(err, errlen, "%s:%lu: out of memory", name, lineno);
+		return -1;
+	}
+	return 0;
+}
+
 int verify_add_extents(struct verify_data *d, const struct verify_cfg *cfg,
 		       FILE *f, const char *name, char *err, size_t errlen)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned long lineno = 0;
-	int ret = 0;
-
 	d->ext_files++;
-	while (getline(&line, &cap, f) >= 0) {
-		const char *p = line;
-		uint64_t off, len;
-
-		lineno++;
-		if (skip_line(line))
-			continue;
-		if (parse_u64(&p, &off) || parse_u64(&p, &len) ||
-		    !only_blanks(p)) {
-			set_err(err, errlen,
-				"%s:%lu: expected 'OFFSET LENGTH' (ferryctl tracker drain output)",
-				name, lineno);
-			ret = -1;
-			break;
-		}
-		if (off > UINT64_MAX - len) {
-			set_err(err, errlen,
-				"%s:%lu: extent %" PRIu64 "+%" PRIu64
-				" overflows 64 bits", name, lineno, off, len);
-			ret = -1;
-			break;
-		}
-		d->extents++;
-		d->ext_bytes += len;
-		check_extent(d, cfg, name, lineno, off, len);
-		if (extent_set_add(&d->drained, off, len) < 0) {
-			set_err(err, errlen, "%s:%lu: out of memory", name,
-				lineno);
-			ret = -1;
-			break;
-		}
-	}
-	if (!ret && ferror(f)) {
-		set_err(err, errlen, "%s: read error: %s", name,
-			strerror(errno));
-		ret = -1;
-	}
-	free(line);
-	return ret;
+	return read_records(d, cfg, f, name, false,
+			    "'OFFSET LENGTH' (ferryctl tracker drain output)",
+			    add_drained, err, errlen);
 }
 
 int verify_check(const struct verify_data *d, const struct verify_cfg *cfg,
