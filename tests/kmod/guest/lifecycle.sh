@@ -160,6 +160,21 @@ step "ferry-badargs on /dev/vdc"
 check "$T/badargs" ferry-badargs /dev/vdc
 
 # ------------------------------------------------------------------------
+# Zone resets change data without a data range: a zoned device is refused
+# rather than tracked incompletely (EOPNOTSUPP and a kernel log line).
+step "a zoned device is refused"
+if modprobe null_blk nr_devices=1 zoned=1 gb=1 zone_size=64 bs=4096 2>/dev/null &&
+	wait_for 5 test -b /dev/nullb0; then
+	expect_fail "$T/zoned-refused" "cannot be tracked" \
+		ferryctl tracker attach /dev/nullb0
+	check "$T/zoned-refused-logged" sh -c \
+		"dmesg | grep -q 'refused: zoned block devices are not supported'"
+	rmmod null_blk
+else
+	fail "$T/zoned-refused" "cannot create a zoned null_blk device"
+fi
+
+# ------------------------------------------------------------------------
 # blkdiscard splits a range into a chain of bios, one per discard_max_bytes;
 # each completes through ferry's record, so a long chain must neither
 # overflow the stack nor lose a link.
