@@ -21,7 +21,8 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all deps userspace kmod test test-unit test-host test-kmod demo \
+.PHONY: all deps userspace kmod test test-unit test-control test-host \
+        test-kmod demo \
         bench bench-kmod clean
 all: userspace kmod
 
@@ -29,6 +30,7 @@ deps:
 	@scripts/deps.sh build
 
 include agent/agent.mk
+include control/control.mk
 include tests/tests.mk
 
 userspace: $(USERSPACE_BINS)
@@ -64,6 +66,9 @@ test: all
 
 test-unit: userspace
 	@tests/run-all.sh unit
+
+test-control: userspace
+	@tests/run-all.sh control
 
 test-kmod: userspace
 	@tests/run-all.sh kmod

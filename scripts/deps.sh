@@ -2,7 +2,10 @@
 # deps.sh GROUP... — install the Debian packages a part of ferry needs.
 #
 #   build   compile the userspace programs and the module (gcc, make,
-#           pkg-config, libc6-dev, liburing-dev)
+#           pkg-config, libc6-dev, liburing-dev, and the libraries of
+#           ferry-control: libmicrohttpd, jansson, SQLite, OpenSSL, curl)
+#   control ferry-control's tests: the AWS command line and boto3 as real
+#           clients, curl, clang for the fuzz target, wrk
 #   vm      the QEMU test harness: qemu, busybox-static, debootstrap, cpio,
 #           compressors, e2fsprogs, dmsetup, mdadm, fio, util-linux, kmod,
 #           socat (QMP from host hooks)
@@ -17,7 +20,11 @@ set -euo pipefail
 
 group_packages() {
 	case $1 in
-	build) echo gcc make pkg-config libc6-dev liburing-dev ;;
+	build) echo gcc make pkg-config libc6-dev liburing-dev \
+		libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev \
+		libcurl4-openssl-dev ;;
+	control) echo awscli python3-boto3 curl clang libclang-rt-dev openssl \
+		sqlite3 ;;
 	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \
 		e2fsprogs dmsetup mdadm fio util-linux kmod socat ;;
 	dkms) echo dkms ;;
@@ -28,12 +35,12 @@ group_packages() {
 main() {
 	local g pkgs=''
 	[ $# -gt 0 ] || {
-		echo "usage: $0 GROUP...   (groups: build vm dkms)" >&2
+		echo "usage: $0 GROUP...   (groups: build control vm dkms)" >&2
 		exit 2
 	}
 	for g in "$@"; do
 		pkgs="$pkgs $(group_packages "$g")" ||
-			die "deps.sh: unknown group '$g': use build, vm or dkms"
+			die "deps.sh: unknown group '$g': use build, control, vm or dkms"
 	done
 	# shellcheck disable=SC2086 # a list of package names
 	ensure_pkgs $pkgs

@@ -33,11 +33,17 @@ $(KMOD_TEST_BINS):
 		-o $@ -pthread $(LDLIBS)
 
 # Unit tests: NAME_SRCS lists the sources (without .c) linked into NAME.
-UNIT_TESTS := test_extent test_tracker test_verify
+UNIT_TESTS := test_extent test_tracker test_verify test_sigv4 test_ca
 test_extent_SRCS  := tests/unit/test_extent lib/extent
 test_tracker_SRCS := tests/unit/test_tracker lib/tracker
 test_verify_SRCS  := tests/unit/test_verify $(KT_SRC)/verify_core \
                      $(KT_SRC)/fiemap_map lib/extent
+test_sigv4_SRCS   := tests/unit/test_sigv4 control/sigv4 control/sigv4_replay
+# Extra libraries of one test: NAME_LIBS.
+test_sigv4_LIBS   := -lcurl -ljansson -lcrypto -pthread
+test_ca_SRCS      := tests/unit/test_ca control/ca control/certs_cli
+# GnuTLS: the test checks libmicrohttpd's TLS library loads our PEM files.
+test_ca_LIBS      := -lssl -lcrypto -lgnutls
 
 UNIT_TEST_BINS     := $(UNIT_TESTS:%=$(BUILD)/tests/unit/%)
 UNIT_TEST_SAN_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/san/%)
@@ -50,12 +56,13 @@ $(foreach t,$(UNIT_TESTS),$(eval $(call unit_test_deps,$(t))))
 
 $(UNIT_TEST_BINS):
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $^ -o $@ \
+		$($(notdir $@)_LIBS) $(LDLIBS)
 
 $(UNIT_TEST_SAN_BINS):
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_STD) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ \
-		$(LDLIBS)
+		$($(notdir $@)_LIBS) $(LDLIBS)
 
 .PHONY: unit-tests kmod-test-bins
 unit-tests: $(UNIT_TEST_BINS) $(UNIT_TEST_SAN_BINS)

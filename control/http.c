@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+/* http.c - libmicrohttpd glue: collect a request, answer it. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "request.h"
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct control *c;
+};
+
+/* One request in progress (MHD's per-request pointer). */
+struct pending {
+	char *uri;	/* raw target, before MHD decodes anything */
+	char *body;
+	size_t len, cap;
+	int too_large;
+	int started;
+};
+
+/* Called first for every request, with the target as sent: SigV4 signs
+ * the raw encoding, which MHD would otherwise decode. */
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	(void)cls;
+	(void)conn;
+	if (p)
+		p->uri = strdup(uri);
+	return p;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct pending *p = *req_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (p) {
+		free(p->uri);
+		free(p->body);
+		free(p);
+	}
+	*req_cls = NULL;
+}
+
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind,
+				  const char *key, const char *value)
+{
+	struct control_request *req = cls;
+
+	(void)kind;
+	if (req->n_headers >= REQUEST_MAX_HEADERS)
+		return MHD_NO;
+	req->headers[req->n_headers].name = key;
+	req->headers[req->n_headers].value = value ? value : "";
+	req->n_headers++;
+	return MHD_YES;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn,
+			     struct control_response *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result rc;
+
+	r = MHD_create_response_from_buffer(resp->body ? resp->body_len : 0,
+					    resp->body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		control_response_free(resp);
+		return MHD_NO;
+	}
+	resp->body = NULL; /* MHD frees it */
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "x-amzn-RequestId", resp->request_id);
+	if (resp->error_type[0])
+		MHD_add_response_header(r, "x-amzn-ErrorType",
+					resp->error_type);
+	rc = MHD_queue_response(conn, (unsigned int)resp->status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static enum MHD_Result too_large_now(struct http_server *h,
+				     struct MHD_Connection *conn,
+				     struct pending *p)
+{
+	struct control_request req = { .method = "POST", .uri = p->uri,
+				       .too_large = 1, .now = time(NULL) };
+	struct control_response resp;
+
+	control_handle(h->c, &req, &resp);
+	return reply(conn, &resp);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
+			       const char *url, const char *method,
+			       const char *version, const char *upload,
+			       size_t *upload_size, void **req_cls)
+{
+	struct http_server *h = cls;
+	struct pending *p = *req_cls;
+	struct control_request req = { 0 };
+	struct control_response resp;
+
+	(void)url;
+	(void)version;
+	if (!p || !p->uri)
+		return MHD_NO;
+	if (!p->started) {
+		const char *cl = MHD_lookup_connection_value(
+			conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		p->started = 1;
+		/* Refuse a declared oversize body before reading it. */
+		if (cl && strtoull(cl, NULL, 10) > REQUEST_MAX_BODY)
+			return too_large_now(h, conn, p);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		size_t n = *upload_size;
+
+		if (!p->too_large && p->len + n > REQUEST_MAX_BODY) {
+			p->too_large = 1;
+			free(p->body);
+			p->body = NULL;
+			p->len = p->cap = 0;
+		}
+		if (!p->too_large) {
+			if (p->len + n > p->cap) {
+				size_t cap = p->cap ? p->cap * 2 : 4096;
+				char *b;
+
+				while (cap < p->len + n)
+					cap *= 2;
+				b = realloc(p->body, cap);
+				if (!b)
+					return MHD_NO;
+				p->body = b;
+				p->cap = cap;
+			}
+			memcpy(p->body + p->len, upload, n);
+			p->len += n;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	req.method = method;
+	req.uri = p->uri;
+	req.body = p->body;
+	req.body_len = p->len;
+	req.too_large = p->too_large;
+	req.now = time(NULL);
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header, &req);
+	control_handle(h->c, &req, &resp);
+	return reply(conn, &resp);
+}
+
+struct http_server *http_start(struct control *c, const char *addr,
+			       unsigned short port, const char *cert_pem,
+			       const char *key_pem, int threads, char *err,
+			       size_t errlen)
+{
+	struct http_server *h = calloc(1, sizeof(*h));
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	unsigned int flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD |
+			     MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->c = c;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen,
+			 "--listen: '%s' is not an IPv4 or IPv6 address", addr);
+		free(h);
+		return NULL;
+	}
+	h->d = MHD_start_daemon(
+		flags, port, NULL, NULL, handler, h,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
+		MHD_OPTION_HTTPS_MEM_KEY, key_pem,
+		/* TLS 1.2 and 1.3 only */
+		MHD_OPTION_HTTPS_PRIORITIES,
+		"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+		MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+		MHD_OPTION_CONNECTION_LIMIT, 10000u,
+		MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen,
+			 "cannot listen on %s:%u (address in use, not ours, or a bad certificate/key)",
+			 addr, port);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+unsigned short http_port(struct http_server *h)
+{
+	const union MHD_DaemonInfo *i =
+		MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+
+	return i ? i->port : 0;
+}
+
+void http_stop(struct http_server *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0
+/* source_server.c - source server records and the agent command queue. */
+#include "source_server.h"
+
+#include <string.h>
+
+#include "keys.h"
+#include "model.h"
+#include "replication.h"
+#include "store.h"
+#include "tags.h"
+
+/*
+ * seq orders records by creation for stable pagination; the columns
+ * beside doc are copies of doc's fields, kept by ss_save(), for filters
+ * and the AGENT_NOT_SEEN sweep.
+ */
+const char ss_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS source_servers ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" id TEXT NOT NULL UNIQUE,"
+	" machine_key TEXT UNIQUE,"
+	" is_archived INTEGER NOT NULL DEFAULT 0,"
+	" lifecycle_state TEXT NOT NULL DEFAULT '',"
+	" replication_type TEXT NOT NULL DEFAULT '',"
+	" application_id TEXT NOT NULL DEFAULT '',"
+	" replication_state TEXT NOT NULL DEFAULT '',"
+	" last_seen INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL,"
+	" doc TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS source_servers_seen"
+	" ON source_servers(last_seen);"
+	"CREATE TABLE IF NOT EXISTS commands ("
+	" id INTEGER PRIMARY KEY,"
+	" source_server_id TEXT NOT NULL,"
+	" command TEXT NOT NULL,"
+	" args TEXT,"
+	" created INTEGER NOT NULL,"
+	" delivered INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS commands_server"
+	" ON commands(source_server_id, id);";
+
+static json_t *load_by(struct api_ctx *ctx, const char *sql, const char *arg)
+{
+	sqlite3_stmt *s = store_prepare(ctx->st, sql);
+	json_t *doc = NULL;
+
+	if (!s) {
+		api_error(ctx, API_INTERNAL, "database error");
+		return NULL;
+	}
+	store_bind_text(s, 1, arg);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		doc = store_column_json(s, 0);
+	sqlite3_reset(s);
+	return doc;
+}
+
+json_t *ss_load(struct api_ctx *ctx, const char *id)
+{
+	static const char sql[] = "SELECT doc FROM source_servers WHERE id = ?";
+
+	return load_by(ctx, sql, id);
+}
+
+json_t *ss_find_by_machine(struct api_ctx *ctx, const char *machine_key)
+{
+	static const char sql[] =
+		"SELECT doc FROM source_servers WHERE machine_key = ?";
+
+	return load_by(ctx, sql, machine_key);
+}
+
+json_t *ss_require(struct api_ctx *ctx, const char *id)
+{
+	json_t *doc;
+
+	if (ctx->who && ctx->who->role == ROLE_AGENT &&
+	    strcmp(id, ctx->who->source_server_id)) {
+		api_error(ctx, API_ACCESS_DENIED,
+			  "These credentials belong to source server %s, not %s",
+			  ctx->who->source_server_id, id);
+		return NULL;
+	}
+	doc = ss_load(ctx, id);
+	if (!doc)
+		api_not_found(ctx, "SOURCE_SERVER", id);
+	return doc;
+}
+
+int ss_save(struct api_ctx *ctx, json_t *doc, const char *machine_key)
+{
+	static const char sql[] =
+		"INSERT INTO source_servers(id, machine_key, is_archived,"
+		" lifecycle_state, replication_type, application_id,"
+		" replication_state, last_seen, created, doc)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+		" ON CONFLICT(id) DO UPDATE SET"
+		" machine_key = coalesce(?2, machine_key),"
+		" is_archived = ?3, lifecycle_state = ?4,"
+		" replication_type = ?5, application_id = ?6,"
+		" replication_state = ?7, last_seen = ?8, doc = ?10";
+	const char *id = ss_str(doc, "sourceServerID");
+	sqlite3_stmt *s;
+	time_t seen;
+	int rc;
+
+	if (!*id)
+		return api_error(ctx, API_INTERNAL, "record without an ID");
+	s = store_prepare(ctx->st, sql);
+	if (!s)
+		return api_error(ctx, API_INTERNAL, "database error");
+	seen = model_time_parse(ss_str(doc, "lifeCycle.lastSeenByServiceDateTime"));
+	store_bind_text(s, 1, id);
+	store_bind_text(s, 2, machine_key);
+	sqlite3_bind_int(s, 3, json_is_true(json_object_get(doc, "isArchived")));
+	store_bind_text(s, 4, ss_str(doc, "lifeCycle.state"));
+	store_bind_text(s, 5, ss_str(doc, "replicationType"));
+	store_bind_text(s, 6, ss_str(doc, "applicationID"));
+	store_bind_text(s, 7, ss_str(doc, "dataReplicationInfo.dataReplicationState"));
+	sqlite3_bind_int64(s, 8, seen > 0 ? seen : 0);
+	sqlite3_bind_int64(s, 9, ctx->now);
+	store_bind_json(s, 10, doc);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return api_error(ctx, API_INTERNAL, "cannot save source server %s: %s",
+				 id, sqlite3_errmsg(store_db(ctx->st)));
+	return 0;
+}
+
+static int run_one(struct api_ctx *ctx, const char *sql, const char *arg)
+{
+	sqlite3_stmt *s = store_prepare(ctx->st, sql);
+	int rc;
+
+	if (!s)
+		return api_error(ctx, API_INTERNAL, "database error");
+	store_bind_text(s, 1, arg);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return api_error(ctx, API_INTERNAL, "database error: %s",
+				 sqlite3_errmsg(store_db(ctx->st)));
+	return 0;
+}
+
+int ss_delete(struct api_ctx *ctx, const char *id)
+{
+	static const char del_ss[] = "DELETE FROM source_servers WHERE id = ?";
+	static const char del_cmd[] =
+		"DELETE FROM commands WHERE source_server_id = ?";
+	char arn[MODEL_ARN_MAX];
+
+	model_arn(ctx, "source-server", id, arn);
+	if (run_one(ctx, del_ss, id) || run_one(ctx, del_cmd, id))
+		return -1;
+	if (tags_delete_all(ctx, arn))
+		return -1;
+	if (repl_config_delete(ctx, id))
+		return -1;
+	if (keys_revoke_server(ctx->st, id))
+		return api_error(ctx, API_INTERNAL, "cannot revoke keys of %s", id);
+	return 0;
+}
+
+json_t *ss_public(struct api_ctx *ctx, json_t *doc)
+{
+	json_t *out = json_deep_copy(doc);
+	json_t *tags = NULL;
+	const char *arn = ss_str(doc, "arn");
+
+	if (*arn)
+		tags = tags_get(ctx, arn);
+	json_object_set_new(out, "tags", tags ? tags : json_object());
+	json_object_del(out, "ferry"); /* our private members */
+	return out;
+}
+
+const char *ss_replicator(json_t *doc)
+{
+	return ss_str(doc, "ferry.replicatorID");
+}
+
+int ss_command_push(struct api_ctx *ctx, const char *id, const char *command,
+		    json_t *args)
+{
+	static const char sql[] =
+		"INSERT INTO commands(source_server_id, command, args, created)"
+		" VALUES(?, ?, ?, ?)";
+	sqlite3_stmt *s = store_prepare(ctx->st, sql);
+	int rc;
+
+	if (!s)
+		return api_error(ctx, API_INTERNAL, "database error");
+	store_bind_text(s, 1, id);
+	store_bind_text(s, 2, command);
+	if (args)
+		store_bind_json(s, 3, args);
+	sqlite3_bind_int64(s, 4, ctx->now);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return api_error(ctx, API_INTERNAL, "cannot queue %s for %s",
+				 command, id);
+	return 0;
+}
+
+/* Walk "a.b.c" through nested objects. */
+static json_t *walk(json_t *doc, const char *path, json_t **parent,
+		    const char **leaf, bool create)
+{
+	char key[128];
+	const char *dot;
+	json_t *cur = doc, *next;
+
+	while ((dot = strchr(path, '.'))) {
+		size_t n = (size_t)(dot - path);
+
+		if (n >= sizeof(key) || !json_is_object(cur))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		next = json_object_get(cur, key);
+		if (!next && create) {
+			next = json_object();
+			json_object_set_new(cur, key, next);
+		}
+		cur = next;
+		path = dot + 1;
+	}
+	if (!json_is_object(cur))
+		return NULL;
+	*parent = cur;
+	*leaf = path;
+	return json_object_get(cur, path);
+}
+
+const char *ss_str(json_t *doc, const char *path)
+{
+	json_t *parent;
+	const char *leaf;
+	json_t *v = walk(doc, path, &parent, &leaf, false);
+
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+int ss_set(json_t *doc, const char *path, json_t *value)
+{
+	json_t *parent = NULL;
+	const char *leaf;
+
+	walk(doc, path, &parent, &leaf, true);
+	if (!parent) {
+		json_decref(value);
+		return -1;
+	}
+	return json_object_set_new(parent, leaf, value);
+}

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+/* store.c - the SQLite database behind ferry-control. */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "keys.h"
+#include "log.h"
+#include "source_server.h"
+
+#define STORE_STMT_CACHE 256
+
+struct store {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	struct {
+		const char *sql; /* the caller's text: compared by address */
+		sqlite3_stmt *stmt;
+	} cache[STORE_STMT_CACHE];
+	int n_cache;
+};
+
+static const char core_schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta ("
+	" key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
+sqlite3 *store_db(struct store *st)
+{
+	return st->db;
+}
+
+int store_exec(struct store *st, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("store: %s (running: %.80s)", msg ? msg : "?", sql);
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int apply_schema(struct store *st, const char *name, const char *sql,
+			char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (!sql)
+		return 0;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "schema of %s: %s", name,
+			 msg ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+struct store *store_open(const char *dir, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	char path[4096];
+	size_t m;
+	int rc;
+
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create data directory %s: %s",
+			 dir, strerror(errno));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/control.db", dir);
+	rc = sqlite3_open_v2(path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	/* The secrets are in here: owner only, whatever the umask was. */
+	if (chmod(path, 0600) < 0) {
+		snprintf(err, errlen, "chmod 0600 %s: %s", path,
+			 strerror(errno));
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	/*
+	 * WAL with synchronous=NORMAL: a commit is atomic and survives
+	 * kill -9 of this process (the WAL is in the page cache and is
+	 * replayed at the next open); only a power cut may lose the last
+	 * transactions, never corrupt the database.
+	 */
+	if (apply_schema(st, "settings",
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			 "PRAGMA foreign_keys=ON;",
+			 err, errlen) ||
+	    apply_schema(st, "store", core_schema_sql, err, errlen) ||
+	    apply_schema(st, "keys", keys_schema_sql, err, errlen) ||
+	    apply_schema(st, "source servers", ss_schema_sql, err, errlen))
+		goto fail;
+	for (m = 0; m < api_n_modules; m++)
+		if (api_modules[m] &&
+		    apply_schema(st, api_modules[m]->name,
+				 api_modules[m]->schema_sql, err, errlen))
+			goto fail;
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	int i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->n_cache; i++)
+		sqlite3_finalize(st->cache[i].stmt);
+	sqlite3_close(st->db);
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+}
+
+int store_begin(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0) {
+		pthread_mutex_unlock(&st->lock);
+		return -1;
+	}
+	return 0;
+}
+
+int store_end(struct store *st, bool ok)
+{
+	if (ok && store_exec(st, "COMMIT") < 0)
+		ok = false;
+	if (!ok)
+		store_exec(st, "ROLLBACK");
+	pthread_mutex_unlock(&st->lock);
+	return ok ? 0 : -1;
+}
+
+sqlite3_stmt *store_prepare(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	int i;
+
+	for (i = 0; i < st->n_cache; i++) {
+		if (st->cache[i].sql == sql) {
+			s = st->cache[i].stmt;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s,
+			       NULL) != SQLITE_OK) {
+		log_error("store: cannot prepare '%.80s': %s", sql,
+			  sqlite3_errmsg(st->db));
+		return NULL;
+	}
+	if (st->n_cache < STORE_STMT_CACHE) {
+		st->cache[st->n_cache].sql = sql;
+		st->cache[st->n_cache].stmt = s;
+		st->n_cache++;
+	} else {
+		/* More distinct statements than expected: a bug, but keep
+		 * working (this one leaks until close). */
+		log_error("store: statement cache full");
+	}
+	return s;
+}
+
+int store_bind_text(sqlite3_stmt *s, int idx, const char *v)
+{
+	if (!v)
+		return sqlite3_bind_null(s, idx);
+	return sqlite3_bind_text(s, idx, v, -1, SQLITE_TRANSIENT);
+}
+
+json_t *store_column_json(sqlite3_stmt *s, int col)
+{
+	const char *text = (const char *)sqlite3_column_text(s, col);
+
+	if (!text)
+		return NULL;
+	return json_loadb(text, (size_t)sqlite3_column_bytes(s, col), 0,
+			  NULL);
+}
+
+int store_bind_json(sqlite3_stmt *s, int idx, const json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT);
+
+	if (!text)
+		return SQLITE_NOMEM;
+	return sqlite3_bind_text(s, idx, text, -1, free);
+}
+
+static char *meta_get_locked(struct store *st, const char *key)
+{
+	static const char sql[] = "SELECT value FROM meta WHERE key = ?";
+	sqlite3_stmt *s = store_prepare(st, sql);
+	char *v = NULL;
+
+	if (!s)
+		return NULL;
+	store_bind_text(s, 1, key);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return v;
+}
+
+char *store_meta_get(struct store *st, const char *key)
+{
+	return meta_get_locked(st, key);
+}
+
+int store_meta_set(struct store *st, const char *key, const char *value)
+{
+	static const char sql[] =
+		"INSERT INTO meta(key, value) VALUES(?, ?)"
+		" ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+	sqlite3_stmt *s = store_prepare(st, sql);
+	int rc;
+
+	if (!s)
+		return -1;
+	store_bind_text(s, 1, key);
+	store_bind_text(s, 2, value);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_error("store: cannot set %s: %s", key,
+			  sqlite3_errmsg(st->db));
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * store.h - ferry-control's state: one SQLite database in WAL mode,
+ * DATA_DIR/control.db.  SQLite gives atomic, durable transactions that
+ * survive kill -9; WAL lets readers run beside the writer.
+ *
+ * One connection, serialised by a mutex: handlers run one at a time
+ * inside store_begin()/store_end(), each in one transaction.
+ */
+#ifndef FERRY_CONTROL_STORE_H
+#define FERRY_CONTROL_STORE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <jansson.h>
+
+struct store;
+
+/* Open (creating) DIR/control.db, apply the core schema and every
+ * module's schema.  On error returns NULL with a message in ERR. */
+struct store *store_open(const char *dir, char *err, size_t errlen);
+void store_close(struct store *st);
+sqlite3 *store_db(struct store *st);
+
+/* Lock the store and BEGIN IMMEDIATE; store_end() commits if OK is true,
+ * else rolls back, then unlocks.  Return 0 or -1 (message in ERR). */
+int store_begin(struct store *st);
+int store_end(struct store *st, bool ok);
+
+/* Key/value settings of the installation (meta table): account ID,
+ * InitializeService done, ... GET returns a malloc'd copy or NULL. */
+char *store_meta_get(struct store *st, const char *key);
+int store_meta_set(struct store *st, const char *key, const char *value);
+
+/* Run SQL with no result; -1 on error (logged with the SQL's context). */
+int store_exec(struct store *st, const char *sql);
+
+/* Prepare a statement (cached per SQL text for the store's life: do not
+ * finalize it; it is reset for you by the next store_prepare of the same
+ * text).  NULL on error (logged). */
+sqlite3_stmt *store_prepare(struct store *st, const char *sql);
+
+/* Bind helpers returning the statement for chaining in simple cases. */
+int store_bind_text(sqlite3_stmt *s, int idx, const char *v);
+
+/* Read column COL as parsed JSON (new reference) or NULL. */
+json_t *store_column_json(sqlite3_stmt *s, int col);
+/* Bind J serialised compactly (does not steal). */
+int store_bind_json(sqlite3_stmt *s, int idx, const json_t *j);
+
+#endif

@@ -1,0 +1,100 @@
+"""Bad input: oversize bodies, unknown operations, bad JSON, plain HTTP.
+Each gets its AWS error and the daemon keeps serving."""
+import json
+import os
+import socket
+import ssl
+import stat
+import subprocess
+
+import ferrytest as ft
+from ferrytest import check
+
+with ft.Control() as c:
+    big = b'{"x":"' + b'a' * (1 << 20) + b'"}'
+    hdrs = c.sign('POST', '/DescribeSourceServers', big)
+    st, h, b = c.raw('POST', '/DescribeSourceServers', hdrs, big)
+    check('a body over 1 MiB -> 413 RequestEntityTooLargeException',
+          st == 413 and h.get('x-amzn-errortype') == 'RequestEntityTooLargeException', (st, h, b))
+
+    # The same without Content-Length (chunked), so the limit is enforced
+    # while reading, not only from the header.
+    import http.client
+    conn = http.client.HTTPSConnection('127.0.0.1', c.port, context=ssl.create_default_context(cafile=c.ca))
+    hdrs = c.sign('POST', '/DescribeSourceServers', big)
+    hdrs.pop('Content-Length', None)
+    conn.request('POST', '/DescribeSourceServers', body=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
+                 headers=hdrs, encode_chunked=True)
+    r = conn.getresponse()
+    r.read()
+    check('a chunked body over 1 MiB -> 413', r.status == 413, r.status)
+    conn.close()
+
+    st, h, b = c.call('NoSuchOperation', {})
+    check('unknown operation -> 404 UnknownOperationException',
+          st == 404 and h.get('x-amzn-errortype') == 'UnknownOperationException', (st, h, b))
+    st, h, b = c.call('DescribeSourceServers', {}, method='PUT')
+    check('known path with the wrong method -> UnknownOperationException',
+          st == 404 and h.get('x-amzn-errortype') == 'UnknownOperationException', (st, h, b))
+
+    for label, body in (('truncated JSON', b'{"maxResults": 1'), ('a JSON array', b'[1,2]'),
+                        ('a JSON string', b'"x"'), ('invalid UTF-8', b'{"a":"\xff"}'),
+                        ('duplicate keys', b'{"maxResults":1,"maxResults":2}'),
+                        ('NUL byte', b'{"a":"\x00"}')):
+        hdrs = c.sign('POST', '/DescribeSourceServers', body)
+        st, h, b = c.raw('POST', '/DescribeSourceServers', hdrs, body)
+        check('%s -> 400 ValidationException' % label,
+              st == 400 and h.get('x-amzn-errortype') == 'ValidationException' and b.get('message'), (st, h, b))
+
+    st, h, b = c.call('DescribeSourceServers', {'maxResults': 'many'})
+    check('a member of the wrong type -> ValidationException with fieldList',
+          st == 400 and h.get('x-amzn-errortype') == 'ValidationException' and
+          b.get('fieldList', [{}])[0].get('name') == 'maxResults', (st, h, b))
+    st, h, b = c.call('DescribeSourceServers', {'noSuchMember': 1})
+    check('an unknown member -> ValidationException', st == 400 and
+          h.get('x-amzn-errortype') == 'ValidationException', (st, h, b))
+    st, h, b = c.call('DescribeSourceServers', {})
+    check('every answer has x-amzn-RequestId', st == 200 and len(h.get('x-amzn-requestid', '')) == 36, h)
+
+    # Bad percent-encoding in a path parameter.
+    st, h, b = c.call('ListTagsForResource', None, method='GET', path='/tags/arn%zz')
+    check('malformed percent-encoding -> 400 ValidationException',
+          st == 400 and h.get('x-amzn-errortype') == 'ValidationException', (st, h, b))
+
+    # Plain HTTP on the HTTPS port: no answer in the clear.
+    s = socket.create_connection(('127.0.0.1', c.port), timeout=10)
+    s.sendall(b'POST /DescribeSourceServers HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}')
+    try:
+        data = s.recv(100)
+    except (ConnectionResetError, socket.timeout):
+        data = b''
+    s.close()
+    check('plain HTTP gets no HTTP answer (HTTPS only)', not data.startswith(b'HTTP/'), data)
+
+    # TLS older than 1.2 is refused.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(c.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    with socket.create_connection(('127.0.0.1', c.port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname='127.0.0.1') as tls:
+            v = tls.version()
+    check('TLS 1.3 is offered', v == 'TLSv1.3', v)
+    r = subprocess.run(['openssl', 's_client', '-connect', '127.0.0.1:%d' % c.port, '-tls1_1'],
+                       input='', capture_output=True, text=True, timeout=30)
+    check('TLS 1.1 is refused', r.returncode != 0, r.stdout[-300:])
+
+    # The server certificate verifies for localhost and 127.0.0.1.
+    for host in ('localhost', '127.0.0.1'):
+        r = subprocess.run(['openssl', 's_client', '-connect', '127.0.0.1:%d' % c.port,
+                            '-CAfile', c.ca, '-verify_return_error', '-verify_hostname' if host == 'localhost'
+                            else '-verify_ip', host], input='', capture_output=True, text=True, timeout=30)
+        check('server certificate verifies for %s against DATA_DIR/ca.pem' % host,
+              r.returncode == 0 and 'Verify return code: 0 (ok)' in r.stdout, r.stdout[-400:] + r.stderr[-400:])
+
+    for f in ('control.db', 'ca-key.pem', 'server-key.pem'):
+        mode = stat.S_IMODE(os.stat(os.path.join(c.data_dir, f)).st_mode)
+        check('%s is mode 0600' % f, mode == 0o600, oct(mode))
+    check('the daemon survived all of it', c.proc.poll() is None, c.log()[-2000:])
+    st, _, _ = c.call('DescribeSourceServers', {})
+    check('and still answers', st == 200, st)
+ft.done()
