@@ -23,7 +23,7 @@ LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all deps userspace kmod test test-unit test-control test-host \
         test-kmod demo \
-        bench bench-kmod clean
+        bench bench-kmod bench-control clean
 all: userspace kmod
 
 deps:
@@ -31,6 +31,7 @@ deps:
 
 include agent/agent.mk
 include control/control.mk
+include tests/control/bench/bench.mk
 include tests/tests.mk
 
 userspace: $(USERSPACE_BINS)
@@ -79,7 +80,7 @@ test-host: all
 demo: all
 	@scripts/demo.sh
 
-bench: bench-kmod
+bench: bench-kmod bench-control
 
 bench-kmod: userspace
 	@tests/kmod/bench.sh
