@@ -148,7 +148,9 @@ static int authenticate(struct control *c, struct api_ctx *ctx,
 	enum sigv4_result r;
 	int rc;
 
+	store_lock(c->st);
 	rc = keys_lookup(c->st, auth->access_key_id, &k);
+	store_unlock(c->st);
 	if (rc < 0)
 		return api_error(ctx, API_INTERNAL, "key store error");
 	if (rc > 0 || !k.active)
@@ -239,11 +241,8 @@ void control_handle(struct control *c, const struct control_request *req,
 			  "%s", msg);
 		goto answer;
 	}
-	if (store_begin(c->st)) {
-		api_error(&ctx, API_INTERNAL, "database unavailable");
-		goto answer;
-	}
-	locked = 1;
+	/* Everything up to the operation itself runs outside the store's
+	 * lock, so that two threads verify and parse in parallel. */
 	if (authenticate(c, &ctx, req, &sreq, &auth, &who))
 		goto answer;
 	ctx.who = &who;
@@ -304,6 +303,11 @@ void control_handle(struct control *c, const struct control_request *req,
 			goto answer;
 		}
 	}
+	if (store_begin(c->st)) {
+		api_error(&ctx, API_INTERNAL, "database unavailable");
+		goto answer;
+	}
+	locked = 1;
 	if (op->fn(&ctx, in, &out) == 0 && ctx.err == API_OK)
 		ok = 1;
 	else if (ctx.err == API_OK)

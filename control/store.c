@@ -135,6 +135,16 @@ void store_close(struct store *st)
 	free(st);
 }
 
+void store_lock(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+}
+
+void store_unlock(struct store *st)
+{
+	pthread_mutex_unlock(&st->lock);
+}
+
 int store_begin(struct store *st)
 {
 	pthread_mutex_lock(&st->lock);

@@ -27,6 +27,11 @@ sqlite3 *store_db(struct store *st);
 int store_begin(struct store *st);
 int store_end(struct store *st, bool ok);
 
+/* Lock the store for reads outside a transaction (one SELECT is atomic
+ * on its own); store_unlock() releases it. */
+void store_lock(struct store *st);
+void store_unlock(struct store *st);
+
 /* Key/value settings of the installation (meta table): account ID,
  * InitializeService done, ... GET returns a malloc'd copy or NULL. */
 char *store_meta_get(struct store *st, const char *key);
