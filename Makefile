@@ -21,7 +21,7 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all deps userspace kmod test test-unit test-control test-host \
+.PHONY: all deps userspace kmod test test-unit test-control test-fuzz test-host \
         test-kmod demo \
         bench bench-kmod bench-control clean
 all: userspace kmod
@@ -33,6 +33,7 @@ include agent/agent.mk
 include control/control.mk
 include tests/control/bench/bench.mk
 include tests/tests.mk
+include tests/fuzz/fuzz.mk
 
 userspace: $(USERSPACE_BINS)
 
@@ -62,7 +63,7 @@ kmod: | deps-stamp
 			--out $(BUILD)/kmod/$(firstword $(KMOD_SUITES)); \
 	fi
 
-test: all
+test: all fuzz-bin
 	@tests/run-all.sh
 
 test-unit: userspace
@@ -70,6 +71,9 @@ test-unit: userspace
 
 test-control: userspace
 	@tests/run-all.sh control
+
+test-fuzz: fuzz-bin
+	@tests/run-all.sh fuzz
 
 test-kmod: userspace
 	@tests/run-all.sh kmod

@@ -79,6 +79,7 @@ const struct api_op *api_find_op(const char *method, const char *path,
 	return NULL;
 }
 
+__attribute__((format(printf, 3, 0)))
 static int api_verror(struct api_ctx *ctx, enum api_err err, const char *fmt,
 		      va_list ap)
 {

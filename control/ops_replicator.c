@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -145,8 +146,16 @@ long long doc_disk_bytes(json_t *doc)
 
 	json_array_foreach(json_object_get(json_object_get(doc,
 							   "sourceProperties"),
-					   "disks"), i, d)
-		sum += json_integer_value(json_object_get(d, "bytes"));
+					   "disks"), i, d) {
+		long long b = json_integer_value(json_object_get(d, "bytes"));
+
+		/* Each disk may be up to MAX_BYTES (2^62): a few of them
+		 * would overflow, so the sum stops at LLONG_MAX (fits no
+		 * replicator). */
+		if (b > LLONG_MAX - sum)
+			return LLONG_MAX;
+		sum += b > 0 ? b : 0;
+	}
 	return sum;
 }
 

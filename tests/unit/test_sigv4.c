@@ -1298,7 +1298,8 @@ static void test_sign(void)
 	memset(&q, 0, sizeof(q));
 	q.name = xstrdup("signed-here");
 	q.method = xstrdup("DELETE");
-	q.path = xstrdup("/tags/arn%3Aaws%3Amgn%3Aus-east-1%3A1%3Asource-server%2Fs-1");
+	q.path = xstrdup("/tags/arn%3Aaws%3Amgn%3Aus-east-1%3A1%3A"
+			 "source-server%2Fs-1");
 	q.query = xstrdup("tagKeys=b%20c&tagKeys=a");
 	q.body = (unsigned char *)xstrdup("");
 	q.akid = xstrdup("AKIAFERRYSIGN0000001");
