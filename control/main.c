@@ -215,9 +215,12 @@ static int serve(int argc, char **argv)
 		return 2;
 	}
 	if (cfg.threads <= 0) {
+		/* More threads than CPUs: a thread waits while its request
+		 * is in a group commit, and the more requests wait together,
+		 * the more one commit covers. */
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-		cfg.threads = n > 0 ? (int)n : 2;
+		cfg.threads = 4 * (n > 0 ? (int)n : 2);
 	}
 	umask(077); /* keys, the database and its WAL: owner only */
 

@@ -194,6 +194,23 @@ static int authenticate(struct control *c, struct api_ctx *ctx,
 	return 0;
 }
 
+struct op_job {
+	struct api_ctx *ctx;
+	const struct api_op *op;
+	json_t *in, *out;
+	bool ran_ok;
+};
+
+/* The operation, run by store_run() inside the (group) transaction. */
+static bool run_op(void *arg)
+{
+	struct op_job *j = arg;
+
+	j->ran_ok = j->op->fn(j->ctx, j->in, &j->out) == 0 &&
+		    j->ctx->err == API_OK;
+	return j->ran_ok;
+}
+
 void control_handle(struct control *c, const struct control_request *req,
 		    struct control_response *resp)
 {
@@ -208,7 +225,8 @@ void control_handle(struct control *c, const struct control_request *req,
 	json_t *in = NULL, *out = NULL;
 	json_error_t jerr;
 	enum sigv4_result r;
-	int locked = 0, ok = 0;
+	struct op_job job = { 0 };
+	int ok = 0;
 
 	memset(resp, 0, sizeof(*resp));
 	new_request_id(resp->request_id);
@@ -303,20 +321,20 @@ void control_handle(struct control *c, const struct control_request *req,
 			goto answer;
 		}
 	}
-	if (store_begin(c->st)) {
-		api_error(&ctx, API_INTERNAL, "database unavailable");
-		goto answer;
-	}
-	locked = 1;
-	if (op->fn(&ctx, in, &out) == 0 && ctx.err == API_OK)
+	job.ctx = &ctx;
+	job.op = op;
+	job.in = in;
+	if (store_run(c->st, run_op, &job) == 0) {
 		ok = 1;
-	else if (ctx.err == API_OK)
-		api_error(&ctx, API_INTERNAL, "%s failed", op->name);
-answer:
-	if (locked && store_end(c->st, ok) && ok) {
-		ok = 0;
-		api_error(&ctx, API_INTERNAL, "cannot commit the change");
+		out = job.out;
+	} else {
+		json_decref(job.out);
+		if (ctx.err == API_OK)
+			api_error(&ctx, API_INTERNAL,
+				  job.ran_ok ? "cannot commit %s" :
+					       "%s failed", op->name);
 	}
+answer:
 	if (ok) {
 		resp->status = ctx.status ? ctx.status : op->status;
 		if (resp->status != 204 && out)

@@ -15,6 +15,14 @@
 #include "source_server.h"
 
 #define STORE_STMT_CACHE 256
+#define STORE_BATCH_MAX 64
+
+struct store_job {
+	store_job_fn fn;
+	void *arg;
+	bool done, ok;
+	struct store_job *next;
+};
 
 struct store {
 	sqlite3 *db;
@@ -24,6 +32,11 @@ struct store {
 		sqlite3_stmt *stmt;
 	} cache[STORE_STMT_CACHE];
 	int n_cache;
+	/* group commit: jobs waiting for a leader */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct store_job *head, **tail;
+	bool leader;
 };
 
 static const char core_schema_sql[] =
@@ -75,6 +88,9 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 		return NULL;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->qlock, NULL);
+	pthread_cond_init(&st->qcond, NULL);
+	st->tail = &st->head;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create data directory %s: %s",
 			 dir, strerror(errno));
@@ -132,6 +148,8 @@ void store_close(struct store *st)
 		sqlite3_finalize(st->cache[i].stmt);
 	sqlite3_close(st->db);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->qlock);
+	pthread_cond_destroy(&st->qcond);
 	free(st);
 }
 
@@ -163,6 +181,71 @@ int store_end(struct store *st, bool ok)
 		store_exec(st, "ROLLBACK");
 	pthread_mutex_unlock(&st->lock);
 	return ok ? 0 : -1;
+}
+
+/* Run a batch of jobs in one transaction (the leader, under st->lock). */
+static void run_batch(struct store *st, struct store_job *batch)
+{
+	struct store_job *j;
+	bool began = store_exec(st, "BEGIN IMMEDIATE") == 0;
+
+	for (j = batch; j; j = j->next) {
+		j->ok = false;
+		if (!began || store_exec(st, "SAVEPOINT job"))
+			continue;
+		j->ok = j->fn(j->arg);
+		if (!j->ok && store_exec(st, "ROLLBACK TO job"))
+			began = false; /* the transaction is unusable */
+		if (began && store_exec(st, "RELEASE job"))
+			began = false;
+	}
+	if (began && store_exec(st, "COMMIT") == 0)
+		return;
+	store_exec(st, "ROLLBACK");
+	for (j = batch; j; j = j->next)
+		j->ok = false;
+}
+
+int store_run(struct store *st, store_job_fn fn, void *arg)
+{
+	struct store_job job = { .fn = fn, .arg = arg };
+
+	pthread_mutex_lock(&st->qlock);
+	*st->tail = &job;
+	st->tail = &job.next;
+	while (!job.done) {
+		struct store_job *batch, *j, **cut;
+		int n = 0;
+
+		if (st->leader) {
+			pthread_cond_wait(&st->qcond, &st->qlock);
+			continue;
+		}
+		/* Lead: take what is queued (up to a bound, so that one
+		 * leader does not serve others forever). */
+		st->leader = true;
+		batch = st->head;
+		for (cut = &st->head; *cut && n < STORE_BATCH_MAX;
+		     cut = &(*cut)->next)
+			n++;
+		st->head = *cut;
+		*cut = NULL;
+		if (!st->head)
+			st->tail = &st->head;
+		pthread_mutex_unlock(&st->qlock);
+
+		pthread_mutex_lock(&st->lock);
+		run_batch(st, batch);
+		pthread_mutex_unlock(&st->lock);
+
+		pthread_mutex_lock(&st->qlock);
+		for (j = batch; j; j = j->next)
+			j->done = true;
+		st->leader = false;
+		pthread_cond_broadcast(&st->qcond);
+	}
+	pthread_mutex_unlock(&st->qlock);
+	return job.ok ? 0 : -1;
 }
 
 sqlite3_stmt *store_prepare(struct store *st, const char *sql)

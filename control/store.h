@@ -27,6 +27,18 @@ sqlite3 *store_db(struct store *st);
 int store_begin(struct store *st);
 int store_end(struct store *st, bool ok);
 
+/*
+ * Run FN(ARG) in a transaction, with group commit: the requests of
+ * several threads that arrive together run one after the other in one
+ * transaction, each inside its own savepoint (so one that fails changes
+ * nothing), and one COMMIT makes them all durable.  The commit, not the
+ * work, was most of a small request's time under the lock.
+ * FN returns true to keep its changes.  Returns 0 when FN returned true
+ * and the transaction committed, -1 otherwise.
+ */
+typedef bool (*store_job_fn)(void *arg);
+int store_run(struct store *st, store_job_fn fn, void *arg);
+
 /* Lock the store for reads outside a transaction (one SELECT is atomic
  * on its own); store_unlock() releases it. */
 void store_lock(struct store *st);
