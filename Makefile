@@ -21,7 +21,8 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all deps userspace kmod test test-unit test-control test-fuzz test-host \
+.PHONY: all deps userspace kmod test test-unit test-control test-replicator \
+        test-fuzz test-host \
         test-kmod demo \
         bench bench-kmod bench-control clean
 all: userspace kmod
@@ -31,9 +32,11 @@ deps:
 
 include agent/agent.mk
 include control/control.mk
+include replicator/replicator.mk
 include tests/control/bench/bench.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk
+include tests/replicator/replicator_tests.mk
 
 userspace: $(USERSPACE_BINS)
 
@@ -71,6 +74,9 @@ test-unit: userspace
 
 test-control: userspace
 	@tests/run-all.sh control
+
+test-replicator: userspace
+	@tests/run-all.sh replicator
 
 test-fuzz: fuzz-bin
 	@tests/run-all.sh fuzz

@@ -132,6 +132,9 @@ int ferry_wire_decode(const struct ferry_hdr *h, const uint8_t *payload,
  * breaks the protocol's bounds.  DATA is written in two parts so that
  * the payload need not be copied: ferry_wire_encode_data_hdr() writes
  * the header and DATA's fixed fields, the caller sends PAYLOAD after.
+ * ferry_wire_encode_error() mends rather than refuses its MESSAGE (NULL
+ * is ""): cut to FERRY_WIRE_MAX_STRING bytes at a character boundary,
+ * control characters and invalid UTF-8 replaced by '?'.
  */
 size_t ferry_wire_encode_hello(uint8_t *out, size_t cap, uint64_t seq,
 			       const struct ferry_hello *m);

@@ -1,8 +1,10 @@
 #!/bin/bash
-# tests/run-all.sh [unit|control|fuzz|host|kmod]: run the test suites and add up their
+# tests/run-all.sh [unit|control|replicator|fuzz|host|kmod]: run the test suites and add up their
 # counts.  Without an argument: all of them.
 #   unit  tests/unit/run.sh   native unit tests, plain and sanitizer builds
 #   control tests/control/run.sh  ferry-control against real AWS clients
+#   replicator tests/replicator/run.sh  ferry-replicator on loopback, driven
+#         by the test client on the same codec
 #   fuzz  tests/fuzz/run.sh   the fuzz targets over their committed corpus
 #   host  tests/host/run.sh   root tests on this machine (DKMS)
 #   kmod  tests/kmod/run.sh   the module's tests in QEMU guests
@@ -14,14 +16,14 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-all}
 case $mode in
-all) suites="unit control fuzz host kmod" ;;
-unit | control | fuzz | host | kmod) suites=$mode ;;
+all) suites="unit control replicator fuzz host kmod" ;;
+unit | control | replicator | fuzz | host | kmod) suites=$mode ;;
 -h | --help)
 	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 *)
-	echo "run-all.sh: unknown suite '$mode': use unit, control, fuzz, host, kmod or nothing for all" >&2
+	echo "run-all.sh: unknown suite '$mode': use unit, control, replicator, fuzz, host, kmod or nothing for all" >&2
 	exit 2
 	;;
 esac

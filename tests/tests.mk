@@ -33,7 +33,8 @@ $(KMOD_TEST_BINS):
 		-o $@ -pthread $(LDLIBS)
 
 # Unit tests: NAME_SRCS lists the sources (without .c) linked into NAME.
-UNIT_TESTS := test_extent test_tracker test_verify test_sigv4 test_ca
+UNIT_TESTS := test_extent test_tracker test_verify test_sigv4 test_ca \
+              test_wire
 test_extent_SRCS  := tests/unit/test_extent lib/extent
 test_tracker_SRCS := tests/unit/test_tracker lib/tracker
 test_verify_SRCS  := tests/unit/test_verify $(KT_SRC)/verify_core \
@@ -44,6 +45,12 @@ test_sigv4_LIBS   := -lcurl -ljansson -lcrypto -pthread
 test_ca_SRCS      := tests/unit/test_ca control/ca control/certs_cli
 # GnuTLS: the test checks libmicrohttpd's TLS library loads our PEM files.
 test_ca_LIBS      := -lssl -lcrypto -lgnutls
+test_wire_SRCS    := tests/unit/test_wire lib/wire
+test_wire_LIBS    := -lzstd -llz4 -lxxhash
+UNIT_TESTS        += test_volume
+test_volume_SRCS  := tests/unit/test_volume replicator/volume \
+                     replicator/config lib/wire lib/peer_id
+test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
 
 UNIT_TEST_BINS     := $(UNIT_TESTS:%=$(BUILD)/tests/unit/%)
 UNIT_TEST_SAN_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/san/%)

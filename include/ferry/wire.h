@@ -29,7 +29,9 @@
 
 #define FERRY_WIRE_HDR_LEN 16
 #define FERRY_WIRE_MAX_DATA (1u << 20)	 /* decoded bytes in one DATA */
-#define FERRY_WIRE_MAX_PAYLOAD (FERRY_WIRE_MAX_DATA + 4096)
+/* Room for DATA's 32 fixed bytes and the worst case of zstd and lz4 on
+ * FERRY_WIRE_MAX_DATA bytes (lz4: + 1/255 + 16; lib/wire.c asserts it). */
+#define FERRY_WIRE_MAX_PAYLOAD (FERRY_WIRE_MAX_DATA + 8192)
 #define FERRY_WIRE_MAX_DISKS 64
 #define FERRY_WIRE_MAX_STRING 1024	 /* any string */
 #define FERRY_WIRE_MAX_NAME 128		 /* disk names, IDs, versions */
@@ -65,9 +67,10 @@ enum ferry_frame_type {
 	 * DATA (client): u32 disk (index in HELLO); u8 codec (enum
 	 *   ferry_codec); u8[3] reserved; u32 raw_len (decoded bytes,
 	 *   1..FERRY_WIRE_MAX_DATA, multiple of FERRY_WIRE_SECTOR);
-	 *   u64 offset (multiple of FERRY_WIRE_SECTOR; offset + raw_len <=
-	 *   disk size); u64 xxh3_64 of the decoded bytes; then the data:
-	 *   raw_len bytes (raw) or a zstd frame / an lz4 block.
+	 *   u32 reserved; u64 offset (multiple of FERRY_WIRE_SECTOR;
+	 *   offset + raw_len <= disk size); u64 xxh3_64 of the decoded
+	 *   bytes; then the data: raw_len bytes (raw) or a zstd frame / an
+	 *   lz4 block.
 	 */
 	FERRY_F_DATA = 3,
 	/* ZERO (client): u32 disk; u32 reserved; u64 offset; u64 length

@@ -1,8 +1,8 @@
-# tests/fuzz/fuzz.mk: the libFuzzer target of ferry-control's request path
+# tests/fuzz/fuzz.mk: the libFuzzer targets: ferry-control's request path
 # (tests/fuzz/fuzz_request.c).  Included by the top-level Makefile.
 #
 #   make fuzz [FUZZ_SECONDS=120]   fuzz for a bounded time on a copy of the
-#                                  corpus (build/fuzz/corpus), one-line result
+#                                  corpus (build/fuzz/TARGET/corpus), one line per target
 #   make fuzz-regress              every committed corpus file once
 #                                  (tests/fuzz/run.sh, a test suite)
 #
@@ -36,8 +36,22 @@ $(FUZZ_BIN): $(FUZZ_OBJ)
 	$(FUZZ_CC) $(CFLAGS_STD) -fsanitize=fuzzer,address,undefined \
 		$(LDFLAGS) $^ -o $@ $(FUZZ_LIBS) $(LDLIBS)
 
-fuzz: $(FUZZ_BIN)
+# The agent <-> replicator frame decoder and codecs (tests/fuzz/fuzz_wire.c,
+# lib/wire.c); seed corpus tests/fuzz/corpus/wire/ from
+# tests/fuzz/make_wire_corpus.c.
+FUZZ_WIRE_SRC  := lib/wire.c tests/fuzz/fuzz_wire.c
+FUZZ_WIRE_OBJ  := $(FUZZ_WIRE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_WIRE_BIN  := $(FUZZ_DIR)/fuzz_wire
+FUZZ_WIRE_LIBS := -lzstd -llz4 -lxxhash
+
+fuzz-bin: $(FUZZ_WIRE_BIN)
+
+$(FUZZ_WIRE_BIN): $(FUZZ_WIRE_OBJ)
+	$(FUZZ_CC) $(CFLAGS_STD) -fsanitize=fuzzer,address,undefined \
+		$(LDFLAGS) $^ -o $@ $(FUZZ_WIRE_LIBS) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN) $(FUZZ_WIRE_BIN)
 	@tests/fuzz/run.sh --seconds $(FUZZ_SECONDS)
 
-fuzz-regress: $(FUZZ_BIN)
+fuzz-regress: $(FUZZ_BIN) $(FUZZ_WIRE_BIN)
 	@tests/fuzz/run.sh

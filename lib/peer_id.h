@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * peer_id.h - who is on the other end of a mutual TLS connection: the
+ * source server ID that ferry-control's CA put in a client certificate.
+ *
+ * The same rules as ca_peer_source_server() in control/ca.c, kept in lib/
+ * so that the replicator and the agent do not link the control plane.
+ */
+#ifndef FERRY_LIB_PEER_ID_H
+#define FERRY_LIB_PEER_ID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+/* URI SAN prefixes of the certificates ferry-control issues. */
+#define FERRY_URN_SOURCE_SERVER "urn:ferry:source-server:"
+#define FERRY_URN_REPLICATOR    "urn:ferry:replicator:"
+
+/* Longest certificate ID (an X.509 CN holds 64 characters). */
+#define FERRY_ID_MAX 64
+
+/* ID is acceptable as a certificate ID: 1-64 of [A-Za-z0-9._-]. */
+bool ferry_id_valid(const char *id);
+
+/*
+ * The source server ID of CERT: its one URI SAN
+ * "urn:ferry:source-server:ID", or, for a certificate without any SAN,
+ * its single subject CN.  A certificate whose SANs name no source server
+ * (e.g. a replicator's), or two of them, is refused.  The caller must
+ * already have verified CERT's chain.
+ * Returns 0 with the NUL-terminated ID in ID[LEN], -1 if CERT carries no
+ * valid source server ID or it does not fit.
+ */
+int ferry_peer_source_server(X509 *cert, char *id, size_t len);
+
+#endif

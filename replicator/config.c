@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * config.c - ferry-replicator's configuration (config.h).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void rep_config_init(struct rep_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->listen = strdup(REP_DEFAULT_LISTEN);
+	c->data_dir = strdup(REP_DEFAULT_DATA_DIR);
+	c->idle_timeout = REP_DEFAULT_IDLE;
+	c->max_conns = REP_DEFAULT_MAX_CONNS;
+}
+
+void rep_config_free(struct rep_config *c)
+{
+	free(c->listen);
+	free(c->data_dir);
+	free(c->cert);
+	free(c->key);
+	free(c->ca);
+	free(c->id);
+	free(c->allow);
+	memset(c, 0, sizeof(*c));
+}
+
+static int set_str(char **dst, const char *key, const char *value, char *err,
+		   size_t errlen)
+{
+	char *s;
+
+	if (!*value) {
+		set_err(err, errlen, "%s needs a value", key);
+		return -1;
+	}
+	s = strdup(value);
+	if (!s) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int parse_uint(const char *key, const char *value, unsigned int min,
+		      unsigned int max, unsigned int *out, char *err,
+		      size_t errlen)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (!isdigit((unsigned char)*value) || *end || errno || v < min ||
+	    v > max) {
+		set_err(err, errlen, "%s = \"%s\" is not a number in %u-%u",
+			key, value, min, max);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/* Bytes, with an optional binary suffix K, M, G, T (KiB ...). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v, mul = 1;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		mul = 1ull << 10;
+		break;
+	case 'M':
+		mul = 1ull << 20;
+		break;
+	case 'G':
+		mul = 1ull << 30;
+		break;
+	case 'T':
+		mul = 1ull << 40;
+		break;
+	default:
+		return -1;
+	}
+	if (*end && end[1] && strcasecmp(end + 1, "iB"))
+		return -1;
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+/* "SOURCE DISK SIZE" or "SOURCE *". */
+static int add_allow(struct rep_config *c, const char *value, char *err,
+		     size_t errlen)
+{
+	char src[128], disk[FERRY_WIRE_MAX_NAME + 2], size[64], extra[2];
+	struct rep_allow a, *n;
+	int k;
+
+	memset(&a, 0, sizeof(a));
+	k = sscanf(value, "%127s %129s %63s %1s", src, disk, size, extra);
+	if (k < 2 || k > 3 || (k == 2 && strcmp(disk, "*")) ||
+	    (k == 3 && !strcmp(disk, "*"))) {
+		set_err(err, errlen, "allow = \"%s\": want \"SOURCE_ID "
+			"DISK_NAME SIZE_BYTES\" or \"SOURCE_ID *\"", value);
+		return -1;
+	}
+	if (!ferry_id_valid(src)) {
+		set_err(err, errlen, "allow: source server ID \"%s\" is not "
+			"1-%d of letters, digits, '.', '_', '-'", src,
+			FERRY_ID_MAX);
+		return -1;
+	}
+	memcpy(a.source, src, strlen(src) + 1);	/* valid: fits */
+	if (k == 3) {
+		if (strlen(disk) > FERRY_WIRE_MAX_NAME) {
+			set_err(err, errlen, "allow: disk name %.40s... is "
+				"longer than %d bytes", disk,
+				FERRY_WIRE_MAX_NAME);
+			return -1;
+		}
+		if (parse_size(size, &a.size) || a.size == 0 ||
+		    a.size % FERRY_WIRE_SECTOR || a.size > INT64_MAX) {
+			set_err(err, errlen, "allow: size \"%s\" of %s is not "
+				"a positive multiple of %d bytes", size, disk,
+				FERRY_WIRE_SECTOR);
+			return -1;
+		}
+		memcpy(a.disk, disk, strlen(disk) + 1);
+	}
+	for (size_t i = 0; i < c->n_allow; i++) {
+		if (!strcmp(c->allow[i].source, a.source) &&
+		    !strcmp(c->allow[i].disk, a.disk)) {
+			set_err(err, errlen, "allow: %s %s is assigned twice",
+				a.source, k == 3 ? a.disk : "*");
+			return -1;
+		}
+	}
+	n = realloc(c->allow, (c->n_allow + 1) * sizeof(*n));
+	if (!n) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	c->allow = n;
+	c->allow[c->n_allow++] = a;
+	return 0;
+}
+
+int rep_config_set(struct rep_config *c, const char *key, const char *value,
+		   char *err, size_t errlen)
+{
+	if (!strcmp(key, "listen"))
+		return set_str(&c->listen, key, value, err, errlen);
+	if (!strcmp(key, "data-dir"))
+		return set_str(&c->data_dir, key, value, err, errlen);
+	if (!strcmp(key, "cert"))
+		return set_str(&c->cert, key, value, err, errlen);
+	if (!strcmp(key, "key"))
+		return set_str(&c->key, key, value, err, errlen);
+	if (!strcmp(key, "ca"))
+		return set_str(&c->ca, key, value, err, errlen);
+	if (!strcmp(key, "id")) {
+		if (!ferry_id_valid(value)) {
+			set_err(err, errlen, "id \"%s\" is not 1-%d of "
+				"letters, digits, '.', '_', '-'", value,
+				FERRY_ID_MAX);
+			return -1;
+		}
+		return set_str(&c->id, key, value, err, errlen);
+	}
+	if (!strcmp(key, "idle-timeout"))
+		return parse_uint(key, value, 1, 86400, &c->idle_timeout, err,
+				  errlen);
+	if (!strcmp(key, "max-connections"))
+		return parse_uint(key, value, 1, 4096, &c->max_conns, err,
+				  errlen);
+	if (!strcmp(key, "allow"))
+		return add_allow(c, value, err, errlen);
+	set_err(err, errlen, "unknown setting \"%s\"", key);
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int rep_config_load(struct rep_config *c, const char *path, char *err,
+		    size_t errlen)
+{
+	char line[1024], why[512];
+	unsigned int lineno = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		set_err(err, errlen, "cannot open configuration %s: %s", path,
+			strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s, *eq, *hash;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			set_err(err, errlen, "%s:%u: line longer than %zu "
+				"bytes", path, lineno, sizeof(line) - 2);
+			goto fail;
+		}
+		hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		s = trim(line);
+		if (!*s)
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			set_err(err, errlen, "%s:%u: want \"key = value\"",
+				path, lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		if (rep_config_set(c, trim(s), trim(eq + 1), why,
+				   sizeof(why))) {
+			set_err(err, errlen, "%s:%u: %s", path, lineno, why);
+			goto fail;
+		}
+	}
+	if (ferror(f)) {
+		set_err(err, errlen, "cannot read configuration %s", path);
+		goto fail;
+	}
+	fclose(f);
+	return 0;
+fail:
+	fclose(f);
+	return -1;
+}
+
+int rep_config_check(const struct rep_config *c, char *err, size_t errlen)
+{
+	char host[256], port[32];
+
+	if (!c->cert || !c->key || !c->ca) {
+		set_err(err, errlen, "the server certificate, its key and the "
+			"CA certificate are required (--cert, --key, --ca, or "
+			"cert/key/ca in the configuration file)");
+		return -1;
+	}
+	return rep_split_hostport(c->listen, host, sizeof(host), port,
+				  sizeof(port), err, errlen);
+}
+
+const struct rep_allow *rep_config_find(const struct rep_config *c,
+					const char *source, const char *disk,
+					int *known_source)
+{
+	const struct rep_allow *any = NULL;
+
+	*known_source = 0;
+	for (size_t i = 0; i < c->n_allow; i++) {
+		const struct rep_allow *a = &c->allow[i];
+
+		if (strcmp(a->source, source))
+			continue;
+		*known_source = 1;
+		if (!a->disk[0])
+			any = a;
+		else if (!strcmp(a->disk, disk))
+			return a;
+	}
+	return any;
+}
+
+int rep_split_hostport(const char *s, char *host, size_t hostlen,
+		       char *port, size_t portlen, char *err, size_t errlen)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	unsigned int p;
+	char *end;
+
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':')
+			goto bad;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || strchr(s, ':') != colon)
+			goto bad;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		goto bad;
+	errno = 0;
+	p = (unsigned int)strtoul(colon + 1, &end, 10);
+	if (!isdigit((unsigned char)colon[1]) || *end || errno || p > 65535 ||
+	    strlen(colon + 1) >= portlen)
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, portlen, "%u", p);
+	return 0;
+bad:
+	set_err(err, errlen, "listen address \"%s\" is not ADDR:PORT "
+		"(e.g. 0.0.0.0:1500, [::]:1500)", s);
+	return -1;
+}

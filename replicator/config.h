@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * config.h - ferry-replicator's settings: a standalone configuration file
+ * of "key = value" lines ('#' starts a comment) whose keys are the
+ * command line's long options, plus "allow" lines assigning disks to
+ * source servers.  Flags given after --config override the file.
+ */
+#ifndef FERRY_REPLICATOR_CONFIG_H
+#define FERRY_REPLICATOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/wire.h"
+#include "peer_id.h"
+
+#define REP_DEFAULT_LISTEN "0.0.0.0:1500"
+#define REP_DEFAULT_DATA_DIR "/var/lib/ferry-replicator"
+#define REP_DEFAULT_IDLE 60
+#define REP_DEFAULT_MAX_CONNS 256
+
+/* "allow = SOURCE DISK SIZE" or "allow = SOURCE *". */
+struct rep_allow {
+	char source[FERRY_ID_MAX + 1];
+	char disk[FERRY_WIRE_MAX_NAME + 1];	/* "" for any disk */
+	uint64_t size;				/* 0 for any disk */
+};
+
+struct rep_config {
+	char *listen;
+	char *data_dir;
+	char *cert, *key, *ca;
+	char *id;
+	unsigned int idle_timeout;	/* seconds */
+	unsigned int max_conns;
+	struct rep_allow *allow;
+	size_t n_allow;
+};
+
+/* Defaults (no allow lines). */
+void rep_config_init(struct rep_config *c);
+void rep_config_free(struct rep_config *c);
+
+/* Set KEY (a long option name without "--") to VALUE.  0, or -1 with a
+ * message in ERR. */
+int rep_config_set(struct rep_config *c, const char *key, const char *value,
+		   char *err, size_t errlen);
+
+/* Read the file PATH; ERR names the file and line at fault. */
+int rep_config_load(struct rep_config *c, const char *path, char *err,
+		    size_t errlen);
+
+/* Settings that cannot work together or are missing; 0 or -1 with ERR. */
+int rep_config_check(const struct rep_config *c, char *err, size_t errlen);
+
+/*
+ * The assignment of disk DISK to source server SOURCE: an exact allow
+ * line first, else a wildcard one.  NULL if none; *KNOWN_SOURCE tells
+ * whether SOURCE has any allow line at all.
+ */
+const struct rep_allow *rep_config_find(const struct rep_config *c,
+					const char *source, const char *disk,
+					int *known_source);
+
+/* Parse "ADDR:PORT" ("[v6]:PORT", "HOST:PORT") into HOST and PORT.  0, or
+ * -1 with ERR. */
+int rep_split_hostport(const char *s, char *host, size_t hostlen,
+		       char *port, size_t portlen, char *err, size_t errlen);
+
+#endif
