@@ -11,6 +11,7 @@ void log_set_quiet(int quiet)
 	log_quiet = quiet;
 }
 
+__attribute__((format(printf, 2, 0)))
 static void log_line(const char *level, const char *fmt, va_list ap)
 {
 	char buf[1024];
