@@ -11,6 +11,9 @@
 
 #include "request.h"
 
+/* Bodies declared larger than this are refused before being read. */
+#define HTTP_DRAIN_MAX (64u << 20)
+
 struct http_server {
 	struct MHD_Daemon *d;
 	struct control *c;
@@ -122,8 +125,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 			conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 
 		p->started = 1;
-		/* Refuse a declared oversize body before reading it. */
-		if (cl && strtoull(cl, NULL, 10) > REQUEST_MAX_BODY)
+		/*
+		 * A body over the limit is read and dropped, then refused:
+		 * answering before the client has sent it would reset the
+		 * connection under the client, which then never sees the
+		 * answer.  Only an absurd declared length is refused at once.
+		 */
+		if (cl && strtoull(cl, NULL, 10) > HTTP_DRAIN_MAX)
 			return too_large_now(h, conn, p);
 		return MHD_YES;
 	}
