@@ -1022,7 +1022,8 @@ static int op_heartbeat(struct api_ctx *ctx, json_t *in, json_t **out)
 		json_object_set_new(lc, "elapsedReplicationDuration",
 				    json_string(buf));
 	}
-	if (ss_save(ctx, doc, NULL))
+	/* Kept parsed for the next heartbeat; only read from here on. */
+	if (ss_save_keep(ctx, doc))
 		goto out;
 	*out = json_pack("{s:s,s:s}", "dataReplicationState",
 			 ss_str(info, "dataReplicationState"),

@@ -2,6 +2,7 @@
 /* source_server.c - source server records and the agent command queue. */
 #include "source_server.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "keys.h"
@@ -56,11 +57,81 @@ static json_t *load_by(struct api_ctx *ctx, const char *sql, const char *arg)
 	return doc;
 }
 
+/*
+ * Parsed records kept by ss_save_keep() (the heartbeat's), so that the
+ * next ss_load of the same server skips parsing its document: the
+ * heartbeat's cost was mostly parsing and re-serialising it.  The
+ * database stays the truth: an entry holds exactly what the row holds,
+ * and is dropped when anything else saves or deletes the record, and
+ * ignored after any rollback (store_generation).  Direct-mapped by ID,
+ * a collision evicts; used only under the store lock.
+ */
+#define SS_CACHE_SLOTS 4096
+
+static struct ss_cache_slot {
+	struct store *st;
+	unsigned long generation;
+	char id[24];
+	json_t *doc;
+} ss_cache[SS_CACHE_SLOTS];
+
+static struct ss_cache_slot *cache_slot(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return &ss_cache[h % SS_CACHE_SLOTS];
+}
+
+static void cache_drop(struct ss_cache_slot *c)
+{
+	json_decref(c->doc);
+	c->doc = NULL;
+	c->st = NULL;
+}
+
+/* The cached record of ID, now the caller's, or NULL. */
+static json_t *cache_take(struct api_ctx *ctx, const char *id)
+{
+	struct ss_cache_slot *c = cache_slot(id);
+	json_t *doc;
+
+	if (!c->doc || c->st != ctx->st || strcmp(c->id, id))
+		return NULL;
+	if (c->generation != store_generation(ctx->st)) {
+		cache_drop(c);
+		return NULL;
+	}
+	doc = c->doc;
+	c->doc = NULL;
+	c->st = NULL;
+	return doc;
+}
+
+static void cache_forget_id(const char *id)
+{
+	struct ss_cache_slot *c = cache_slot(id);
+
+	if (c->doc && !strcmp(c->id, id))
+		cache_drop(c);
+}
+
+void ss_cache_forget(struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < SS_CACHE_SLOTS; i++)
+		if (ss_cache[i].doc && ss_cache[i].st == st)
+			cache_drop(&ss_cache[i]);
+}
+
 json_t *ss_load(struct api_ctx *ctx, const char *id)
 {
 	static const char sql[] = "SELECT doc FROM source_servers WHERE id = ?";
+	json_t *doc = cache_take(ctx, id);
 
-	return load_by(ctx, sql, id);
+	return doc ? doc : load_by(ctx, sql, id);
 }
 
 json_t *ss_find_by_machine(struct api_ctx *ctx, const char *machine_key)
@@ -88,9 +159,54 @@ json_t *ss_require(struct api_ctx *ctx, const char *id)
 	return doc;
 }
 
+/* Bind the columns that ss_save's statements share (see upd and ins). */
+static void bind_columns(struct api_ctx *ctx, sqlite3_stmt *s, json_t *doc,
+			 const char *id)
+{
+	time_t seen = model_time_parse(
+		ss_str(doc, "lifeCycle.lastSeenByServiceDateTime"));
+
+	store_bind_text(s, 1, id);
+	sqlite3_bind_int(s, 3, json_is_true(json_object_get(doc, "isArchived")));
+	store_bind_text(s, 4, ss_str(doc, "lifeCycle.state"));
+	store_bind_text(s, 5, ss_str(doc, "replicationType"));
+	store_bind_text(s, 6, ss_str(doc, "applicationID"));
+	store_bind_text(s, 7, ss_str(doc, "dataReplicationInfo.dataReplicationState"));
+	sqlite3_bind_int64(s, 8, seen > 0 ? seen : 0);
+	sqlite3_bind_int64(s, 9, ctx->now);
+}
+
+/*
+ * Bind DOC as text to parameter IDX: serialised on the stack when it
+ * fits (a record is a few KiB), which spares json_dumps' growing buffer.
+ */
+static int bind_doc(sqlite3_stmt *s, int idx, const json_t *doc)
+{
+	char buf[16384];
+	size_t n = json_dumpb(doc, buf, sizeof(buf), JSON_COMPACT);
+
+	if (n == 0)
+		return SQLITE_NOMEM;
+	if (n > sizeof(buf))
+		return store_bind_json(s, idx, doc);
+	return sqlite3_bind_text(s, idx, buf, (int)n, SQLITE_TRANSIENT);
+}
+
 int ss_save(struct api_ctx *ctx, json_t *doc, const char *machine_key)
 {
-	static const char sql[] =
+	/*
+	 * Most saves rewrite an existing record and keep its machine key
+	 * (heartbeats): a plain UPDATE, which leaves the machine_key index
+	 * alone, where the upsert would try an insert first and rewrite
+	 * that index entry.  (?2 and ?9 are unused there: SQLite numbers
+	 * parameters up to the highest one written.)
+	 */
+	static const char upd[] =
+		"UPDATE source_servers SET is_archived = ?3,"
+		" lifecycle_state = ?4, replication_type = ?5,"
+		" application_id = ?6, replication_state = ?7,"
+		" last_seen = ?8, doc = ?10 WHERE id = ?1";
+	static const char ins[] =
 		"INSERT INTO source_servers(id, machine_key, is_archived,"
 		" lifecycle_state, replication_type, application_id,"
 		" replication_state, last_seen, created, doc)"
@@ -102,30 +218,61 @@ int ss_save(struct api_ctx *ctx, json_t *doc, const char *machine_key)
 		" replication_state = ?7, last_seen = ?8, doc = ?10";
 	const char *id = ss_str(doc, "sourceServerID");
 	sqlite3_stmt *s;
-	time_t seen;
 	int rc;
 
 	if (!*id)
 		return api_error(ctx, API_INTERNAL, "record without an ID");
-	s = store_prepare(ctx->st, sql);
+	cache_forget_id(id);
+	if (!machine_key) {
+		s = store_prepare(ctx->st, upd);
+		if (!s)
+			return api_error(ctx, API_INTERNAL, "database error");
+		bind_columns(ctx, s, doc, id);
+		if (bind_doc(s, 10, doc) != SQLITE_OK) {
+			sqlite3_reset(s);
+			return api_error(ctx, API_INTERNAL,
+					 "cannot serialise source server %s",
+					 id);
+		}
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return api_error(ctx, API_INTERNAL,
+					 "cannot save source server %s: %s", id,
+					 sqlite3_errmsg(store_db(ctx->st)));
+		if (sqlite3_changes(store_db(ctx->st)) > 0)
+			return 0;
+		/* A new record: insert it below. */
+	}
+	s = store_prepare(ctx->st, ins);
 	if (!s)
 		return api_error(ctx, API_INTERNAL, "database error");
-	seen = model_time_parse(ss_str(doc, "lifeCycle.lastSeenByServiceDateTime"));
-	store_bind_text(s, 1, id);
+	bind_columns(ctx, s, doc, id);
 	store_bind_text(s, 2, machine_key);
-	sqlite3_bind_int(s, 3, json_is_true(json_object_get(doc, "isArchived")));
-	store_bind_text(s, 4, ss_str(doc, "lifeCycle.state"));
-	store_bind_text(s, 5, ss_str(doc, "replicationType"));
-	store_bind_text(s, 6, ss_str(doc, "applicationID"));
-	store_bind_text(s, 7, ss_str(doc, "dataReplicationInfo.dataReplicationState"));
-	sqlite3_bind_int64(s, 8, seen > 0 ? seen : 0);
-	sqlite3_bind_int64(s, 9, ctx->now);
-	store_bind_json(s, 10, doc);
+	bind_doc(s, 10, doc);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return api_error(ctx, API_INTERNAL, "cannot save source server %s: %s",
 				 id, sqlite3_errmsg(store_db(ctx->st)));
+	return 0;
+}
+
+int ss_save_keep(struct api_ctx *ctx, json_t *doc)
+{
+	const char *id = ss_str(doc, "sourceServerID");
+	struct ss_cache_slot *c;
+
+	if (ss_save(ctx, doc, NULL))
+		return -1;
+	if (strlen(id) >= sizeof(c->id))
+		return 0; /* not one of ours: not worth keeping */
+	c = cache_slot(id);
+	cache_drop(c);
+	c->st = ctx->st;
+	c->generation = store_generation(ctx->st);
+	strcpy(c->id, id);
+	c->doc = json_incref(doc);
 	return 0;
 }
 
@@ -153,6 +300,7 @@ int ss_delete(struct api_ctx *ctx, const char *id)
 	char arn[MODEL_ARN_MAX];
 
 	model_arn(ctx, "source-server", id, arn);
+	cache_forget_id(id);
 	if (run_one(ctx, del_ss, id) || run_one(ctx, del_cmd, id))
 		return -1;
 	if (tags_delete_all(ctx, arn))

@@ -37,6 +37,18 @@ json_t *ss_find_by_machine(struct api_ctx *ctx, const char *machine_key);
  * MACHINE_KEY may be NULL to keep the stored one.  0 or -1 (error set). */
 int ss_save(struct api_ctx *ctx, json_t *doc, const char *machine_key);
 
+/*
+ * ss_save(CTX, DOC, NULL), then keep DOC (a reference) as the parsed
+ * copy of the row for the next ss_load of this server, which hands it
+ * over instead of parsing the row again.  The caller must not change DOC
+ * afterwards (reading it is fine); for frequent saves (heartbeats).
+ */
+int ss_save_keep(struct api_ctx *ctx, json_t *doc);
+
+/* Drop the parsed records kept for ST (store_close). */
+struct store;
+void ss_cache_forget(struct store *st);
+
 /* Delete the record, its replication configuration, tags and commands. */
 int ss_delete(struct api_ctx *ctx, const char *id);
 

@@ -37,7 +37,25 @@ struct store {
 	pthread_cond_t qcond;
 	struct store_job *head, **tail;
 	bool leader;
+	unsigned long generation; /* see store_generation() */
 };
+
+/* Generations of all stores come from one sequence (store_open and the
+ * rollbacks, each under its store's lock or before the store is shared). */
+static unsigned long generation_seq;
+static pthread_mutex_t generation_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void new_generation(struct store *st)
+{
+	pthread_mutex_lock(&generation_lock);
+	st->generation = ++generation_seq;
+	pthread_mutex_unlock(&generation_lock);
+}
+
+unsigned long store_generation(struct store *st)
+{
+	return st->generation;
+}
 
 static const char core_schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS meta ("
@@ -91,6 +109,7 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 	pthread_mutex_init(&st->qlock, NULL);
 	pthread_cond_init(&st->qcond, NULL);
 	st->tail = &st->head;
+	new_generation(st);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create data directory %s: %s",
 			 dir, strerror(errno));
@@ -144,6 +163,7 @@ void store_close(struct store *st)
 
 	if (!st)
 		return;
+	ss_cache_forget(st);
 	for (i = 0; i < st->n_cache; i++)
 		sqlite3_finalize(st->cache[i].stmt);
 	sqlite3_close(st->db);
@@ -177,31 +197,68 @@ int store_end(struct store *st, bool ok)
 {
 	if (ok && store_exec(st, "COMMIT") < 0)
 		ok = false;
-	if (!ok)
+	if (!ok) {
 		store_exec(st, "ROLLBACK");
+		new_generation(st);
+	}
 	pthread_mutex_unlock(&st->lock);
 	return ok ? 0 : -1;
+}
+
+/*
+ * The statements of every group commit, prepared once (store_prepare
+ * caches by address): sqlite3_exec would parse them again for each job.
+ */
+static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
+static const char sql_rollback[] = "ROLLBACK";
+static const char sql_savepoint[] = "SAVEPOINT job";
+static const char sql_rollback_to[] = "ROLLBACK TO job";
+static const char sql_release[] = "RELEASE job";
+
+static int exec_cached(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s = store_prepare(st, sql);
+	int rc;
+
+	if (!s)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_error("store: %s (running: %s)", sqlite3_errmsg(st->db),
+			  sql);
+		return -1;
+	}
+	return 0;
 }
 
 /* Run a batch of jobs in one transaction (the leader, under st->lock). */
 static void run_batch(struct store *st, struct store_job *batch)
 {
 	struct store_job *j;
-	bool began = store_exec(st, "BEGIN IMMEDIATE") == 0;
+	bool began = exec_cached(st, sql_begin) == 0;
 
 	for (j = batch; j; j = j->next) {
 		j->ok = false;
-		if (!began || store_exec(st, "SAVEPOINT job"))
+		if (!began || exec_cached(st, sql_savepoint))
 			continue;
 		j->ok = j->fn(j->arg);
-		if (!j->ok && store_exec(st, "ROLLBACK TO job"))
-			began = false; /* the transaction is unusable */
-		if (began && store_exec(st, "RELEASE job"))
+		if (!j->ok) {
+			new_generation(st);
+			if (exec_cached(st, sql_rollback_to))
+				began = false; /* the transaction is unusable */
+		}
+		if (began && exec_cached(st, sql_release))
 			began = false;
 	}
-	if (began && store_exec(st, "COMMIT") == 0)
+	if (began && exec_cached(st, sql_commit) == 0)
 		return;
-	store_exec(st, "ROLLBACK");
+	/* Not cached: after an error the transaction may already be gone,
+	 * and sqlite3_exec's message is the one worth logging. */
+	if (sqlite3_get_autocommit(st->db) == 0)
+		store_exec(st, sql_rollback);
+	new_generation(st);
 	for (j = batch; j; j = j->next)
 		j->ok = false;
 }

@@ -49,6 +49,14 @@ void store_unlock(struct store *st);
 char *store_meta_get(struct store *st, const char *key);
 int store_meta_set(struct store *st, const char *key, const char *value);
 
+/*
+ * A number that changes whenever a transaction or a job's savepoint of
+ * ST is rolled back, and that no other store opened by this process
+ * shares: in-memory copies of rows (ss_save_keep) are valid only while it
+ * is unchanged.  Read under the store lock.
+ */
+unsigned long store_generation(struct store *st);
+
 /* Run SQL with no result; -1 on error (logged with the SQL's context). */
 int store_exec(struct store *st, const char *sql);
 
