@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,10 @@ void rep_config_init(struct rep_config *c)
 	c->data_dir = strdup(REP_DEFAULT_DATA_DIR);
 	c->idle_timeout = REP_DEFAULT_IDLE;
 	c->max_conns = REP_DEFAULT_MAX_CONNS;
+	c->region = strdup(REP_DEFAULT_REGION);
+	c->report_interval = REP_DEFAULT_REPORT_INTERVAL;
+	c->max_source_servers = REP_DEFAULT_MAX_SOURCES;
+	snap_policy_parse(&c->pit, SNAP_DEFAULT_POLICY, NULL, 0);
 }
 
 void rep_config_free(struct rep_config *c)
@@ -42,6 +47,13 @@ void rep_config_free(struct rep_config *c)
 	free(c->ca);
 	free(c->id);
 	free(c->allow);
+	free(c->control_url);
+	free(c->control_ca);
+	free(c->region);
+	free(c->advertise);
+	free(c->access_key_id);
+	free(c->secret_access_key);
+	free(c->credentials_file);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -178,9 +190,54 @@ static int add_allow(struct rep_config *c, const char *value, char *err,
 	return 0;
 }
 
+/* The ferry-control settings (docs/replicator.md); 1 if KEY is not one. */
+static int set_control(struct rep_config *c, const char *key,
+		       const char *value, char *err, size_t errlen)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} strs[] = {
+		{ "control-url", offsetof(struct rep_config, control_url) },
+		{ "control-ca", offsetof(struct rep_config, control_ca) },
+		{ "region", offsetof(struct rep_config, region) },
+		{ "advertise", offsetof(struct rep_config, advertise) },
+		{ "access-key-id", offsetof(struct rep_config, access_key_id) },
+		{ "secret-access-key",
+		  offsetof(struct rep_config, secret_access_key) },
+		{ "credentials-file",
+		  offsetof(struct rep_config, credentials_file) },
+	};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (!strcmp(key, strs[i].key))
+			return set_str((char **)((char *)c + strs[i].off),
+				       key, value, err, errlen);
+	if (!strcmp(key, "report-interval"))
+		return parse_uint(key, value, 1, 3600, &c->report_interval,
+				  err, errlen);
+	if (!strcmp(key, "max-source-servers"))
+		return parse_uint(key, value, 1, 10000,
+				  &c->max_source_servers, err, errlen);
+	return 1;
+}
+
 int rep_config_set(struct rep_config *c, const char *key, const char *value,
 		   char *err, size_t errlen)
 {
+	char k[64];
+	int rc;
+
+	/* control_url and control-url alike: the issue's spelling and the
+	 * options'. */
+	snprintf(k, sizeof(k), "%s", key);
+	for (char *p = k; *p; p++)
+		if (*p == '_')
+			*p = '-';
+	rc = set_control(c, k, value, err, errlen);
+	if (rc <= 0)
+		return rc;
+	key = k;
 	if (!strcmp(key, "listen"))
 		return set_str(&c->listen, key, value, err, errlen);
 	if (!strcmp(key, "data-dir"))
@@ -208,6 +265,8 @@ int rep_config_set(struct rep_config *c, const char *key, const char *value,
 				  errlen);
 	if (!strcmp(key, "allow"))
 		return add_allow(c, value, err, errlen);
+	if (!strcmp(key, "pit-policy"))
+		return snap_policy_parse(&c->pit, value, err, errlen);
 	set_err(err, errlen, "unknown setting \"%s\"", key);
 	return -1;
 }
@@ -279,6 +338,47 @@ int rep_config_check(const struct rep_config *c, char *err, size_t errlen)
 {
 	char host[256], port[32];
 
+	if (c->control_url) {
+		/* Registration can fetch the certificate (a CSR signed by
+		 * ferry-control's CA), and agents' certificates come from
+		 * that CA. */
+		if (!c->id || strlen(c->id) > 31) {
+			set_err(err, errlen, "control-url needs id, the "
+				"replicator's name at ferry-control (1-31 "
+				"characters)");
+			return -1;
+		}
+		if (!c->control_ca) {
+			set_err(err, errlen, "control-url needs control-ca, "
+				"ferry-control's CA certificate (its "
+				"DATA_DIR/ca.pem)");
+			return -1;
+		}
+		if (!c->credentials_file &&
+		    (!c->access_key_id || !c->secret_access_key)) {
+			set_err(err, errlen, "control-url needs a replicator "
+				"key: access-key-id and secret-access-key, "
+				"or credentials-file");
+			return -1;
+		}
+		if (!c->cert != !c->key) {
+			set_err(err, errlen, "cert and key go together (or "
+				"neither: ferry-control issues them)");
+			return -1;
+		}
+		if (rep_split_hostport(c->listen, host, sizeof(host), port,
+				       sizeof(port), err, errlen))
+			return -1;
+		if (!c->advertise && (!strcmp(host, "0.0.0.0") ||
+				      !strcmp(host, "::"))) {
+			set_err(err, errlen, "listen = %s is no address agents "
+				"can connect to: set advertise = ADDRESS (the "
+				"address registered with ferry-control)",
+				c->listen);
+			return -1;
+		}
+		return 0;
+	}
 	if (!c->cert || !c->key || !c->ca) {
 		set_err(err, errlen, "the server certificate, its key and the "
 			"CA certificate are required (--cert, --key, --ca, or "

@@ -13,11 +13,15 @@
 
 #include "ferry/wire.h"
 #include "peer_id.h"
+#include "snapshot.h"
 
 #define REP_DEFAULT_LISTEN "0.0.0.0:1500"
 #define REP_DEFAULT_DATA_DIR "/var/lib/ferry-replicator"
 #define REP_DEFAULT_IDLE 60
 #define REP_DEFAULT_MAX_CONNS 256
+#define REP_DEFAULT_REGION "us-east-1"
+#define REP_DEFAULT_REPORT_INTERVAL 10
+#define REP_DEFAULT_MAX_SOURCES 100
 
 /* "allow = SOURCE DISK SIZE" or "allow = SOURCE *". */
 struct rep_allow {
@@ -35,6 +39,13 @@ struct rep_config {
 	unsigned int max_conns;
 	struct rep_allow *allow;
 	size_t n_allow;
+	/* ferry-control (replicator/control_client.h); off without url. */
+	char *control_url, *control_ca, *region, *advertise;
+	char *access_key_id, *secret_access_key, *credentials_file;
+	unsigned int report_interval;	/* seconds */
+	unsigned int max_source_servers;
+	/* pit_policy: which snapshots are taken and kept (snapshot.h). */
+	struct snap_policy pit;
 };
 
 /* Defaults (no allow lines). */

@@ -6,6 +6,8 @@
  *                    [--data-dir DIR] [--cert FILE] [--key FILE]
  *                    [--ca FILE] [--id NAME] [--allow "SRC DISK SIZE"]
  *                    [--idle-timeout SECONDS] [--max-connections N]
+ *                    [--control-url URL --control-ca FILE
+ *                     --credentials-file FILE ...]
  *
  * docs/replicator.md describes the configuration and the behaviour.
  */
@@ -29,7 +31,9 @@
 
 #include "config.h"
 #include "conn.h"
+#include "control_client.h"
 #include "log.h"
+#include "snapshot.h"
 #include "tls.h"
 
 /* How long SIGTERM waits for connections to flush and say BYE. */
@@ -54,8 +58,26 @@ static void usage(FILE *f)
 "                        let source server SRC write DISK (SIZE bytes), or\n"
 "                        any of its disks; repeatable\n"
 "  --idle-timeout SECS   close a connection silent this long (default %d)\n"
-"  --max-connections N   connections served at once (default %d)\n",
-		REP_DEFAULT_IDLE, REP_DEFAULT_MAX_CONNS);
+"  --max-connections N   connections served at once (default %d)\n"
+"\n"
+"ferry-control (assignments from it, in addition to allow lines):\n"
+"  --control-url URL     https://HOST:PORT of ferry-control\n"
+"  --control-ca FILE     its CA (DATA_DIR/ca.pem); also --ca by default\n"
+"  --credentials-file F  the replicator key (access_key_id,\n"
+"                        secret_access_key; mode 0600)\n"
+"  --region NAME         ferry-control's region (default "
+REP_DEFAULT_REGION ")\n"
+"  --advertise ADDR[:PORT]  the address agents are told (default: listen)\n"
+"  --report-interval S   poll and report every S seconds (default %d)\n"
+"  --max-source-servers N  registered capacity (default %d)\n"
+"  without --cert/--key, ferry-control issues the server certificate\n"
+"\n"
+"point-in-time snapshots (docs/replicator.md):\n"
+"  pit_policy = INTERVAL:RETENTION, ...  in the --config file (default\n"
+"                        " SNAP_DEFAULT_POLICY ")\n"
+"  ferry-replicator snapshot list|delete|export --data-dir DIR ...\n",
+		REP_DEFAULT_IDLE, REP_DEFAULT_MAX_CONNS,
+		REP_DEFAULT_REPORT_INTERVAL, REP_DEFAULT_MAX_SOURCES);
 }
 
 static int parse_args(int argc, char **argv, struct rep_config *cfg)
@@ -71,6 +93,14 @@ static int parse_args(int argc, char **argv, struct rep_config *cfg)
 		{ "allow", required_argument, NULL, 'o' },
 		{ "idle-timeout", required_argument, NULL, 'o' },
 		{ "max-connections", required_argument, NULL, 'o' },
+		/* ferry-control; the secret key only in files, not argv */
+		{ "control-url", required_argument, NULL, 'o' },
+		{ "control-ca", required_argument, NULL, 'o' },
+		{ "credentials-file", required_argument, NULL, 'o' },
+		{ "region", required_argument, NULL, 'o' },
+		{ "advertise", required_argument, NULL, 'o' },
+		{ "report-interval", required_argument, NULL, 'o' },
+		{ "max-source-servers", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -265,9 +295,14 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int lfd, sfd, stop[2];
 
+	/* ferry-replicator snapshot list|delete|export (snapshot.c) */
+	if (argc > 1 && !strcmp(argv[1], "snapshot"))
+		return snap_cli(argc - 1, argv + 1);
 	rep_config_init(&cfg);
-	if (parse_args(argc, argv, &cfg))
+	if (parse_args(argc, argv, &cfg)) {
+		rep_config_free(&cfg);
 		return 2;
+	}
 	/* Staging data is the customer's disks: not for other users. */
 	umask(027);
 	if (mkdir(cfg.data_dir, 0750) && errno != EEXIST) {
@@ -285,12 +320,6 @@ int main(int argc, char **argv)
 	srv.cfg = &cfg;
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
-	srv.ctx = ferry_tls_ctx(FERRY_TLS_SERVER, cfg.cert, cfg.key, cfg.ca,
-				err, sizeof(err));
-	if (!srv.ctx) {
-		rlog_error("%s", err);
-		return 1;
-	}
 
 	/* Signals arrive on a descriptor of the accept loop; connection
 	 * threads inherit the mask and never see them. */
@@ -310,7 +339,23 @@ int main(int argc, char **argv)
 	lfd = listen_on(cfg.listen, shown, sizeof(shown));
 	if (lfd < 0)
 		return 1;
-	if (!cfg.n_allow)
+	/* ferry-control: registration (which may issue the certificate,
+	 * so before the TLS context) and the saved assignments. */
+	if (cfg.control_url && ctl_init(&cfg, shown, err, sizeof(err))) {
+		rlog_error("%s", err);
+		return 1;
+	}
+	srv.ctx = ferry_tls_ctx(FERRY_TLS_SERVER, cfg.cert, cfg.key, cfg.ca,
+				err, sizeof(err));
+	if (!srv.ctx) {
+		rlog_error("%s", err);
+		return 1;
+	}
+	if (cfg.control_url && ctl_start(stop[0], err, sizeof(err))) {
+		rlog_error("%s", err);
+		return 1;
+	}
+	if (!cfg.n_allow && !cfg.control_url)
 		rlog_info("warning: no allow lines: every source server will "
 			  "be refused");
 	fprintf(stderr, "ferry-replicator: ready on %s\n", shown);
@@ -357,6 +402,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	pthread_mutex_unlock(&srv.lock);
+	ctl_stop();
 	SSL_CTX_free(srv.ctx);
 	close(stop[0]);
 	close(sfd);

@@ -11,7 +11,8 @@ REPLICATOR_OBJ     := $(REPLICATOR_SRC:%.c=$(BUILD)/obj/%.o) \
                       $(BUILD)/obj/lib/wire.o $(BUILD)/obj/lib/tls.o \
                       $(BUILD)/obj/lib/peer_id.o
 REPLICATOR_LIB_OBJ := $(filter-out %/main.o,$(REPLICATOR_OBJ))
-REPLICATOR_LIBS    := -lssl -lcrypto -lzstd -llz4 -lxxhash -pthread
+REPLICATOR_LIBS    := -lssl -lcrypto -lzstd -llz4 -lxxhash -lcurl -ljansson \
+                      -pthread
 
 USERSPACE_BINS += $(BIN)/ferry-replicator
 

@@ -3,6 +3,7 @@
  * volume.c - staging volumes and their metadata (volume.h).
  */
 #include "volume.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,7 @@ int volume_file_name(const char *name, char *out, size_t len)
 
 void volume_close(struct volume *v)
 {
+	snap_cow_close(v);
 	if (v->fd >= 0)
 		close(v->fd);
 	if (v->dir_fd >= 0)
@@ -447,7 +449,10 @@ int volume_write(struct volume *v, uint64_t off, const void *buf,
 		 size_t len, char *err, size_t errlen)
 {
 	const char *p = buf;
+	int rc = snap_cow_before(v, off, len, err, errlen);
 
+	if (rc)
+		return rc;
 	while (len) {
 		ssize_t n = pwrite(v->fd, p, len, (off_t)off);
 
@@ -474,8 +479,10 @@ int volume_zero(struct volume *v, uint64_t off, uint64_t len, char *err,
 		size_t errlen)
 {
 	static const uint8_t zeros[65536];
-	int e;
+	int e = snap_cow_before(v, off, len, err, errlen);
 
+	if (e)
+		return e;
 	if (!fallocate(v->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		       (off_t)off, (off_t)len)) {
 		v->dirty = true;

@@ -37,6 +37,9 @@ struct volume {
 	bool created;		/* volume_open() made it just now */
 	bool dirty;		/* written since the last volume_sync() */
 	bool punched;		/* ... with holes punched: needs fsync */
+	/* Snapshots (snapshot.h): the newest snapshot's copy-on-write
+	 * delta, written before the live blocks it keeps; NULL: none. */
+	struct snap_cow *cow;
 };
 
 /*

@@ -27,7 +27,8 @@ group_packages() {
 	control) echo awscli python3-boto3 curl clang libclang-rt-dev openssl \
 		sqlite3 ;;
 	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \
-		e2fsprogs dmsetup mdadm fio util-linux kmod socat ;;
+		e2fsprogs dmsetup mdadm fio util-linux kmod socat \
+		qemu-utils xfsprogs ;;
 	dkms) echo dkms ;;
 	*) return 1 ;;
 	esac

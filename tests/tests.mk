@@ -48,8 +48,8 @@ test_ca_LIBS      := -lssl -lcrypto -lgnutls
 test_wire_SRCS    := tests/unit/test_wire lib/wire
 test_wire_LIBS    := -lzstd -llz4 -lxxhash
 UNIT_TESTS        += test_volume
-test_volume_SRCS  := tests/unit/test_volume replicator/volume \
-                     replicator/config lib/wire lib/peer_id
+test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapshot \
+                     replicator/config replicator/log lib/wire lib/peer_id
 test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
 
 UNIT_TEST_BINS     := $(UNIT_TESTS:%=$(BUILD)/tests/unit/%)

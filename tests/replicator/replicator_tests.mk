@@ -20,3 +20,13 @@ $(REPL_TEST_CLIENT): $(REPL_TEST_OBJ)
 # Built by `make userspace` (include this file after agent/agent.mk,
 # which sets USERSPACE_BINS with =).
 USERSPACE_BINS += $(REPL_TEST_CLIENT)
+
+# `make bench-replicator`: the staging directory's own write rate (fio)
+# against ferry-replicator's ingest over TLS, 1 and 50 streams;
+# tests/replicator/bench.sh, report in $(BUILD)/bench/replicator.md.
+.PHONY: bench-replicator
+bench-replicator: $(BIN)/ferry-replicator $(BIN)/ferry-control \
+		  $(REPL_TEST_CLIENT)
+	@BUILD=$(BUILD) FERRY_REPLICATOR_BIN=$(BIN)/ferry-replicator \
+		FERRY_CONTROL_BIN=$(BIN)/ferry-control \
+		FERRY_WIRE_CLIENT=$(REPL_TEST_CLIENT) tests/replicator/bench.sh

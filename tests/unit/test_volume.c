@@ -286,6 +286,32 @@ static void test_config(void)
 				 sizeof(port), err, sizeof(err)) == -1);
 }
 
+/* pit_policy: INTERVAL:RETENTION rules (replicator/snapshot.c). */
+static void test_pit_policy(void)
+{
+	struct snap_policy p;
+	struct rep_config c;
+	char err[256];
+
+	rep_config_init(&c);
+	CHECK(c.pit.n == 3);
+	CHECK(c.pit.rule[0].interval_ms == 600000);
+	CHECK(c.pit.rule[2].retention_ms == 7ull * 86400000);
+	CHECK(rep_config_set(&c, "pit_policy", "1s:3s,2m:1w", err,
+			     sizeof(err)) == 0);
+	CHECK(c.pit.n == 2 && c.pit.rule[0].interval_ms == 1000 &&
+	      c.pit.rule[0].retention_ms == 3000 &&
+	      c.pit.rule[1].retention_ms == 604800000ull);
+	rep_config_free(&c);
+	CHECK(snap_policy_parse(&p, "1h:10m", err, sizeof(err)) == -1);
+	CHECK_HAS(err, "retention >= interval");
+	CHECK(snap_policy_parse(&p, "10m", err, sizeof(err)) == -1);
+	CHECK(snap_policy_parse(&p, "0s:1h", err, sizeof(err)) == -1);
+	CHECK(snap_policy_parse(&p, "10x:1h", err, sizeof(err)) == -1);
+	CHECK(snap_policy_parse(&p, " , ", err, sizeof(err)) == -1);
+	CHECK_HAS(err, "no rule");
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -299,6 +325,7 @@ int main(void)
 	RUN(test_zero_and_hash);
 	RUN(test_refusals);
 	RUN(test_config);
+	RUN(test_pit_policy);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", dir);

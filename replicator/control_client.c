@@ -1,0 +1,1013 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * control_client.c - registration with ferry-control, assignments and
+ * reports (control_client.h).
+ *
+ * One thread talks to ferry-control, with one libcurl easy handle per
+ * request (a few requests every report-interval: keep-alive would save
+ * little).  Connection threads only read the assignment table, under
+ * its lock.  The secret key is handed to libcurl for signing and never
+ * written anywhere else.
+ */
+#include "control_client.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "peer_id.h"
+
+#define RESP_MAX (8u << 20)
+#define BACKOFF_MAX_S 60
+
+struct ctl_disk {
+	char name[FERRY_WIRE_MAX_NAME + 1];
+	uint64_t size;			/* 0: unknown, any size */
+};
+
+struct ctl_source {
+	char id[FERRY_ID_MAX + 1];
+	size_t n_disks;
+	struct ctl_disk *disks;
+};
+
+struct ctl_snap {
+	struct ctl_snap *next;
+	char source[FERRY_ID_MAX + 1];
+	int64_t ms;
+};
+
+static struct {
+	const struct rep_config *cfg;
+	char *key_id, *secret;
+	char host[256];
+	unsigned int port;
+	int stop_fd;
+	pthread_t thread;
+	bool running;
+	bool registered;
+	time_t last_post;	/* second of the last state-changing call */
+	bool save_failed;	/* the assignments file is not up to date */
+
+	pthread_mutex_t lock;	/* the fields below */
+	struct ctl_source *src;
+	size_t n_src;
+	json_t *saved;		/* the sourceServers array last stored */
+	struct ctl_snap *snaps;
+} ctl = { .stop_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static bool stopping(void)
+{
+	struct pollfd p = { .fd = ctl.stop_fd, .events = POLLIN };
+
+	return ctl.stop_fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+/* DATA_DIR/NAME into OUT. */
+static void data_path(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", ctl.cfg->data_dir, name);
+}
+
+/* ---- credentials ------------------------------------------------------ */
+
+/*
+ * "key = value" lines: access_key_id and secret_access_key (also
+ * spelt with '-' or an aws_ prefix, as in ~/.aws/credentials, whose
+ * "[profile]" lines are skipped).  The file must be private: 0600.
+ */
+static int load_credentials(const char *path, char *err, size_t errlen)
+{
+	char line[1024];
+	struct stat st;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		set_err(err, errlen, "cannot open credentials-file %s: %s",
+			path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+		set_err(err, errlen, "credentials-file %s is accessible to "
+			"group or others (mode %03o): chmod 600 it", path,
+			(unsigned int)(st.st_mode & 0777));
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *k = line, *v, *e;
+
+		while (*k == ' ' || *k == '\t')
+			k++;
+		if (*k == '#' || *k == '[' || *k == '\n' || !*k)
+			continue;
+		v = strchr(k, '=');
+		if (!v)
+			continue;
+		for (e = v; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = '\0';
+		for (v++; *v == ' ' || *v == '\t'; v++)
+			;
+		v[strcspn(v, " \t\r\n")] = '\0';
+		for (char *p = k; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		if (!strncasecmp(k, "aws_", 4))
+			k += 4;
+		if (!strcasecmp(k, "access_key_id")) {
+			free(ctl.key_id);
+			ctl.key_id = strdup(v);
+		} else if (!strcasecmp(k, "secret_access_key")) {
+			free(ctl.secret);
+			ctl.secret = strdup(v);
+		}
+	}
+	fclose(f);
+	if (!ctl.key_id || !ctl.secret || !*ctl.key_id || !*ctl.secret) {
+		set_err(err, errlen, "credentials-file %s lacks access_key_id "
+			"or secret_access_key", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- HTTPS ------------------------------------------------------------ */
+
+struct resp {
+	char *buf;
+	size_t len;
+	char type[128];		/* x-amzn-ErrorType */
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct resp *r = arg;
+	size_t len = size * n;
+	char *nb;
+
+	if (r->len + len > RESP_MAX)
+		return 0;
+	nb = realloc(r->buf, r->len + len + 1);
+	if (!nb)
+		return 0;
+	memcpy(nb + r->len, p, len);
+	r->buf = nb;
+	r->len += len;
+	r->buf[r->len] = '\0';
+	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	static const char name[] = "x-amzn-errortype:";
+	struct resp *r = arg;
+	size_t len = size * n;
+
+	if (len > sizeof(name) && !strncasecmp(p, name, sizeof(name) - 1)) {
+		size_t off = sizeof(name) - 1, k;
+
+		while (off < len && p[off] == ' ')
+			off++;
+		k = len - off;
+		while (k && (p[off + k - 1] == '\r' || p[off + k - 1] == '\n'))
+			k--;
+		if (k >= sizeof(r->type))
+			k = sizeof(r->type) - 1;
+		memcpy(r->type, p + off, k);
+		r->type[k] = '\0';
+	}
+	return len;
+}
+
+static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
+		       curl_off_t d)
+{
+	(void)arg, (void)a, (void)b, (void)c, (void)d;
+	return stopping();	/* non-zero aborts the transfer */
+}
+
+/*
+ * POST BODY to ferry-control's operation OP, signed with the replicator
+ * key; *OUT gets the answer's JSON object.  0, or -1 with ERR saying
+ * what failed (HTTP status, error type and message).  CHANGES: the
+ * operation changes state, so an identical request may not be signed in
+ * the same second twice (ferry-control refuses replays).
+ */
+static int call(const char *op, json_t *body, bool changes, json_t **out,
+		char *err, size_t errlen)
+{
+	char url[1024], sigv4[128], cerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	struct resp r = { 0 };
+	json_error_t jerr;
+	char *data = NULL;
+	long status = 0;
+	CURLcode rc;
+	CURL *e;
+	int ret = -1;
+
+	*out = NULL;
+	if (changes) {
+		while (time(NULL) <= ctl.last_post && !stopping())
+			usleep(50 * 1000);
+		ctl.last_post = time(NULL);
+	}
+	data = json_dumps(body, JSON_COMPACT);
+	e = curl_easy_init();
+	if (!data || !e) {
+		set_err(err, errlen, "%s: out of memory", op);
+		goto out;
+	}
+	snprintf(url, sizeof(url), "%s%s%s", ctl.cfg->control_url,
+		 ctl.cfg->control_url[strlen(ctl.cfg->control_url) - 1] == '/'
+		 ? "" : "/", op);
+	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:mgn", ctl.cfg->region);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CAINFO, ctl.cfg->control_ca);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(e, CURLOPT_USERNAME, ctl.key_id);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, ctl.secret);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, data);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
+	rc = curl_easy_perform(e);
+	if (rc != CURLE_OK) {
+		set_err(err, errlen, "%s to %s: %s", op, ctl.cfg->control_url,
+			cerr[0] ? cerr : curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	*out = r.buf ? json_loads(r.buf, 0, &jerr) : NULL;
+	if (status != 200) {
+		const char *msg = json_string_value(
+			json_object_get(*out, "message"));
+
+		set_err(err, errlen, "%s: HTTP %ld %s: %s", op, status,
+			r.type[0] ? r.type : "", msg ? msg : "(no message)");
+		json_decref(*out);
+		*out = NULL;
+		goto out;
+	}
+	if (!json_is_object(*out)) {
+		set_err(err, errlen, "%s: the answer is not a JSON object",
+			op);
+		json_decref(*out);
+		*out = NULL;
+		goto out;
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(hdrs);
+	if (e)
+		curl_easy_cleanup(e);
+	free(data);
+	free(r.buf);
+	return ret;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/* Replace PATH with LEN bytes of DATA durably, mode MODE. */
+static int write_file(const char *path, const void *data, size_t len,
+		      mode_t mode, char *err, size_t errlen)
+{
+	char tmp[4200];
+	ssize_t n;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		goto fail;
+	if (fchmod(fd, mode))
+		goto fail_fd;
+	n = write(fd, data, len);
+	if (n < 0 || (size_t)n != len) {
+		if (n >= 0)
+			errno = ENOSPC;
+		goto fail_fd;
+	}
+	if (fsync(fd))
+		goto fail_fd;
+	close(fd);
+	if (rename(tmp, path))
+		goto fail;
+	return 0;
+fail_fd:
+	close(fd);
+fail:
+	set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+	unlink(tmp);
+	return -1;
+}
+
+/* ---- the assignment table -------------------------------------------- */
+
+static void free_sources(struct ctl_source *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(s[i].disks);
+	free(s);
+}
+
+/* Disk NAME's size in the entry's "disks" (sourceProperties), 0 if not
+ * given. */
+static uint64_t disk_size(json_t *e, const char *name)
+{
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(json_object_get(e, "disks"), i, d) {
+		json_int_t b = json_integer_value(json_object_get(d, "bytes"));
+
+		if (!strcmp(json_string_value(json_object_get(d, "deviceName"))
+			    ?: "", name))
+			return b > 0 ? (uint64_t)b : 0;
+	}
+	return 0;
+}
+
+static int add_disk(struct ctl_source *s, const char *name, uint64_t size)
+{
+	struct ctl_disk *n;
+
+	if (!name || !*name || strlen(name) > FERRY_WIRE_MAX_NAME)
+		return 0;
+	n = realloc(s->disks, (s->n_disks + 1) * sizeof(*n));
+	if (!n)
+		return -1;
+	s->disks = n;
+	snprintf(n[s->n_disks].name, sizeof(n->name), "%s", name);
+	n[s->n_disks++].size = size;
+	return 0;
+}
+
+/*
+ * Replace the table with LIST (GetReplicatorAssignmentsForMgn's
+ * sourceServers): a server may write the disks of its replication
+ * configuration ("replicatedDisks"), or all its disks when that is
+ * absent, up to their sizes.  Takes a reference to LIST.  SAVE: also
+ * store LIST in the data directory if it changed.
+ */
+static int set_assignments(json_t *list, bool save, char *err, size_t errlen)
+{
+	struct ctl_source *src = NULL, *old;
+	size_t n = 0, i, k, n_old;
+	json_t *e, *names, *d;
+	bool changed;
+
+	if (!json_is_array(list)) {
+		set_err(err, errlen, "sourceServers is not a list");
+		return -1;
+	}
+	src = calloc(json_array_size(list) + 1, sizeof(*src));
+	if (!src)
+		goto oom;
+	json_array_foreach(list, i, e) {
+		const char *id = json_string_value(
+			json_object_get(e, "sourceServerID"));
+		struct ctl_source *s = &src[n];
+
+		if (!id || !ferry_id_valid(id))
+			continue;
+		snprintf(s->id, sizeof(s->id), "%s", id);
+		names = json_object_get(e, "replicatedDisks");
+		if (json_is_array(names)) {
+			json_array_foreach(names, k, d) {
+				const char *nm = json_string_value(d);
+
+				if (nm && add_disk(s, nm, disk_size(e, nm)))
+					goto oom;
+			}
+		} else {
+			json_array_foreach(json_object_get(e, "disks"), k, d) {
+				const char *nm = json_string_value(
+					json_object_get(d, "deviceName"));
+
+				if (nm && add_disk(s, nm, disk_size(e, nm)))
+					goto oom;
+			}
+		}
+		n++;
+	}
+	pthread_mutex_lock(&ctl.lock);
+	changed = !ctl.saved || !json_equal(ctl.saved, list);
+	old = ctl.src;
+	n_old = ctl.n_src;
+	ctl.src = src;
+	ctl.n_src = n;
+	json_decref(ctl.saved);
+	ctl.saved = json_incref(list);
+	pthread_mutex_unlock(&ctl.lock);
+	free_sources(old, n_old);
+	if ((changed || ctl.save_failed) && save) {
+		char path[4096], *text, why[512];
+		json_t *doc = json_pack("{s:s,s:O}", "replicatorID",
+					ctl.cfg->id, "sourceServers", list);
+		int rc;
+
+		text = doc ? json_dumps(doc, JSON_INDENT(1)) : NULL;
+		json_decref(doc);
+		if (!text)
+			goto oom_saved;
+		data_path(path, sizeof(path), CTL_ASSIGNMENTS_FILE);
+		rc = write_file(path, text, strlen(text), 0640, why,
+				sizeof(why));
+		free(text);
+		/* Not fatal: the table in memory is current, and reports
+		 * matter most when the disk is full.  Retried each poll. */
+		if (rc) {
+			if (!ctl.save_failed)
+				rlog_error("%s; a restart without ferry-control "
+					   "would serve older assignments", why);
+			ctl.save_failed = true;
+			return 0;
+		}
+		ctl.save_failed = false;
+		rlog_info("ferry-control assigns %zu source servers to this "
+			  "replicator; saved in %s", n, path);
+	}
+	return 0;
+oom:
+	if (src)
+		free_sources(src, n + 1);
+oom_saved:
+	set_err(err, errlen, "out of memory for the assignments");
+	return -1;
+}
+
+int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
+			int *known_source)
+{
+	int found = 0;
+
+	*known_source = 0;
+	*size = 0;
+	pthread_mutex_lock(&ctl.lock);
+	for (size_t i = 0; i < ctl.n_src && !found; i++) {
+		const struct ctl_source *s = &ctl.src[i];
+
+		if (strcmp(s->id, source))
+			continue;
+		*known_source = 1;
+		for (size_t k = 0; k < s->n_disks; k++) {
+			if (!strcmp(s->disks[k].name, disk)) {
+				*size = s->disks[k].size;
+				found = 1;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	return found;
+}
+
+static int load_saved(char *err, size_t errlen)
+{
+	char path[4096];
+	json_error_t jerr;
+	json_t *doc;
+	int rc;
+
+	data_path(path, sizeof(path), CTL_ASSIGNMENTS_FILE);
+	if (access(path, F_OK))
+		return 0;
+	doc = json_load_file(path, 0, &jerr);
+	if (!doc) {
+		set_err(err, errlen, "%s:%d: %s (remove it: ferry-control "
+			"will send the assignments again)", path, jerr.line,
+			jerr.text);
+		return -1;
+	}
+	rc = set_assignments(json_object_get(doc, "sourceServers"), false,
+			     err, errlen);
+	json_decref(doc);
+	if (!rc)
+		rlog_info("%zu source servers assigned by ferry-control "
+			  "(saved in %s)", ctl.n_src, path);
+	return rc;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
+
+void ctl_note_snapshot(const char *source, int64_t unix_ms)
+{
+	struct ctl_snap *s;
+
+	if (!ctl.cfg)
+		return;
+	pthread_mutex_lock(&ctl.lock);
+	for (s = ctl.snaps; s; s = s->next)
+		if (!strcmp(s->source, source))
+			break;
+	if (!s && (s = calloc(1, sizeof(*s)))) {
+		snprintf(s->source, sizeof(s->source), "%s", source);
+		s->next = ctl.snaps;
+		ctl.snaps = s;
+	}
+	if (s && unix_ms > s->ms)
+		s->ms = unix_ms;
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+static int64_t snapshot_ms(const char *source)
+{
+	int64_t ms = 0;
+
+	pthread_mutex_lock(&ctl.lock);
+	for (struct ctl_snap *s = ctl.snaps; s; s = s->next)
+		if (!strcmp(s->source, source))
+			ms = s->ms;
+	pthread_mutex_unlock(&ctl.lock);
+	return ms;
+}
+
+/* ---- reports ---------------------------------------------------------- */
+
+static int space(uint64_t *cap, uint64_t *avail, char *err, size_t errlen)
+{
+	struct statvfs sv;
+
+	if (statvfs(ctl.cfg->data_dir, &sv)) {
+		set_err(err, errlen, "cannot read the free space of %s: %s",
+			ctl.cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	*cap = (uint64_t)sv.f_blocks * sv.f_frsize;
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (*cap == 0)
+		*cap = 1;
+	if (*avail > *cap)
+		*avail = *cap;
+	return 0;
+}
+
+/*
+ * The replicated bytes of SOURCE's staging volumes: each volume's
+ * sync_mark (the initial copy is durable below it; the whole disk once
+ * the copy is done), from the metadata files, which are only written
+ * after the data they describe is durable.
+ */
+static json_t *replicated_disks(const char *source)
+{
+	char dir[4096], path[4400], line[1024], disk[FERRY_WIRE_MAX_NAME + 1];
+	json_t *list = json_array();
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/%s", ctl.cfg->data_dir, source);
+	d = opendir(dir);
+	if (!d)
+		return list;
+	while ((de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		unsigned long long mark = 0;
+		bool have = false;
+		FILE *f;
+
+		if (nl < 6 || strcmp(de->d_name + nl - 5, ".meta"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		disk[0] = '\0';
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (!strncmp(line, "disk = ", 7) &&
+			    strlen(line + 7) < sizeof(disk))
+				memcpy(disk, line + 7, strlen(line + 7) + 1);
+			else if (sscanf(line, "sync_mark = %llu", &mark) == 1)
+				have = true;
+		}
+		fclose(f);
+		if (disk[0] && have)
+			json_array_append_new(list, json_pack("{s:s,s:I}",
+				"deviceName", disk, "replicatedStorageBytes",
+				(json_int_t)mark));
+	}
+	closedir(d);
+	return list;
+}
+
+static json_t *iso_time(int64_t ms)
+{
+	char buf[32];
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+static json_t *report_body(char *err, size_t errlen)
+{
+	uint64_t cap, avail;
+	json_t *body, *list;
+	char (*ids)[FERRY_ID_MAX + 1];
+	size_t n;
+
+	if (space(&cap, &avail, err, errlen))
+		return NULL;
+	/* Only the servers assigned here: reporting one that has moved to
+	 * another replicator would fail the whole report. */
+	pthread_mutex_lock(&ctl.lock);
+	n = ctl.n_src;
+	ids = calloc(n + 1, sizeof(*ids));
+	for (size_t i = 0; ids && i < n; i++)
+		memcpy(ids[i], ctl.src[i].id, sizeof(ids[i]));
+	pthread_mutex_unlock(&ctl.lock);
+	if (!ids) {
+		set_err(err, errlen, "out of memory for the report");
+		return NULL;
+	}
+	list = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_pack("{s:s,s:o}", "sourceServerID", ids[i],
+				      "replicatedDisks",
+				      replicated_disks(ids[i]));
+		int64_t ms = snapshot_ms(ids[i]);
+
+		/* CP times are the agent's clock; ferry-control refuses
+		 * the whole report for a time ahead of its own. */
+		if (ms > (int64_t)time(NULL) * 1000)
+			ms = (int64_t)time(NULL) * 1000;
+		if (ms > 0)
+			json_object_set_new(e, "lastSnapshotDateTime",
+					    iso_time(ms));
+		json_array_append_new(list, e);
+	}
+	free(ids);
+	body = json_pack("{s:I,s:I,s:o}", "freeBytes", (json_int_t)avail,
+			 "capacityBytes", (json_int_t)cap, "sourceServers",
+			 list);
+	if (!body)
+		set_err(err, errlen, "out of memory for the report");
+	return body;
+}
+
+/* ---- registration ----------------------------------------------------- */
+
+/* A new P-256 key, or the one stored at PATH. */
+static EVP_PKEY *server_key(const char *path, char *err, size_t errlen)
+{
+	EVP_PKEY *k = NULL;
+	BIO *b;
+	char *pem;
+	long len;
+	FILE *f = fopen(path, "re");
+
+	if (f) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+		if (!k)
+			set_err(err, errlen, "cannot read the key %s (remove "
+				"it to get a new one)", path);
+		return k;
+	}
+	k = EVP_EC_gen("P-256");
+	b = BIO_new(BIO_s_mem());
+	if (!k || !b ||
+	    !PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) {
+		set_err(err, errlen, "cannot make a P-256 key");
+		goto fail;
+	}
+	len = BIO_get_mem_data(b, &pem);
+	if (write_file(path, pem, (size_t)len, 0600, err, errlen))
+		goto fail;
+	BIO_free(b);
+	return k;
+fail:
+	BIO_free(b);
+	EVP_PKEY_free(k);
+	return NULL;
+}
+
+static char *make_csr(EVP_PKEY *k, char *err, size_t errlen)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *nm = X509_NAME_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	char *pem = NULL, *out = NULL;
+	long len;
+
+	if (!req || !nm || !b ||
+	    !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+					(const unsigned char *)ctl.cfg->id,
+					-1, -1, 0) ||
+	    !X509_REQ_set_subject_name(req, nm) ||
+	    !X509_REQ_set_pubkey(req, k) ||
+	    !X509_REQ_sign(req, k, EVP_sha256()) ||
+	    !PEM_write_bio_X509_REQ(b, req)) {
+		set_err(err, errlen, "cannot make a certificate request");
+		goto out;
+	}
+	len = BIO_get_mem_data(b, &pem);
+	out = strndup(pem, (size_t)len);
+out:
+	BIO_free(b);
+	X509_NAME_free(nm);
+	X509_REQ_free(req);
+	return out;
+}
+
+/* RegisterReplicatorForMgn, with CSR if not NULL; *OUT: the answer. */
+static int do_register(const char *csr, json_t **out, char *err,
+		       size_t errlen)
+{
+	uint64_t cap, avail;
+	json_t *body;
+	int rc;
+
+	if (space(&cap, &avail, err, errlen))
+		return -1;
+	body = json_pack("{s:s,s:s,s:i,s:I,s:I,s:i}", "replicatorID",
+			 ctl.cfg->id, "address", ctl.host, "port",
+			 (int)ctl.port, "capacityBytes", (json_int_t)cap,
+			 "freeBytes", (json_int_t)avail, "maxSourceServers",
+			 (int)ctl.cfg->max_source_servers);
+	if (body && csr)
+		json_object_set_new(body, "csr", json_string(csr));
+	if (!body) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = call("RegisterReplicatorForMgn", body, true, out, err, errlen);
+	json_decref(body);
+	if (!rc)
+		ctl.registered = true;
+	return rc;
+}
+
+/* Register with a CSR and store the certificate. */
+static int fetch_cert(const char *cert_path, const char *key_path, char *err,
+		      size_t errlen)
+{
+	EVP_PKEY *k = server_key(key_path, err, errlen);
+	const char *pem;
+	json_t *resp = NULL;
+	char *csr;
+	int rc = -1;
+
+	if (!k)
+		return -1;
+	csr = make_csr(k, err, errlen);
+	EVP_PKEY_free(k);
+	if (!csr)
+		return -1;
+	if (do_register(csr, &resp, err, errlen))
+		goto out;
+	pem = json_string_value(json_object_get(resp, "certificate"));
+	if (!pem) {
+		set_err(err, errlen, "RegisterReplicatorForMgn answered "
+			"without a certificate");
+		goto out;
+	}
+	rc = write_file(cert_path, pem, strlen(pem), 0644, err, errlen);
+	if (!rc)
+		rlog_info("registered with ferry-control as %s (%s:%u); "
+			  "server certificate stored in %s", ctl.cfg->id,
+			  ctl.host, ctl.port, cert_path);
+out:
+	json_decref(resp);
+	free(csr);
+	return rc;
+}
+
+/* Where agents connect: advertise (HOST or HOST:PORT), else LISTENING. */
+static int set_address(const char *listening, char *err, size_t errlen)
+{
+	char host[256], port[32], why[256];
+
+	if (rep_split_hostport(listening, host, sizeof(host), port,
+			       sizeof(port), err, errlen))
+		return -1;
+	ctl.port = (unsigned int)atoi(port);
+	snprintf(ctl.host, sizeof(ctl.host), "%s", host);
+	if (ctl.cfg->advertise) {
+		if (rep_split_hostport(ctl.cfg->advertise, host, sizeof(host),
+				       port, sizeof(port), why,
+				       sizeof(why)) == 0) {
+			ctl.port = (unsigned int)atoi(port);
+			snprintf(ctl.host, sizeof(ctl.host), "%s", host);
+		} else {
+			snprintf(ctl.host, sizeof(ctl.host), "%s",
+				 ctl.cfg->advertise);
+		}
+	}
+	if (!ctl.port || !ctl.host[0]) {
+		set_err(err, errlen, "advertise = %s: want ADDRESS or "
+			"ADDRESS:PORT", ctl.cfg->advertise ?: listening);
+		return -1;
+	}
+	return 0;
+}
+
+int ctl_init(struct rep_config *cfg, const char *listening, char *err,
+	     size_t errlen)
+{
+	char cert[4096], key[4096], why[1024];
+
+	ctl.cfg = cfg;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		set_err(err, errlen, "cannot initialise libcurl");
+		return -1;
+	}
+	if (cfg->credentials_file) {
+		if (load_credentials(cfg->credentials_file, err, errlen))
+			return -1;
+	} else {
+		ctl.key_id = strdup(cfg->access_key_id);
+		ctl.secret = strdup(cfg->secret_access_key);
+	}
+	if (set_address(listening, err, errlen) || load_saved(err, errlen))
+		return -1;
+	if (!cfg->ca)
+		cfg->ca = strdup(cfg->control_ca);
+	if (cfg->cert)
+		return 0;
+	data_path(cert, sizeof(cert), CTL_CERT_FILE);
+	data_path(key, sizeof(key), CTL_KEY_FILE);
+	if (fetch_cert(cert, key, why, sizeof(why))) {
+		if (access(cert, R_OK) || access(key, R_OK)) {
+			set_err(err, errlen, "no server certificate: %s "
+				"(ferry-control issues it at the first "
+				"registration; or give cert and key)", why);
+			return -1;
+		}
+		rlog_error("cannot renew the server certificate: %s; using "
+			   "%s from an earlier registration", why, cert);
+	}
+	cfg->cert = strdup(cert);
+	cfg->key = strdup(key);
+	if (!cfg->cert || !cfg->key || !cfg->ca) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the report thread ------------------------------------------------ */
+
+/* Register if needed, fetch the assignments, report.  0 or -1 with ERR. */
+static int cycle(char *err, size_t errlen)
+{
+	json_t *resp = NULL, *body;
+	size_t i;
+	json_t *id;
+
+	if (!ctl.registered) {
+		if (do_register(NULL, &resp, err, errlen))
+			return -1;
+		json_decref(resp);
+		rlog_info("registered with ferry-control as %s (%s:%u)",
+			  ctl.cfg->id, ctl.host, ctl.port);
+	}
+	body = json_object();
+	if (call("GetReplicatorAssignmentsForMgn", body, false, &resp, err,
+		 errlen)) {
+		json_decref(body);
+		return -1;
+	}
+	json_decref(body);
+	if (set_assignments(json_object_get(resp, "sourceServers"), true,
+			    err, errlen)) {
+		json_decref(resp);
+		return -1;
+	}
+	json_decref(resp);
+	body = report_body(err, errlen);
+	if (!body)
+		return -1;
+	if (call("UpdateReplicatorInfoForMgn", body, true, &resp, err,
+		 errlen)) {
+		json_decref(body);
+		return -1;
+	}
+	json_decref(body);
+	json_array_foreach(json_object_get(resp, "unknownSourceServerIDs"),
+			   i, id)
+		rlog_info("ferry-control no longer knows source server %s "
+			  "(its staging volumes can go)",
+			  json_string_value(id) ?: "?");
+	json_decref(resp);
+	return 0;
+}
+
+/* Sleep SECS, or less when stopping; true when stopping. */
+static bool wait_stop(unsigned int secs)
+{
+	struct pollfd p = { .fd = ctl.stop_fd, .events = POLLIN };
+
+	return poll(&p, 1, (int)secs * 1000) > 0;
+}
+
+static void *report_thread(void *arg)
+{
+	unsigned int backoff = 1, delay = 0;
+	int state = 0;		/* 1 reachable, -1 not, 0 not tried */
+	char err[1024];
+
+	(void)arg;
+	while (!wait_stop(delay)) {
+		if (cycle(err, sizeof(err)) == 0) {
+			if (state != 1)
+				rlog_info("ferry-control %s: reachable; "
+					  "reporting every %u s",
+					  ctl.cfg->control_url,
+					  ctl.cfg->report_interval);
+			state = 1;
+			backoff = 1;
+			delay = ctl.cfg->report_interval;
+			continue;
+		}
+		if (stopping())
+			break;
+		/* Re-register first next time: ferry-control may have
+		 * lost us (a restored database, a deleted replicator). */
+		ctl.registered = false;
+		if (state != -1) {
+			size_t n;
+
+			pthread_mutex_lock(&ctl.lock);
+			n = ctl.n_src;
+			pthread_mutex_unlock(&ctl.lock);
+			rlog_error("ferry-control unreachable or refusing: %s; "
+				   "serving the %zu last known assignments, "
+				   "retrying with backoff", err, n);
+		}
+		state = -1;
+		delay = backoff;
+		backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S
+						      : backoff * 2;
+	}
+	return NULL;
+}
+
+int ctl_start(int stop_fd, char *err, size_t errlen)
+{
+	int rc;
+
+	ctl.stop_fd = stop_fd;
+	rc = pthread_create(&ctl.thread, NULL, report_thread, NULL);
+	if (rc) {
+		set_err(err, errlen, "cannot start the ferry-control thread: "
+			"%s", strerror(rc));
+		return -1;
+	}
+	ctl.running = true;
+	return 0;
+}
+
+void ctl_stop(void)
+{
+	if (!ctl.running)
+		return;
+	pthread_join(ctl.thread, NULL);
+	ctl.running = false;
+}

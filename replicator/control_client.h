@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * control_client.h - ferry-replicator's side of ferry-control: it
+ * registers (RegisterReplicatorForMgn, optionally with a CSR for its
+ * server certificate), then a background thread polls its assignments
+ * (GetReplicatorAssignmentsForMgn) and reports free space, per-disk
+ * replicated bytes and snapshot times (UpdateReplicatorInfoForMgn) every
+ * report-interval seconds.  docs/api.md has the operations.
+ *
+ * The assignments are kept in memory and in DATA_DIR/control-assignments
+ * .json, so that the replicator goes on serving them while ferry-control
+ * is unreachable, also across its own restarts.  All functions are
+ * thread-safe; without control-url nothing here is used and
+ * ctl_assignment_find() finds nothing.
+ */
+#ifndef FERRY_REPLICATOR_CONTROL_CLIENT_H
+#define FERRY_REPLICATOR_CONTROL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Files under the data directory (not directories: those are source
+ * servers' volumes). */
+#define CTL_ASSIGNMENTS_FILE "control-assignments.json"
+#define CTL_CERT_FILE "control-cert.pem"
+#define CTL_KEY_FILE "control-key.pem"
+
+/*
+ * Before serving: read the credentials, load the saved assignments and,
+ * when CFG has no cert/key, get them: register with a CSR (new key in
+ * DATA_DIR/control-key.pem, 0600) or, if ferry-control cannot be reached,
+ * use the ones a previous run stored.  Sets CFG->cert, ->key and (when
+ * unset) ->ca.  LISTENING is the bound "ADDR:PORT" (the real port).  0,
+ * or -1 with ERR.
+ */
+int ctl_init(struct rep_config *cfg, const char *listening, char *err,
+	     size_t errlen);
+
+/* Start the report thread; it ends when STOP_FD becomes readable. */
+int ctl_start(int stop_fd, char *err, size_t errlen);
+
+/* Wait for the report thread to end (after STOP_FD turned readable). */
+void ctl_stop(void);
+
+/*
+ * Whether ferry-control assigns disk DISK of source server SOURCE to this
+ * replicator: 1 with *SIZE its size in bytes (0: any), else 0.
+ * *KNOWN_SOURCE tells whether SOURCE is assigned at all.
+ */
+int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
+			int *known_source);
+
+/* Record that SOURCE's newest consistent snapshot was taken at UNIX_MS
+ * (ms since the epoch); the next report carries it.  Older times are
+ * ignored.  For the snapshot code; a no-op without control-url. */
+void ctl_note_snapshot(const char *source, int64_t unix_ms);
+
+#endif

@@ -1,0 +1,1482 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * snapshot.c - point-in-time snapshots (snapshot.h, docs/replicator.md).
+ *
+ * Two stores.  Where the filesystem shares extents (XFS with reflink=1,
+ * btrfs), a snapshot of a disk is a FICLONE copy of its .img: it costs
+ * what changes afterwards.  Elsewhere, a snapshot of a disk is a delta
+ * log: before a block of the live volume is first overwritten after the
+ * newest snapshot, its old contents are appended to that snapshot's
+ * delta and made durable; then the live write goes ahead.  Reading
+ * snapshot S resolves each block through the chain: the delta of S, of
+ * the next snapshot, ..., and finally the live volume (or the first
+ * reflinked image on the way).
+ *
+ * A delta is an append-only sequence of records (header + one block),
+ * each checked by a hash, so a crash can only tear the last record, which
+ * was never followed by its live write: it is ignored and cut off.
+ * Deleting snapshot S appends to the previous snapshot's delta the
+ * records of S's that it lacks (their value is the same at both points,
+ * as the block did not change in between), then removes S's description
+ * and files: a crash at any point leaves every other snapshot exact.
+ *
+ * Every change to the set of snapshots of a source server (take, prune,
+ * delete) holds an exclusive flock on snapshots/lock; an export holds it
+ * shared.  The server only tries it at a CP (an export in progress
+ * postpones the snapshot to a later CP).  The server holds an flock on
+ * each live .img it writes, so that `snapshot delete` never merges away
+ * the delta the server is appending to.
+ */
+
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "log.h"
+#include "volume.h"
+
+#define SNAP_BLOCK	(64u << 10)	/* copy-on-write granularity */
+#define REC_HDR		32
+#define REC_LEN		(REC_HDR + SNAP_BLOCK)
+#define REC_MAGIC	"FERRYCW1"
+#define SNAP_META_MAX	(64u << 10)
+#define MAX_SNAPS	4096
+
+enum store { STORE_COW, STORE_REFLINK };
+
+struct snap_disk {
+	char file[VOLUME_FILE_MAX];
+	char name[FERRY_WIRE_MAX_NAME + 1];
+	uint64_t size;
+	enum store store;
+};
+
+struct snap {
+	uint64_t cp_id, cp_time_ms, time_ms;
+	unsigned int n;
+	struct snap_disk d[FERRY_WIRE_MAX_DISKS];
+};
+
+/* An opened delta: which blocks it holds, at which file offset.  A hash
+ * table, so that memory follows the change, not the disk size. */
+struct delta {
+	int fd;
+	uint64_t nblocks;	/* of the snapshot's disk size */
+	uint64_t *slot;		/* pairs: block+1 (0: free), offset+1 */
+	size_t cap, count;	/* slots (a power of 2), used */
+	uint64_t end;		/* bytes of valid records */
+};
+
+/* The copy-on-write state of a live volume (struct volume's cow). */
+struct snap_cow {
+	struct delta d;
+	uint8_t *rec;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int storage_code(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? FERRY_E_NOSPC : FERRY_E_IO;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(fd, (char *)buf + got, len - got,
+				  (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			/* Beyond the end of file reads as zeros. */
+			memset((char *)buf + got, 0, len - got);
+			break;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w = pwrite(fd, (const char *)buf + done, len - done,
+				   (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+static int parse_dur(const char *s, const char *end, uint64_t *ms)
+{
+	uint64_t v = 0, unit;
+	const char *p = s;
+
+	while (p < end && *p >= '0' && *p <= '9') {
+		if (v > UINT64_MAX / 10 / 1000 / 604800)
+			return -1;
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	}
+	if (p == s || p + 1 != end)
+		return -1;
+	switch (*p) {
+	case 's': unit = 1000; break;
+	case 'm': unit = 60000; break;
+	case 'h': unit = 3600000; break;
+	case 'd': unit = 86400000; break;
+	case 'w': unit = 604800000; break;
+	default: return -1;
+	}
+	*ms = v * unit;
+	return v ? 0 : -1;
+}
+
+int snap_policy_parse(struct snap_policy *p, const char *s, char *err,
+		      size_t errlen)
+{
+	const char *q = s;
+
+	memset(p, 0, sizeof(*p));
+	while (*q) {
+		const char *a, *colon, *b;
+		struct snap_rule r;
+
+		while (*q == ' ' || *q == '\t' || *q == ',')
+			q++;
+		if (!*q)
+			break;
+		a = q;
+		while (*q && *q != ',' && *q != ' ' && *q != '\t')
+			q++;
+		b = q;
+		colon = memchr(a, ':', (size_t)(b - a));
+		if (!colon || parse_dur(a, colon, &r.interval_ms) ||
+		    parse_dur(colon + 1, b, &r.retention_ms) ||
+		    r.retention_ms < r.interval_ms) {
+			set_err(err, errlen, "pit_policy: bad rule '%.*s': "
+				"want INTERVAL:RETENTION, e.g. 10m:1h (units s "
+				"m h d w, retention >= interval)",
+				(int)(b - a), a);
+			return -1;
+		}
+		if (p->n == SNAP_MAX_RULES) {
+			set_err(err, errlen, "pit_policy: more than %d rules",
+				SNAP_MAX_RULES);
+			return -1;
+		}
+		p->rule[p->n++] = r;
+	}
+	if (!p->n) {
+		set_err(err, errlen, "pit_policy: no rule (want e.g. '"
+			SNAP_DEFAULT_POLICY "')");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- snapshot descriptions ---------------------------------------------- */
+
+static int write_snap(const char *dir, const struct snap *s, char *err,
+		      size_t errlen)
+{
+	char *buf = malloc(SNAP_META_MAX);
+	char tmp[PATH_MAX + 64], dst[PATH_MAX + 64];
+	size_t off = 0;
+	int fd, e;
+
+	if (!buf) {
+		set_err(err, errlen, "out of memory");
+		return FERRY_E_INTERNAL;
+	}
+	off += (size_t)snprintf(buf + off, SNAP_META_MAX - off,
+		"# ferry-replicator snapshot; replaced atomically\n"
+		"format = 1\ncp_id = %" PRIu64 "\ncp_time_ms = %" PRIu64
+		"\ntime_ms = %" PRIu64 "\n", s->cp_id, s->cp_time_ms,
+		s->time_ms);
+	for (unsigned int i = 0; i < s->n; i++)
+		off += (size_t)snprintf(buf + off, SNAP_META_MAX - off,
+			"disk = %s %" PRIu64 " %s %s\n", s->d[i].file,
+			s->d[i].size, s->d[i].store == STORE_REFLINK ?
+			"reflink" : "cow", s->d[i].name);
+	snprintf(tmp, sizeof(tmp), "%s/%" PRIu64 ".snap.tmp", dir, s->cp_id);
+	snprintf(dst, sizeof(dst), "%s/%" PRIu64 ".snap", dir, s->cp_id);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || pwrite_full(fd, buf, off, 0) || fsync(fd)) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		unlink(tmp);
+		set_err(err, errlen, "cannot write snapshot description %s: "
+			"%s", tmp, strerror(e));
+		return storage_code(e);
+	}
+	close(fd);
+	free(buf);
+	if (rename(tmp, dst) || fsync_path(dir)) {
+		e = errno;
+		set_err(err, errlen, "cannot store snapshot description %s: "
+			"%s", dst, strerror(e));
+		return storage_code(e);
+	}
+	return 0;
+}
+
+static int read_snap(const char *path, struct snap *s)
+{
+	char *buf = malloc(SNAP_META_MAX + 1), *line, *save;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	memset(s, 0, sizeof(*s));
+	if (fd < 0 || !buf) {
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return -1;
+	}
+	n = read(fd, buf, SNAP_META_MAX);
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char store[16];
+		int pos = 0;
+
+		if (sscanf(line, "cp_id = %" SCNu64, &s->cp_id) == 1 ||
+		    sscanf(line, "cp_time_ms = %" SCNu64,
+			   &s->cp_time_ms) == 1 ||
+		    sscanf(line, "time_ms = %" SCNu64, &s->time_ms) == 1)
+			continue;
+		if (!strncmp(line, "disk = ", 7) &&
+		    s->n < FERRY_WIRE_MAX_DISKS) {
+			struct snap_disk *d = &s->d[s->n];
+
+			if (sscanf(line + 7, "%255s %" SCNu64 " %15s %n",
+				   d->file, &d->size, store, &pos) < 3 ||
+			    !pos)
+				continue;
+			snprintf(d->name, sizeof(d->name), "%s",
+				 line + 7 + pos);
+			d->store = strcmp(store, "reflink") ? STORE_COW
+							    : STORE_REFLINK;
+			s->n++;
+		}
+	}
+	free(buf);
+	return s->cp_id ? 0 : -1;
+}
+
+static int cmp_snap(const void *a, const void *b)
+{
+	const struct snap *x = a, *y = b;
+
+	return x->cp_id < y->cp_id ? -1 : x->cp_id > y->cp_id;
+}
+
+/* The snapshots under DIR (SOURCE/snapshots), ascending cp_id. */
+static struct snap *list_snaps(const char *dir, unsigned int *count)
+{
+	struct snap *v = NULL;
+	unsigned int n = 0;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	*count = 0;
+	if (!d)
+		return NULL;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		char path[PATH_MAX];
+		struct snap *nv;
+
+		if (l < 6 || strcmp(e->d_name + l - 5, ".snap") ||
+		    n == MAX_SNAPS)
+			continue;
+		nv = realloc(v, (n + 1) * sizeof(*v));
+		if (!nv)
+			break;
+		v = nv;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!read_snap(path, &v[n]))
+			n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_snap);
+	*count = n;
+	return v;
+}
+
+static const struct snap_disk *snap_find_disk(const struct snap *s,
+					      const char *file)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		if (!strcmp(s->d[i].file, file))
+			return &s->d[i];
+	return NULL;
+}
+
+/* ---- deltas ------------------------------------------------------------- */
+
+static void rec_fill(uint8_t *rec, uint64_t block)
+{
+	uint64_t h = XXH3_64bits_withSeed(rec + REC_HDR, SNAP_BLOCK, block);
+
+	memset(rec, 0, REC_HDR);
+	memcpy(rec, REC_MAGIC, 8);
+	memcpy(rec + 8, &block, 8);
+	memcpy(rec + 16, &h, 8);
+}
+
+static size_t slot_of(const struct delta *d, uint64_t b)
+{
+	return (size_t)((b * 0x9e3779b97f4a7c15ull) >> 32) & (d->cap - 1);
+}
+
+/* The offset + 1 of block B's record in D, 0 if D lacks it. */
+static uint64_t delta_get(const struct delta *d, uint64_t b)
+{
+	if (!d->cap)
+		return 0;
+	for (size_t i = slot_of(d, b); d->slot[2 * i];
+	     i = (i + 1) & (d->cap - 1))
+		if (d->slot[2 * i] == b + 1)
+			return d->slot[2 * i + 1];
+	return 0;
+}
+
+/* Record that D holds block B at offset AT (B not held yet). */
+static int delta_put(struct delta *d, uint64_t b, uint64_t at)
+{
+	size_t i;
+
+	if ((d->count + 1) * 2 > d->cap) {
+		struct delta n = { .cap = d->cap ? d->cap * 2 : 256 };
+
+		n.slot = calloc(n.cap, 2 * sizeof(*n.slot));
+		if (!n.slot) {
+			errno = ENOMEM;
+			return -1;
+		}
+		for (i = 0; i < d->cap; i++) {
+			size_t j;
+
+			if (!d->slot[2 * i])
+				continue;
+			for (j = slot_of(&n, d->slot[2 * i] - 1); n.slot[2 * j];
+			     j = (j + 1) & (n.cap - 1))
+				;
+			n.slot[2 * j] = d->slot[2 * i];
+			n.slot[2 * j + 1] = d->slot[2 * i + 1];
+		}
+		free(d->slot);
+		d->slot = n.slot;
+		d->cap = n.cap;
+	}
+	for (i = slot_of(d, b); d->slot[2 * i]; i = (i + 1) & (d->cap - 1))
+		;
+	d->slot[2 * i] = b + 1;
+	d->slot[2 * i + 1] = at + 1;
+	d->count++;
+	return 0;
+}
+
+/* Index the valid records of D from D->end on (a refresh reads only what
+ * was appended since).  TRUNCATE: cut off a torn tail. */
+static int delta_scan(struct delta *d, bool truncate)
+{
+	uint8_t *rec = malloc(REC_LEN);
+	struct stat st;
+
+	if (!rec || fstat(d->fd, &st)) {
+		free(rec);
+		return -1;
+	}
+	while (d->end + REC_LEN <= (uint64_t)st.st_size) {
+		uint64_t block, h;
+
+		if (pread_full(d->fd, rec, REC_LEN, d->end))
+			break;
+		memcpy(&block, rec + 8, 8);
+		memcpy(&h, rec + 16, 8);
+		if (memcmp(rec, REC_MAGIC, 8) ||
+		    h != XXH3_64bits_withSeed(rec + REC_HDR, SNAP_BLOCK,
+					      block))
+			break;
+		if (block < d->nblocks && !delta_get(d, block) &&
+		    delta_put(d, block, d->end)) {
+			free(rec);
+			return -1;
+		}
+		d->end += REC_LEN;
+	}
+	free(rec);
+	if (truncate && (uint64_t)st.st_size != d->end &&
+	    (ftruncate(d->fd, (off_t)d->end) || fsync(d->fd)))
+		return -1;
+	return 0;
+}
+
+static int delta_open(struct delta *d, const char *path, uint64_t size,
+		      bool writable)
+{
+	memset(d, 0, sizeof(*d));
+	d->nblocks = (size + SNAP_BLOCK - 1) / SNAP_BLOCK;
+	d->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (d->fd < 0)
+		return -1;
+	if (delta_scan(d, writable)) {
+		int e = errno;
+
+		close(d->fd);
+		free(d->slot);
+		d->fd = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static void delta_close(struct delta *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->slot);
+	d->fd = -1;
+	d->slot = NULL;
+}
+
+static void snap_dir(char *out, size_t len, const char *data_dir,
+		     const char *source)
+{
+	snprintf(out, len, "%s/%s/snapshots", data_dir, source);
+}
+
+/* ---- the live volume's side --------------------------------------------- */
+
+void snap_cow_close(struct volume *v)
+{
+	if (!v->cow)
+		return;
+	delta_close(&v->cow->d);
+	free(v->cow->rec);
+	free(v->cow);
+	v->cow = NULL;
+}
+
+/* Make V copy on write into the delta at PATH (a snapshot of SIZE). */
+static int cow_open(struct volume *v, const char *path, uint64_t size,
+		    char *err, size_t errlen)
+{
+	struct snap_cow *c = calloc(1, sizeof(*c));
+	int e;
+
+	if (!c || !(c->rec = malloc(REC_LEN))) {
+		free(c);
+		set_err(err, errlen, "out of memory for the delta of %s",
+			v->img_path);
+		return FERRY_E_INTERNAL;
+	}
+	if (delta_open(&c->d, path, size, true)) {
+		e = errno;
+		free(c->rec);
+		free(c);
+		set_err(err, errlen, "cannot open snapshot delta %s of %s: %s",
+			path, v->img_path, strerror(e));
+		return storage_code(e);
+	}
+	snap_cow_close(v);
+	v->cow = c;
+	return 0;
+}
+
+int snap_attach(struct volume *v, const char *data_dir, char *err,
+		size_t errlen)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct snap *s;
+	unsigned int n;
+	int rc = 0;
+
+	if (flock(v->fd, LOCK_EX | LOCK_NB)) {
+		set_err(err, errlen, "%s is in use by another process (a "
+			"second ferry-replicator on %s?)", v->img_path,
+			data_dir);
+		return FERRY_E_BUSY;
+	}
+	snap_dir(dir, sizeof(dir), data_dir, v->source);
+	s = list_snaps(dir, &n);
+	for (unsigned int i = n; i-- > 0;) {
+		const struct snap_disk *d = snap_find_disk(&s[i], v->file);
+
+		if (!d)
+			continue;
+		if (d->store == STORE_COW) {
+			snprintf(path, sizeof(path), "%s/%" PRIu64 "/%s.delta",
+				 dir, s[i].cp_id, v->file);
+			rc = cow_open(v, path, d->size, err, errlen);
+		}
+		break;
+	}
+	free(s);
+	return rc;
+}
+
+int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
+		    size_t errlen)
+{
+	struct snap_cow *c = v->cow;
+	uint64_t b, last;
+	bool added = false;
+
+	if (!c || !len)
+		return 0;
+	b = off / SNAP_BLOCK;
+	last = (off + len - 1) / SNAP_BLOCK;
+	for (; b <= last && b < c->d.nblocks; b++) {
+		if (delta_get(&c->d, b))
+			continue;
+		if (pread_full(v->fd, c->rec + REC_HDR, SNAP_BLOCK,
+			       b * SNAP_BLOCK)) {
+			set_err(err, errlen, "cannot read block %" PRIu64
+				" of %s for its snapshot: %s", b, v->img_path,
+				strerror(errno));
+			return FERRY_E_IO;
+		}
+		rec_fill(c->rec, b);
+		if (pwrite_full(c->d.fd, c->rec, REC_LEN, c->d.end)) {
+			int e = errno;
+
+			/* A partial record is cut off at the next open. */
+			set_err(err, errlen, "cannot keep block %" PRIu64
+				" of %s in its snapshot's delta: %s", b,
+				v->img_path, strerror(e));
+			return storage_code(e);
+		}
+		if (delta_put(&c->d, b, c->d.end)) {
+			set_err(err, errlen, "out of memory for the snapshot "
+				"delta of %s", v->img_path);
+			return FERRY_E_INTERNAL;
+		}
+		c->d.end += REC_LEN;
+		added = true;
+	}
+	/* The old contents are durable before the live write is issued:
+	 * the page cache may write the volume back at any time. */
+	if (added && fdatasync(c->d.fd)) {
+		int e = errno;
+
+		set_err(err, errlen, "cannot flush the snapshot delta of %s: "
+			"%s", v->img_path, strerror(e));
+		return storage_code(e);
+	}
+	return 0;
+}
+
+/* ---- taking, pruning, deleting ------------------------------------------ */
+
+static int lock_snaps(const char *dir, int how)
+{
+	char path[PATH_MAX + 8];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, how)) {
+		close(fd);
+		return -2;
+	}
+	return fd;
+}
+
+static void rm_tree(const char *dir)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX + 600];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Copy the records of delta FROM that delta TO lacks into TO, durably. */
+static int delta_merge(const char *from, const char *to, uint64_t size,
+		       char *err, size_t errlen)
+{
+	struct delta f, t;
+	uint8_t *rec = malloc(REC_LEN);
+	int rc = 0, e = 0;
+
+	if (!rec)
+		return FERRY_E_INTERNAL;
+	if (delta_open(&f, from, size, false)) {
+		e = errno;
+		free(rec);
+		set_err(err, errlen, "cannot open delta %s: %s", from,
+			strerror(e));
+		return storage_code(e);
+	}
+	if (delta_open(&t, to, size, true)) {
+		e = errno;
+		delta_close(&f);
+		free(rec);
+		set_err(err, errlen, "cannot open delta %s: %s", to,
+			strerror(e));
+		return storage_code(e);
+	}
+	for (size_t i = 0; i < f.cap && !e; i++) {
+		uint64_t b = f.slot[2 * i] - 1;
+
+		if (!f.slot[2 * i] || delta_get(&t, b))
+			continue;
+		if (pread_full(f.fd, rec, REC_LEN, f.slot[2 * i + 1] - 1) ||
+		    pwrite_full(t.fd, rec, REC_LEN, t.end) ||
+		    delta_put(&t, b, t.end))
+			e = errno;
+		t.end += REC_LEN;
+	}
+	if (!e && fdatasync(t.fd))
+		e = errno;
+	if (e) {
+		set_err(err, errlen, "cannot merge delta %s into %s: %s", from,
+			to, strerror(e));
+		rc = storage_code(e);
+	}
+	delta_close(&f);
+	delta_close(&t);
+	free(rec);
+	return rc;
+}
+
+/* Disk K of snapshot S[I] (delete_snap()): merge its delta backwards. */
+static int delete_disk(const char *dir, const char *src_dir,
+		       const struct snap *s, unsigned int n, unsigned int i,
+		       unsigned int k, bool check_live, int *live,
+		       int *n_live, char *err, size_t errlen)
+{
+	const struct snap_disk *d = &s[i].d[k];
+	const struct snap_disk *pd = NULL, *nd = NULL;
+	char path[PATH_MAX + 64], to[PATH_MAX + 64];
+	unsigned int p;
+
+	for (unsigned int j = i + 1; j < n && !nd; j++)
+		nd = snap_find_disk(&s[j], d->file);
+	if (!nd && check_live) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s.img", src_dir, d->file);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			live[(*n_live)++] = fd;
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB)) {
+			set_err(err, errlen, "snapshot %" PRIu64 " is the "
+				"newest of disk %s, which is being replicated "
+				"now; the replicator prunes it by its policy",
+				s[i].cp_id, d->name);
+			return FERRY_E_BUSY;
+		}
+	}
+	for (p = i; p-- > 0;) {
+		pd = snap_find_disk(&s[p], d->file);
+		if (pd)
+			break;
+	}
+	if (!pd || pd->store != STORE_COW)
+		return 0;	/* nothing older reads through it */
+	if (d->store != STORE_COW) {
+		set_err(err, errlen, "snapshot %" PRIu64 " of disk %s is a "
+			"reflinked image that the older copy-on-write "
+			"snapshot %" PRIu64 " reads through; delete that one "
+			"first", s[i].cp_id, d->name, s[p].cp_id);
+		return FERRY_E_BUSY;
+	}
+	snprintf(path, sizeof(path), "%s/%" PRIu64 "/%s.delta", dir,
+		 s[i].cp_id, d->file);
+	snprintf(to, sizeof(to), "%s/%" PRIu64 "/%s.delta", dir,
+		 s[p].cp_id, d->file);
+	return delta_merge(path, to, pd->size < d->size ? pd->size : d->size,
+			   err, errlen);
+}
+
+/*
+ * Delete snapshot S[I] of the N in DIR (lock held): its delta blocks go
+ * to the previous snapshot of each disk first.  With CHECK_LIVE, refuses
+ * (BUSY) when S[I] is the newest of a disk being written (the server
+ * appends to its delta).
+ */
+static int delete_snap(const char *dir, const char *src_dir,
+		       struct snap *s, unsigned int n, unsigned int i,
+		       bool check_live, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64], sub[PATH_MAX + 32];
+	int live[FERRY_WIRE_MAX_DISKS], n_live = 0, rc = 0;
+
+	/* Held until the end: a server attaching the disk meanwhile would
+	 * append to the delta being merged away (snap_attach() locks too). */
+	for (unsigned int k = 0; k < s[i].n && !rc; k++)
+		rc = delete_disk(dir, src_dir, s, n, i, k, check_live, live,
+				 &n_live, err, errlen);
+	if (!rc) {
+		snprintf(path, sizeof(path), "%s/%" PRIu64 ".snap", dir,
+			 s[i].cp_id);
+		if (unlink(path) || fsync_path(dir)) {
+			set_err(err, errlen, "cannot remove %s: %s", path,
+				strerror(errno));
+			rc = storage_code(errno);
+		}
+	}
+	while (n_live > 0)
+		close(live[--n_live]);
+	if (rc)
+		return rc;
+	snprintf(sub, sizeof(sub), "%s/%" PRIu64, dir, s[i].cp_id);
+	rm_tree(sub);
+	memmove(&s[i], &s[i + 1], (n - i - 1) * sizeof(*s));
+	return 0;
+}
+
+/* Which of the N snapshots S POLICY keeps at NOW (the newest always). */
+static void policy_keep(const struct snap_policy *policy, const struct snap *s,
+			unsigned int n, uint64_t now, bool *keep)
+{
+	for (unsigned int i = 0; i < n; i++)
+		keep[i] = i == n - 1;
+	for (unsigned int r = 0; r < policy->n; r++) {
+		const struct snap_rule *ru = &policy->rule[r];
+		uint64_t bucket = UINT64_MAX;
+
+		/* The oldest of each interval within the retention: a kept
+		 * snapshot stays kept while newer ones arrive. */
+		for (unsigned int i = 0; i < n; i++) {
+			if (s[i].time_ms + ru->retention_ms < now)
+				continue;
+			if (s[i].time_ms / ru->interval_ms != bucket) {
+				bucket = s[i].time_ms / ru->interval_ms;
+				keep[i] = true;
+			}
+		}
+	}
+}
+
+/* Remove data directories without a description: a snapshot cut short
+ * by a crash, or a deletion that removed the description first. */
+static void drop_orphans(const char *dir, const struct snap *s,
+			 unsigned int n)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char sub[PATH_MAX + 300];
+		uint64_t cp;
+		unsigned int i;
+
+		if (!e->d_name[0] || strspn(e->d_name, "0123456789") !=
+		    strlen(e->d_name) || sscanf(e->d_name, "%" SCNu64,
+						&cp) != 1)
+			continue;
+		for (i = 0; i < n && s[i].cp_id != cp; i++)
+			;
+		if (i < n)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+		rm_tree(sub);
+	}
+	closedir(d);
+}
+
+static int prune(const char *dir, const char *src_dir,
+		 const struct snap_policy *policy, uint64_t now, char *err,
+		 size_t errlen)
+{
+	unsigned int n;
+	struct snap *s = list_snaps(dir, &n);
+	bool *keep = calloc(n ? n : 1, sizeof(*keep));
+	unsigned int i = 0, k = 0;
+	int rc = 0;
+
+	if (!keep) {
+		free(s);
+		return FERRY_E_INTERNAL;
+	}
+	drop_orphans(dir, s, n);
+	policy_keep(policy, s, n, now, keep);
+	/* Oldest first: a deleted snapshot merges into the kept ones. */
+	while (i < n && !rc) {
+		if (keep[k++]) {
+			i++;
+			continue;
+		}
+		rlog_info("snapshot %s: pruning cp %" PRIu64
+			  " (policy no longer keeps it)", dir, s[i].cp_id);
+		rc = delete_snap(dir, src_dir, s, n, i, false, err, errlen);
+		n--;
+	}
+	free(keep);
+	free(s);
+	return rc;
+}
+
+static int reflink_copy(int src, const char *dst, char *err, size_t errlen,
+			bool *unsupported)
+{
+	int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), e;
+
+	*unsupported = false;
+	if (fd < 0) {
+		e = errno;
+		set_err(err, errlen, "cannot create %s: %s", dst,
+			strerror(e));
+		return storage_code(e);
+	}
+	if (ioctl(fd, FICLONE, src) == 0) {
+		if (fsync(fd) == 0) {
+			close(fd);
+			return 0;
+		}
+	} else if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL ||
+		   errno == ENOTTY || errno == ENOSYS) {
+		*unsupported = true;
+	}
+	e = errno;
+	close(fd);
+	unlink(dst);
+	if (*unsupported)
+		return 0;
+	set_err(err, errlen, "cannot reflink %s: %s", dst, strerror(e));
+	return storage_code(e);
+}
+
+bool snap_due(const struct volume *vols, unsigned int n, const char *data_dir,
+	      const char *source, const struct snap_policy *policy,
+	      uint64_t cp_id)
+{
+	uint64_t min_iv = UINT64_MAX;
+	char dir[PATH_MAX];
+	unsigned int count;
+	struct snap *s;
+	bool due;
+
+	if (!n)
+		return false;
+	for (unsigned int i = 0; i < n; i++)
+		if (vols[i].sync_mark < vols[i].size)
+			return false;	/* not a whole image yet */
+	for (unsigned int r = 0; r < policy->n; r++)
+		if (policy->rule[r].interval_ms < min_iv)
+			min_iv = policy->rule[r].interval_ms;
+	snap_dir(dir, sizeof(dir), data_dir, source);
+	s = list_snaps(dir, &count);
+	due = !count || now_ms() >= s[count - 1].time_ms + min_iv;
+	if (count && s[count - 1].cp_id >= cp_id)
+		due = false;
+	free(s);
+	return due;
+}
+
+int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
+	       const char *source, const struct snap_policy *policy,
+	       uint64_t cp_id, uint64_t cp_time_ms, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], src_dir[PATH_MAX], sub[PATH_MAX + 32],
+	     path[PATH_MAX + 300];
+	uint64_t now = now_ms();
+	struct snap snap;
+	int lock, rc = 0;
+
+	if (!snap_due(vols, n, data_dir, source, policy, cp_id))
+		return 0;
+	snprintf(src_dir, sizeof(src_dir), "%s/%s", data_dir, source);
+	snap_dir(dir, sizeof(dir), data_dir, source);
+	if (mkdir(dir, 0750) == 0)
+		fsync_path(src_dir);
+	lock = lock_snaps(dir, LOCK_EX | LOCK_NB);
+	if (lock == -2)
+		return 0;	/* an export or delete: at a later CP */
+	if (lock < 0) {
+		set_err(err, errlen, "cannot lock snapshots in %s: %s", dir,
+			strerror(errno));
+		return storage_code(errno);
+	}
+	memset(&snap, 0, sizeof(snap));
+	snap.cp_id = cp_id;
+	snap.cp_time_ms = cp_time_ms;
+	snap.time_ms = now;
+	snap.n = n;
+	snprintf(sub, sizeof(sub), "%s/%" PRIu64, dir, cp_id);
+	rm_tree(sub);	/* a snapshot cut short by a crash */
+	if (mkdir(sub, 0750)) {
+		set_err(err, errlen, "cannot create %s: %s", sub,
+			strerror(errno));
+		rc = storage_code(errno);
+		goto out;
+	}
+	for (unsigned int i = 0; i < n && !rc; i++) {
+		struct snap_disk *d = &snap.d[i];
+		bool unsupported;
+		int fd;
+
+		snprintf(d->file, sizeof(d->file), "%s", vols[i].file);
+		snprintf(d->name, sizeof(d->name), "%s", vols[i].disk);
+		d->size = vols[i].size;
+		snprintf(path, sizeof(path), "%s/%s.img", sub, d->file);
+		rc = reflink_copy(vols[i].fd, path, err, errlen,
+				  &unsupported);
+		if (rc)
+			break;
+		if (!unsupported) {
+			d->store = STORE_REFLINK;
+			continue;
+		}
+		d->store = STORE_COW;
+		snprintf(path, sizeof(path), "%s/%s.delta", sub, d->file);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || fsync(fd)) {
+			set_err(err, errlen, "cannot create %s: %s", path,
+				strerror(errno));
+			rc = storage_code(errno);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (!rc && fsync_path(sub)) {
+		set_err(err, errlen, "cannot flush %s: %s", sub,
+			strerror(errno));
+		rc = storage_code(errno);
+	}
+	/* The description is the commit point of the snapshot. */
+	if (!rc)
+		rc = write_snap(dir, &snap, err, errlen);
+	if (rc) {
+		rm_tree(sub);
+		goto out;
+	}
+	for (unsigned int i = 0; i < n && !rc; i++) {
+		if (snap.d[i].store == STORE_REFLINK) {
+			snap_cow_close(&vols[i]);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s.delta", sub,
+			 snap.d[i].file);
+		rc = cow_open(&vols[i], path, snap.d[i].size, err, errlen);
+	}
+	/* A failed prune leaves every snapshot exact: say so, go on. */
+	if (!rc && prune(dir, src_dir, policy, now, err, errlen))
+		rlog_error("snapshots of %s: pruning failed (tried again at "
+			   "the next snapshot): %s", source, err);
+out:
+	close(lock);
+	return rc ? rc : 1;
+}
+
+/* ---- reading a snapshot ------------------------------------------------- */
+
+/* The chain to read disk FILE of snapshot S[I] through. */
+struct chain {
+	unsigned int n;
+	struct delta d[MAX_SNAPS];
+	int img;		/* the reflinked image or the live volume */
+	bool live;		/* IMG is the live volume: refresh d[n-1] */
+	uint64_t size;
+};
+
+static void chain_close(struct chain *c)
+{
+	for (unsigned int i = 0; i < c->n; i++)
+		delta_close(&c->d[i]);
+	if (c->img >= 0)
+		close(c->img);
+}
+
+static int chain_open(struct chain *c, const char *src_dir, const char *dir,
+		      const struct snap *s, unsigned int n, unsigned int i,
+		      const struct snap_disk *disk, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 300];
+
+	c->n = 0;
+	c->img = -1;
+	c->size = disk->size;
+	for (unsigned int j = i; j < n; j++) {
+		const struct snap_disk *d = snap_find_disk(&s[j], disk->file);
+
+		if (!d)
+			continue;
+		if (d->store == STORE_REFLINK) {
+			snprintf(path, sizeof(path), "%s/%" PRIu64 "/%s.img",
+				 dir, s[j].cp_id, d->file);
+			c->img = open(path, O_RDONLY | O_CLOEXEC);
+			if (c->img < 0)
+				goto fail;
+			return 0;
+		}
+		snprintf(path, sizeof(path), "%s/%" PRIu64 "/%s.delta", dir,
+			 s[j].cp_id, d->file);
+		/* Blocks beyond this snapshot's size are not needed. */
+		if (delta_open(&c->d[c->n], path, disk->size, false))
+			goto fail;
+		c->n++;
+	}
+	snprintf(path, sizeof(path), "%s/%s.img", src_dir, disk->file);
+	c->img = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->img < 0)
+		goto fail;
+	c->live = true;
+	return 0;
+fail:
+	set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+	chain_close(c);
+	return FERRY_E_IO;
+}
+
+/* Block B of the snapshot into BUF (SNAP_BLOCK bytes). */
+static int chain_read(struct chain *c, uint64_t b, uint8_t *buf,
+		      uint8_t *rec)
+{
+	for (unsigned int i = 0; i < c->n; i++) {
+		uint64_t at = delta_get(&c->d[i], b);
+
+		if (!at)
+			continue;
+		if (pread_full(c->d[i].fd, rec, REC_LEN, at - 1))
+			return -1;
+		memcpy(buf, rec + REC_HDR, SNAP_BLOCK);
+		return 0;
+	}
+	if (pread_full(c->img, buf, SNAP_BLOCK, b * SNAP_BLOCK))
+		return -1;
+	/* The server may have overwritten the block since we looked: it
+	 * appends the old contents to the newest delta before it writes,
+	 * so a second look at that delta catches it. */
+	if (c->live && c->n && !delta_scan(&c->d[c->n - 1], false) &&
+	    delta_get(&c->d[c->n - 1], b)) {
+		struct delta *d = &c->d[c->n - 1];
+
+		if (pread_full(d->fd, rec, REC_LEN, delta_get(d, b) - 1))
+			return -1;
+		memcpy(buf, rec + REC_HDR, SNAP_BLOCK);
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return !p[0] && !memcmp(p, p + 1, n - 1);
+}
+
+static int export_raw(struct chain *c, int out, char *err, size_t errlen)
+{
+	uint8_t *buf = malloc(SNAP_BLOCK), *rec = malloc(REC_LEN);
+	uint64_t nb = (c->size + SNAP_BLOCK - 1) / SNAP_BLOCK;
+	int rc = 0;
+
+	if (!buf || !rec || ftruncate(out, 0) ||
+	    ftruncate(out, (off_t)c->size)) {
+		set_err(err, errlen, "cannot size the output: %s",
+			strerror(errno));
+		rc = -1;
+	}
+	for (uint64_t b = 0; b < nb && !rc; b++) {
+		uint64_t len = c->size - b * SNAP_BLOCK;
+
+		if (len > SNAP_BLOCK)
+			len = SNAP_BLOCK;
+		if (chain_read(c, b, buf, rec)) {
+			set_err(err, errlen, "cannot read block %" PRIu64
+				": %s", b, strerror(errno));
+			rc = -1;
+		} else if (!all_zero(buf, len) &&
+			   pwrite_full(out, buf, len, b * SNAP_BLOCK)) {
+			set_err(err, errlen, "cannot write the output: %s",
+				strerror(errno));
+			rc = -1;
+		}
+	}
+	if (!rc && fsync(out)) {
+		set_err(err, errlen, "cannot flush the output: %s",
+			strerror(errno));
+		rc = -1;
+	}
+	free(buf);
+	free(rec);
+	return rc;
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static uint64_t bytes_held(const char *sub)
+{
+	struct dirent *e;
+	uint64_t sum = 0;
+	DIR *d = opendir(sub);
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX + 600];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", sub, e->d_name);
+		if (e->d_name[0] != '.' && !stat(path, &st))
+			sum += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(d);
+	return sum;
+}
+
+static bool valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > FERRY_ID_MAX || s[0] == '.')
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789._-") == n;
+}
+
+static void list_source(const char *data_dir, const char *source,
+			bool *first)
+{
+	char dir[PATH_MAX], sub[PATH_MAX + 32];
+	unsigned int n;
+	struct snap *s;
+
+	snap_dir(dir, sizeof(dir), data_dir, source);
+	s = list_snaps(dir, &n);
+	printf("%s\n  {\"source_id\": ", *first ? "" : ",");
+	*first = false;
+	json_str(source);
+	printf(", \"snapshots\": [");
+	for (unsigned int i = 0; i < n; i++) {
+		time_t t = (time_t)(s[i].time_ms / 1000);
+		char when[32];
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(sub, sizeof(sub), "%s/%" PRIu64, dir, s[i].cp_id);
+		printf("%s\n    {\"id\": \"%s@%" PRIu64 "\", \"cp_id\": %"
+		       PRIu64
+		       ", \"time\": \"%s\", \"time_ms\": %" PRIu64
+		       ", \"cp_time_ms\": %" PRIu64 ", \"bytes_held\": %" PRIu64
+		       ", \"disks\": [", i ? "," : "", source, s[i].cp_id,
+		       s[i].cp_id, when, s[i].time_ms, s[i].cp_time_ms,
+		       bytes_held(sub));
+		for (unsigned int k = 0; k < s[i].n; k++) {
+			printf("%s{\"name\": ", k ? ", " : "");
+			json_str(s[i].d[k].name);
+			printf(", \"file\": ");
+			json_str(s[i].d[k].file);
+			printf(", \"size\": %" PRIu64 ", \"store\": \"%s\"}",
+			       s[i].d[k].size,
+			       s[i].d[k].store == STORE_REFLINK ? "reflink"
+								: "cow");
+		}
+		printf("]}");
+	}
+	printf("%s]}", n ? "\n  " : "");
+	free(s);
+}
+
+static int cli_list(const char *data_dir, const char *source)
+{
+	bool first = true;
+	struct dirent *e;
+	DIR *d;
+
+	printf("{\"source_servers\": [");
+	if (source) {
+		list_source(data_dir, source, &first);
+	} else if ((d = opendir(data_dir))) {
+		while ((e = readdir(d))) {
+			char p[PATH_MAX + 300];
+			struct stat st;
+
+			snprintf(p, sizeof(p), "%s/%s/snapshots", data_dir,
+				 e->d_name);
+			if (valid_id(e->d_name) && !stat(p, &st))
+				list_source(data_dir, e->d_name, &first);
+		}
+		closedir(d);
+	} else {
+		fprintf(stderr, "ferry-replicator: cannot read %s: %s\n",
+			data_dir, strerror(errno));
+		return 1;
+	}
+	printf("%s]}\n", first ? "" : "\n");
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+"usage: ferry-replicator snapshot list --data-dir DIR [--source-id ID]\n"
+"       ferry-replicator snapshot delete --data-dir DIR --id SOURCE@CP\n"
+"       ferry-replicator snapshot export --data-dir DIR --id SOURCE@CP\n"
+"                        --disk NAME --format raw|qcow2 --out FILE\n");
+}
+
+/* Convert the raw file RAW into qcow2 OUT with qemu-img. */
+static int to_qcow2(const char *raw, const char *out)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execlp("qemu-img", "qemu-img", "convert", "-q", "-f", "raw",
+		       "-O", "qcow2", raw, out, (char *)NULL);
+		fprintf(stderr, "ferry-replicator: cannot run qemu-img (Debian "
+			"package qemu-utils): %s\n", strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+int snap_cli(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "source-id", required_argument, NULL, 's' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "disk", required_argument, NULL, 'k' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *data_dir = NULL, *source = NULL, *id = NULL, *disk = NULL,
+		   *format = "raw", *out = NULL, *cmd;
+	char src[FERRY_ID_MAX + 1], dir[PATH_MAX], src_dir[PATH_MAX],
+	     err[1024] = "", file[VOLUME_FILE_MAX], *at;
+	struct snap *s;
+	unsigned int n, i;
+	uint64_t cp;
+	int ch, lock, rc = 1;
+
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	cmd = argv[1];
+	argv++;
+	argc--;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': data_dir = optarg; break;
+		case 's': source = optarg; break;
+		case 'i': id = optarg; break;
+		case 'k': disk = optarg; break;
+		case 'f': format = optarg; break;
+		case 'o': out = optarg; break;
+		default: usage(); return 2;
+		}
+	}
+	if (!data_dir || optind != argc) {
+		usage();
+		return 2;
+	}
+	if (source && !valid_id(source)) {
+		fprintf(stderr, "ferry-replicator: bad --source-id %s\n",
+			source);
+		return 2;
+	}
+	if (!strcmp(cmd, "list"))
+		return cli_list(data_dir, source);
+	if (strcmp(cmd, "delete") && strcmp(cmd, "export")) {
+		usage();
+		return 2;
+	}
+	at = id ? strrchr(id, '@') : NULL;
+	if (!at || (size_t)(at - id) > FERRY_ID_MAX ||
+	    sscanf(at + 1, "%" SCNu64, &cp) != 1) {
+		fprintf(stderr, "ferry-replicator: --id wants SOURCE@CP, as "
+			"`snapshot list` shows\n");
+		return 2;
+	}
+	snprintf(src, sizeof(src), "%.*s", (int)(at - id), id);
+	if (!valid_id(src)) {
+		fprintf(stderr, "ferry-replicator: bad source in --id %s\n",
+			id);
+		return 2;
+	}
+	if (!strcmp(cmd, "export") &&
+	    (!disk || !out || (strcmp(format, "raw") &&
+			       strcmp(format, "qcow2")))) {
+		fprintf(stderr, "ferry-replicator: export wants --disk, --out "
+			"and --format raw|qcow2\n");
+		return 2;
+	}
+	snprintf(src_dir, sizeof(src_dir), "%s/%s", data_dir, src);
+	snap_dir(dir, sizeof(dir), data_dir, src);
+	lock = lock_snaps(dir, strcmp(cmd, "export") ? LOCK_EX : LOCK_SH);
+	if (lock < 0) {
+		fprintf(stderr, "ferry-replicator: no snapshots of %s in %s "
+			"(%s)\n", src, data_dir, strerror(errno));
+		return 1;
+	}
+	s = list_snaps(dir, &n);
+	for (i = 0; i < n && s[i].cp_id != cp; i++)
+		;
+	if (i == n) {
+		fprintf(stderr, "ferry-replicator: no snapshot %s in %s\n", id,
+			data_dir);
+		goto out;
+	}
+	if (!strcmp(cmd, "delete")) {
+		if (delete_snap(dir, src_dir, s, n, i, true, err,
+				sizeof(err)))
+			fprintf(stderr, "ferry-replicator: cannot delete %s: "
+				"%s\n", id, err);
+		else
+			rc = 0;
+		goto out;
+	}
+	{
+		const struct snap_disk *d = snap_find_disk(&s[i], disk);
+		char tmp[PATH_MAX + 16];
+		struct chain *c;
+		int fd;
+
+		if (!d && !volume_file_name(disk, file, sizeof(file)))
+			d = snap_find_disk(&s[i], file);
+		if (!d) {
+			fprintf(stderr, "ferry-replicator: snapshot %s has no "
+				"disk %s\n", id, disk);
+			goto out;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c || chain_open(c, src_dir, dir, s, n, i, d, err,
+				     sizeof(err))) {
+			fprintf(stderr, "ferry-replicator: cannot export %s: "
+				"%s\n", id, c ? err : "out of memory");
+			free(c);
+			goto out;
+		}
+		snprintf(tmp, sizeof(tmp), "%s.raw.tmp", out);
+		fd = open(strcmp(format, "raw") ? tmp : out,
+			  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fprintf(stderr, "ferry-replicator: cannot create %s: "
+				"%s\n", out, strerror(errno));
+		} else if (export_raw(c, fd, err, sizeof(err))) {
+			fprintf(stderr, "ferry-replicator: cannot export %s "
+				"disk %s: %s\n", id, disk, err);
+		} else if (strcmp(format, "raw") && to_qcow2(tmp, out)) {
+			fprintf(stderr, "ferry-replicator: qemu-img convert "
+				"to %s failed\n", out);
+		} else {
+			rc = 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (strcmp(format, "raw"))
+			unlink(tmp);
+		chain_close(c);
+		free(c);
+	}
+out:
+	free(s);
+	close(lock);
+	return rc;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * snapshot.h - point-in-time snapshots of staging volumes, taken at
+ * consistency points (docs/replicator.md, "Snapshots").
+ *
+ * DATA_DIR/<source>/snapshots/<cp_id>.snap describes one snapshot (its
+ * disks, each with its store); DATA_DIR/<source>/snapshots/<cp_id>/ holds
+ * its data: <file>.img, a reflinked copy of the volume (FICLONE), or
+ * <file>.delta, the copy-on-write log of the blocks the volume had at
+ * this snapshot and changed before the next one.  Storage functions
+ * return 0 or a ferry_wire_error code with a message in ERR.
+ */
+#ifndef FERRY_REPLICATOR_SNAPSHOT_H
+#define FERRY_REPLICATOR_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct volume;
+
+#define SNAP_MAX_RULES 8
+
+/* "INTERVAL:RETENTION": keep one snapshot per INTERVAL for RETENTION. */
+struct snap_rule {
+	uint64_t interval_ms, retention_ms;
+};
+
+struct snap_policy {
+	unsigned int n;
+	struct snap_rule rule[SNAP_MAX_RULES];
+};
+
+#define SNAP_DEFAULT_POLICY "10m:1h, 1h:1d, 1d:7d"
+
+/* Parse "10m:1h, 1h:1d" (units s, m, h, d, w).  0, or -1 with ERR. */
+int snap_policy_parse(struct snap_policy *p, const char *s, char *err,
+		      size_t errlen);
+
+/*
+ * Volume V (opened by volume_open) is about to be written: find its
+ * newest snapshot and, if that one is a copy-on-write one, open its
+ * delta so that volume_write()/volume_zero() keep the old blocks.  Also
+ * locks the .img against other processes.
+ */
+int snap_attach(struct volume *v, const char *data_dir, char *err,
+		size_t errlen);
+
+/* Before [OFF, OFF+LEN) of V is overwritten: copy the blocks not yet
+ * kept into the newest snapshot's delta, durably. */
+int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
+		    size_t errlen);
+
+/* Free V's copy-on-write state (volume_close()). */
+void snap_cow_close(struct volume *v);
+
+/* Whether a snapshot is due at CP CP_ID of the N volumes VOLS of SOURCE:
+ * all fully copied, and none yet or POLICY's shortest interval since the
+ * newest. */
+bool snap_due(const struct volume *vols, unsigned int n, const char *data_dir,
+	      const char *source, const struct snap_policy *policy,
+	      uint64_t cp_id);
+
+/*
+ * A CP CP_ID is applied and everything up to it durable on the N volumes
+ * VOLS of one connection (all of SOURCE): take a snapshot if POLICY says
+ * one is due (or none exists yet and every volume is fully copied), then
+ * prune what POLICY no longer keeps.  Returns 1 if taken, 0 if not due or
+ * the snapshots are busy (an export), or an error code with ERR.
+ */
+int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
+	       const char *source, const struct snap_policy *policy,
+	       uint64_t cp_id, uint64_t cp_time_ms, char *err, size_t errlen);
+
+/* `ferry-replicator snapshot ...`; returns the exit status. */
+int snap_cli(int argc, char **argv);
+
+#endif
