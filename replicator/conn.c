@@ -59,19 +59,42 @@ struct claim {
 };
 
 static pthread_mutex_t claims_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t claims_dropped = PTHREAD_COND_INITIALIZER;
 static struct claim *claims;
+
+/*
+ * How long a HELLO waits for a disk held by another connection.  An agent
+ * that reconnects right after an error or a cut often finds its previous
+ * connection still tearing down; waiting a moment spares it a BUSY and a
+ * retry.  A disk really in use stays refused.
+ */
+#define CLAIM_WAIT_SECS 2
+
+static struct claim *claim_find(const char *source, const char *file)
+{
+	struct claim *c;
+
+	for (c = claims; c; c = c->next)
+		if (!strcmp(c->source, source) && !strcmp(c->file, file))
+			return c;
+	return NULL;
+}
 
 /* Take the staging file FILE of SOURCE for OWNER; -1 if someone has it. */
 static int claim_take(const char *source, const char *file, const void *owner)
 {
+	struct timespec until;
 	struct claim *c;
 	int rc = 0;
 
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CLAIM_WAIT_SECS;
 	pthread_mutex_lock(&claims_lock);
-	for (c = claims; c; c = c->next)
-		if (!strcmp(c->source, source) && !strcmp(c->file, file))
-			break;
-	if (c) {
+	while (claim_find(source, file) &&
+	       pthread_cond_timedwait(&claims_dropped, &claims_lock,
+				      &until) == 0)
+		;
+	if (claim_find(source, file)) {
 		rc = -1;
 	} else {
 		c = calloc(1, sizeof(*c));
@@ -104,6 +127,7 @@ static void claim_drop_all(const void *owner)
 			p = &(*p)->next;
 		}
 	}
+	pthread_cond_broadcast(&claims_dropped);
 	pthread_mutex_unlock(&claims_lock);
 }
 

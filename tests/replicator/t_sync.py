@@ -194,9 +194,11 @@ def main():
               '%s differing=%s' % (describe(res),
                                    res and res.get('chunks_differing')))
 
-        # 6. one disk, two connections: the second is told BUSY
+        # 6. one disk, two connections: the second is told BUSY (after
+        #    the server waited CLAIM_WAIT_SECS, 2 s, for the disk: the
+        #    first connection must outlast that)
         slow = Client(pki, SRC, [('/dev/vdh', odd)])
-        p = slow.popen(repl, 'sync', '--chunk', 65536, '--throttle-ms', 40)
+        p = slow.popen(repl, 'sync', '--chunk', 65536, '--throttle-ms', 150)
         time.sleep(0.5)
         rc, res, err = slow.run(repl, 'hello-only')
         e = res and res.get('error')
