@@ -35,6 +35,7 @@
 
 #include "ca.h"
 #include "ca_util.h"
+#include "errmsg.h"
 
 #define CA_DAYS		  3652	/* ten years */
 #define SERVER_DAYS	  825	/* the longest browsers accept */
@@ -50,18 +51,6 @@ struct ca {
 	X509 *cert;
 	char *pem;
 };
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* WHAT, then OpenSSL's reason for the latest error (queue cleared). */
 static void ossl_err(char *err, size_t errlen, const char *what)
@@ -294,16 +283,6 @@ static int write_pem(const char *path, X509 *cert, EVP_PKEY *key,
 }
 
 /* ---- names ----------------------------------------------------------- */
-
-bool ca_id_valid(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n > CA_ID_MAX)
-		return false;
-	return strspn(id, "abcdefghijklmnopqrstuvwxyz"
-			  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
 
 /* A host name per RFC 1123: dot-separated labels of letters, digits and
  * inner hyphens, 1-63 characters each, 253 in all. */
@@ -1004,10 +983,10 @@ char *ca_sign_csr(struct ca *ca, const char *csr_pem, enum ca_kind kind,
 		set_err(err, errlen, "unknown certificate kind %d", (int)kind);
 		return NULL;
 	}
-	if (!id || !ca_id_valid(id)) {
+	if (!id || !ferry_id_valid(id)) {
 		set_err(err, errlen,
 			"ID \"%s\" is not 1-%d of letters, digits, '.', '_', '-'",
-			id ? id : "", CA_ID_MAX);
+			id ? id : "", FERRY_ID_MAX);
 		return NULL;
 	}
 	if (days < 1 || days > MAX_DAYS) {
@@ -1052,11 +1031,11 @@ char *ca_sign_csr(struct ca *ca, const char *csr_pem, enum ca_kind kind,
 		for (int i = 0; i < n_names; i++)
 			if (san_add_name(&sans, names[i], true, err, errlen))
 				goto out;
-		if (san_add_uri(&sans, CA_URN_REPLICATOR, id, err, errlen))
+		if (san_add_uri(&sans, FERRY_URN_REPLICATOR, id, err, errlen))
 			goto out;
 		exts[1].value = "serverAuth,clientAuth";
 	} else {
-		if (san_add_uri(&sans, CA_URN_SOURCE_SERVER, id, err, errlen))
+		if (san_add_uri(&sans, FERRY_URN_SOURCE_SERVER, id, err, errlen))
 			goto out;
 		exts[1].value = "clientAuth";
 	}
@@ -1082,71 +1061,4 @@ out:
 	X509_REQ_free(req);
 	san_list_free(&sans);
 	return pem;
-}
-
-/* ---- identifying peers ----------------------------------------------- */
-
-static int copy_id(const unsigned char *s, int n, char *id, size_t len)
-{
-	if (n <= 0 || (size_t)n >= len || memchr(s, '\0', (size_t)n))
-		return -1;
-	memcpy(id, s, (size_t)n);
-	id[n] = '\0';
-	return ca_id_valid(id) ? 0 : -1;
-}
-
-int ca_peer_source_server(X509 *cert, char *id, size_t len)
-{
-	static const char prefix[] = CA_URN_SOURCE_SERVER;
-	const size_t plen = sizeof(prefix) - 1;
-	const ASN1_STRING *cn;
-	GENERAL_NAMES *gens;
-	X509_NAME *subj;
-	int rc = -1, crit = 0, pos;
-
-	if (!cert || !id || !len)
-		return -1;
-	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
-	if (gens) {
-		/* Only the URI decides; a cert for another role (or with
-		 * two source server IDs) is not a source server's. */
-		const unsigned char *found = NULL;
-		int found_len = 0, n_found = 0;
-
-		for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
-			const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-			const ASN1_STRING *v;
-			const unsigned char *d;
-			int type, n;
-
-			v = GENERAL_NAME_get0_value(g, &type);
-			if (type != GEN_URI || !v)
-				continue;
-			d = ASN1_STRING_get0_data(v);
-			n = ASN1_STRING_length(v);
-			if ((size_t)n > plen && !memcmp(d, prefix, plen)) {
-				found = d + plen;
-				found_len = n - (int)plen;
-				n_found++;
-			}
-		}
-		if (n_found == 1)
-			rc = copy_id(found, found_len, id, len);
-		GENERAL_NAMES_free(gens);
-		return rc;
-	}
-	if (crit != -1) {
-		/* The extension is present but unparsable. */
-		ERR_clear_error();
-		return -1;
-	}
-	/* No SAN at all: the subject CN. */
-	subj = X509_get_subject_name(cert);
-	pos = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-	if (pos < 0 ||
-	    X509_NAME_get_index_by_NID(subj, NID_commonName, pos) >= 0)
-		return -1;
-	cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, pos));
-	return copy_id(ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn), id,
-		       len);
 }

@@ -181,9 +181,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		return bad_usage("--kind is required");
 	if (!o->id)
 		return bad_usage("--id is required");
-	if (!ca_id_valid(o->id))
+	if (!ferry_id_valid(o->id))
 		return bad_usage("--id \"%s\" is not 1-%d of letters, digits, '.', '_', '-'",
-				 o->id, CA_ID_MAX);
+				 o->id, FERRY_ID_MAX);
 	if (o->n_names && o->kind != CA_SERVER_REPLICATOR)
 		return bad_usage("--name applies to --kind replicator only");
 	if (issue && !o->out_dir)

@@ -1,13 +1,13 @@
 # control/control.mk: ferry-control, the control-plane endpoint.  Included
 # by the top-level Makefile (CC, CFLAGS_STD, BUILD, BIN, pattern rules).
 #
-# Every control/*.c is part of the daemon; main.c holds main(), so the
-# unit tests and the fuzz target link CONTROL_LIB_OBJ (all but main.o).
+# Every control/*.c is part of the daemon.
 
 CONTROL_SRC      := $(wildcard control/*.c)
-CONTROL_OBJ      := $(CONTROL_SRC:%.c=$(BUILD)/obj/%.o)
-CONTROL_LIB_OBJ  := $(filter-out %/main.o,$(CONTROL_OBJ))
-CONTROL_LIB_SOBJ := $(CONTROL_LIB_OBJ:$(BUILD)/obj/%=$(BUILD)/san/%)
+# lib/peer_id: the certificate IDs this CA issues (shared with the
+# replicator and the agent).
+CONTROL_OBJ      := $(CONTROL_SRC:%.c=$(BUILD)/obj/%.o) \
+                    $(BUILD)/obj/lib/peer_id.o $(BUILD)/obj/lib/errmsg.o
 CONTROL_LIBS     := -lmicrohttpd -ljansson -lsqlite3 -lssl -lcrypto -pthread
 
 USERSPACE_BINS += $(BIN)/ferry-control

@@ -55,6 +55,7 @@
 #include <openssl/params.h>
 
 #include "sigv4.h"
+#include "errmsg.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define TERMINATOR "aws4_request"
@@ -69,18 +70,6 @@ static const char mismatch_msg[] =
 	"The request signature we calculated does not match the signature "
 	"you provided. Check your AWS Secret Access Key and signing method. "
 	"Consult the service documentation for details.";
-
-__attribute__((format(printf, 3, 4)))
-static void say(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- a bounded growable buffer ---- */
 
@@ -455,24 +444,24 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 	bool bad_pair = false;
 
 	memset(auth, 0, sizeof(*auth));
-	say(msg, msglen, "%s", "");
+	set_err(msg, msglen, "%s", "");
 	if (req->n_headers && !req->headers) {
-		say(msg, msglen, "Request headers missing.");
+		set_err(msg, msglen, "Request headers missing.");
 		return SIGV4_INCOMPLETE;
 	}
 	n = header_find(req, "authorization", 13, &authz);
 	if (!n) {
-		say(msg, msglen, "Missing Authentication Token");
+		set_err(msg, msglen, "Missing Authentication Token");
 		return SIGV4_MISSING;
 	}
 	if (req->n_headers > SIGV4_MAX_HEADERS) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Request has %zu headers; at most %d are accepted.",
 		    req->n_headers, SIGV4_MAX_HEADERS);
 		return SIGV4_INCOMPLETE;
 	}
 	if (n > 1) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Request has %zu Authorization headers; exactly one is "
 		    "required.", n);
 		return SIGV4_INCOMPLETE;
@@ -522,7 +511,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 		}
 	}
 	if (bad_pair) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Invalid key=value pair (missing equal-sign or repeated "
 		    "key) in Authorization header: '%.*s'.", ECHO_MAX, authz);
 		return SIGV4_INCOMPLETE;
@@ -552,7 +541,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 			"a 'X-Amz-Date' or a 'Date' header. ");
 #undef MISSING
 	if (ml) {
-		say(msg, msglen, "%sAuthorization=%.*s", missing, ECHO_MAX,
+		set_err(msg, msglen, "%sAuthorization=%.*s", missing, ECHO_MAX,
 		    authz);
 		return SIGV4_INCOMPLETE;
 	}
@@ -576,7 +565,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 			c = slash + 1;
 		}
 		if (k != 5 || c <= end) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Credential must have exactly 5 slash-delimited "
 			    "elements, e.g. keyid/date/region/service/term, "
 			    "got '%.*s'", (int)(cred_n > ECHO_MAX ? ECHO_MAX :
@@ -586,14 +575,14 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 		if (!plen[0] ||
 		    !take(part[0], plen[0], auth->access_key_id,
 			  sizeof(auth->access_key_id))) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Credential has an empty or over-long access key "
 			    "ID (at most %zu characters).",
 			    sizeof(auth->access_key_id) - 1);
 			return SIGV4_INCOMPLETE;
 		}
 		if (plen[1] != 8 || !all_digits(part[1], 8)) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Invalid credential date \"%.*s\". Date is not "
 			    "the required format: yyyyMMdd.",
 			    (int)(plen[1] > 32 ? 32 : plen[1]), part[1]);
@@ -603,14 +592,14 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 		if (!plen[2] ||
 		    !take(part[2], plen[2], auth->region,
 			  sizeof(auth->region))) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Credential should be scoped to a valid region.");
 			return SIGV4_BAD_SCOPE;
 		}
 		if (!plen[3] ||
 		    !take(part[3], plen[3], auth->service,
 			  sizeof(auth->service))) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Credential should be scoped to a valid service.");
 			return SIGV4_BAD_SCOPE;
 		}
@@ -618,7 +607,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 		    memcmp(part[4], TERMINATOR, plen[4])) {
 			take(part[4], plen[4] < sizeof(tmp) ? plen[4] :
 				     sizeof(tmp) - 1, tmp, sizeof(tmp));
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Credential should be scoped with a valid "
 			    "terminator: '" TERMINATOR "', not '%s'.", tmp);
 			return SIGV4_BAD_SCOPE;
@@ -628,7 +617,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 	if (!take(sh, sh_n, auth->signed_headers,
 		  sizeof(auth->signed_headers)) ||
 	    !valid_signed_headers(auth->signed_headers)) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Authorization header has an invalid 'SignedHeaders' "
 		    "parameter (';'-separated header names, at most %d, "
 		    "%zu characters). Authorization=%.*s", SIGV4_MAX_SIGNED,
@@ -638,12 +627,12 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 
 	/* Any other length or character cannot be a match. */
 	if (sig_n != 64) {
-		say(msg, msglen, "%s", mismatch_msg);
+		set_err(msg, msglen, "%s", mismatch_msg);
 		return SIGV4_MISMATCH;
 	}
 	for (size_t i = 0; i < 64; i++) {
 		if (hexval((unsigned char)sig[i]) < 0) {
-			say(msg, msglen, "%s", mismatch_msg);
+			set_err(msg, msglen, "%s", mismatch_msg);
 			return SIGV4_MISMATCH;
 		}
 		auth->signature[i] = (char)tolower((unsigned char)sig[i]);
@@ -653,7 +642,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 	/* X-Amz-Date wins over Date, as with AWS. */
 	if (amz) {
 		if (header_find(req, "x-amz-date", 10, NULL) > 1) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Request has more than one X-Amz-Date header.");
 			return SIGV4_INCOMPLETE;
 		}
@@ -663,7 +652,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 		else
 			auth->request_time = -1;
 		if (auth->request_time == -1) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Date must be in ISO-8601 'basic format'. Got "
 			    "'%.64s'. See http://en.wikipedia.org/wiki/"
 			    "ISO_8601", skip_ws(amz));
@@ -671,13 +660,13 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 		}
 	} else {
 		if (header_find(req, "date", 4, NULL) > 1) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Request has more than one Date header.");
 			return SIGV4_INCOMPLETE;
 		}
 		auth->request_time = parse_http_date(date);
 		if (auth->request_time == -1) {
-			say(msg, msglen,
+			set_err(msg, msglen,
 			    "Date must be in RFC 1123 format (e.g. 'Sun, 06 "
 			    "Nov 1994 08:49:37 GMT'). Got '%.64s'.",
 			    skip_ws(date));
@@ -689,7 +678,7 @@ enum sigv4_result sigv4_parse(const struct sigv4_request *req,
 	n = header_find(req, "x-amz-security-token", 20,
 			&auth->security_token);
 	if (n > 1) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Request has more than one X-Amz-Security-Token header.");
 		return SIGV4_INCOMPLETE;
 	}
@@ -1062,30 +1051,30 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 	bool match = false;
 	int n;
 
-	say(msg, msglen, "%s", "");
+	set_err(msg, msglen, "%s", "");
 	if (!secret || !region || !service || !req->method ||
 	    !*req->method || !plain(req->method) ||
 	    (req->n_headers && !req->headers) ||
 	    req->n_headers > SIGV4_MAX_HEADERS) {
-		say(msg, msglen, "%s", mismatch_msg);
+		set_err(msg, msglen, "%s", mismatch_msg);
 		return SIGV4_MISMATCH;
 	}
 
 	/* The scope. */
 	if (strcmp(auth->region, region)) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Credential should be scoped to a valid region.");
 		return SIGV4_BAD_SCOPE;
 	}
 	if (strcmp(auth->service, service)) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Credential should be scoped to correct service: '%s'.",
 		    service);
 		return SIGV4_BAD_SCOPE;
 	}
 	if (strlen(auth->amz_date) != 16 ||
 	    memcmp(auth->date, auth->amz_date, 8)) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Date in Credential scope does not match YYYYMMDD from "
 		    "ISO-8601 version of date from HTTP: '%s' != '%.8s', "
 		    "from '%s'.", auth->date, auth->amz_date, auth->amz_date);
@@ -1098,7 +1087,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 
 		fmt_amz(now - SIGV4_MAX_SKEW, a);
 		fmt_amz(now, b);
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Signature expired: %s is now earlier than %s (%s - 15 "
 		    "min.)", auth->amz_date, a, b);
 		return SIGV4_SKEW;
@@ -1108,7 +1097,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 
 		fmt_amz(now + SIGV4_MAX_SKEW, a);
 		fmt_amz(now, b);
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Signature not yet current: %s is still later than %s "
 		    "(%s + 15 min.)", auth->amz_date, a, b);
 		return SIGV4_SKEW;
@@ -1116,7 +1105,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 
 	/* Headers that must be signed. */
 	if (!is_signed(auth->signed_headers, "host")) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "'Host' or ':authority' must be a 'SignedHeader' in the "
 		    "AWS Authorization.");
 		return SIGV4_MISMATCH;
@@ -1128,37 +1117,37 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 		used_date = "Date";
 	}
 	if (used_date) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "'%s' must be a 'SignedHeader' in the AWS Authorization.",
 		    used_date);
 		return SIGV4_MISMATCH;
 	}
 	if (auth->security_token &&
 	    !is_signed(auth->signed_headers, "x-amz-security-token")) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "'X-Amz-Security-Token' must be a 'SignedHeader' in the "
 		    "AWS Authorization.");
 		return SIGV4_MISMATCH;
 	}
 
 	if (!crypto_ready()) {
-		say(msg, msglen, "Signature check unavailable (OpenSSL).");
+		set_err(msg, msglen, "Signature check unavailable (OpenSSL).");
 		return SIGV4_MISMATCH;
 	}
 
 	/* The payload. */
 	n = payload_hash(req, body_hash, csha_val);
 	if (n < 0) {
-		say(msg, msglen, "Signature check failed (SHA-256).");
+		set_err(msg, msglen, "Signature check failed (SHA-256).");
 		return SIGV4_MISMATCH;
 	}
 	if (n > 1) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Request has more than one X-Amz-Content-SHA256 header.");
 		return SIGV4_MISMATCH;
 	}
 	if (n == 1 && strcasecmp(csha_val, body_hash)) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "The provided 'x-amz-content-sha256' header must "
 		    "be the SHA-256 of the body: this service does "
 		    "not accept unsigned or streaming payloads, and "
@@ -1172,7 +1161,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 	if (!canon_query(&q_norm, raw_query, true) ||
 	    !canon_query(&q_sorted, raw_query, false) || tail.err ||
 	    uri_aws.err) {
-		say(msg, msglen,
+		set_err(msg, msglen,
 		    "Request too large to verify (path, query or signed "
 		    "headers over %d bytes, or over %d query parameters).",
 		    SIGV4_MAX_CANON, SIGV4_MAX_QPAIRS);
@@ -1198,7 +1187,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 	if (n < 0 || (size_t)n >= sizeof(scope) ||
 	    !hex_to_bin(auth->signature, want, 32) ||
 	    !signing_key(auth, secret, key)) {
-		say(msg, msglen, "%s", mismatch_msg);
+		set_err(msg, msglen, "%s", mismatch_msg);
 		goto out;
 	}
 	for (size_t i = 0; i < nforms; i++) {
@@ -1215,7 +1204,7 @@ enum sigv4_result sigv4_verify(const struct sigv4_request *req,
 	if (match)
 		res = SIGV4_OK;
 	else
-		say(msg, msglen, "%s", mismatch_msg);
+		set_err(msg, msglen, "%s", mismatch_msg);
 out:
 	free(tail.p);
 	free(uri_aws.p);

@@ -3,8 +3,8 @@
  * peer_id.h - who is on the other end of a mutual TLS connection: the
  * source server ID that ferry-control's CA put in a client certificate.
  *
- * The same rules as ca_peer_source_server() in control/ca.c, kept in lib/
- * so that the replicator and the agent do not link the control plane.
+ * Kept in lib/ for ferry-control (which issues these certificates), the
+ * replicator and the agent alike.
  */
 #ifndef FERRY_LIB_PEER_ID_H
 #define FERRY_LIB_PEER_ID_H

@@ -76,18 +76,6 @@ static struct {
 	struct ctl_snap *snaps;
 } ctl = { .stop_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static bool stopping(void)
 {
 	struct pollfd p = { .fd = ctl.stop_fd, .events = POLLIN };

@@ -7,4 +7,6 @@
 void rlog_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void rlog_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#include "errmsg.h" /* set_err() */
+
 #endif

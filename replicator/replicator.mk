@@ -9,7 +9,7 @@
 REPLICATOR_SRC     := $(wildcard replicator/*.c)
 REPLICATOR_OBJ     := $(REPLICATOR_SRC:%.c=$(BUILD)/obj/%.o) \
                       $(BUILD)/obj/lib/wire.o $(BUILD)/obj/lib/tls.o \
-                      $(BUILD)/obj/lib/peer_id.o
+                      $(BUILD)/obj/lib/peer_id.o $(BUILD)/obj/lib/errmsg.o
 REPLICATOR_LIB_OBJ := $(filter-out %/main.o,$(REPLICATOR_OBJ))
 REPLICATOR_LIBS    := -lssl -lcrypto -lzstd -llz4 -lxxhash -lcurl -ljansson \
                       -pthread

@@ -92,23 +92,6 @@ struct snap_cow {
 	uint8_t *rec;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int storage_code(int e)
-{
-	return e == ENOSPC || e == EDQUOT ? FERRY_E_NOSPC : FERRY_E_IO;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec t;
@@ -274,7 +257,7 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 		unlink(tmp);
 		set_err(err, errlen, "cannot write snapshot description %s: "
 			"%s", tmp, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	close(fd);
 	free(buf);
@@ -282,7 +265,7 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 		e = errno;
 		set_err(err, errlen, "cannot store snapshot description %s: "
 			"%s", dst, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	return 0;
 }
@@ -553,7 +536,7 @@ static int cow_open(struct volume *v, const char *path, uint64_t size,
 		free(c);
 		set_err(err, errlen, "cannot open snapshot delta %s of %s: %s",
 			path, v->img_path, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	snap_cow_close(v);
 	v->cow = c;
@@ -621,7 +604,7 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 			set_err(err, errlen, "cannot keep block %" PRIu64
 				" of %s in its snapshot's delta: %s", b,
 				v->img_path, strerror(e));
-			return storage_code(e);
+			return volume_storage_code(e);
 		}
 		if (delta_put(&c->d, b, c->d.end)) {
 			set_err(err, errlen, "out of memory for the snapshot "
@@ -638,7 +621,7 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 
 		set_err(err, errlen, "cannot flush the snapshot delta of %s: "
 			"%s", v->img_path, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	return 0;
 }
@@ -695,7 +678,7 @@ static int delta_merge(const char *from, const char *to, uint64_t size,
 		free(rec);
 		set_err(err, errlen, "cannot open delta %s: %s", from,
 			strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	if (delta_open(&t, to, size, true)) {
 		e = errno;
@@ -703,7 +686,7 @@ static int delta_merge(const char *from, const char *to, uint64_t size,
 		free(rec);
 		set_err(err, errlen, "cannot open delta %s: %s", to,
 			strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	for (size_t i = 0; i < f.cap && !e; i++) {
 		uint64_t b = f.slot[2 * i] - 1;
@@ -721,7 +704,7 @@ static int delta_merge(const char *from, const char *to, uint64_t size,
 	if (e) {
 		set_err(err, errlen, "cannot merge delta %s into %s: %s", from,
 			to, strerror(e));
-		rc = storage_code(e);
+		rc = volume_storage_code(e);
 	}
 	delta_close(&f);
 	delta_close(&t);
@@ -803,7 +786,7 @@ static int delete_snap(const char *dir, const char *src_dir,
 		if (unlink(path) || fsync_path(dir)) {
 			set_err(err, errlen, "cannot remove %s: %s", path,
 				strerror(errno));
-			rc = storage_code(errno);
+			rc = volume_storage_code(errno);
 		}
 	}
 	while (n_live > 0)
@@ -910,7 +893,7 @@ static int reflink_copy(int src, const char *dst, char *err, size_t errlen,
 		e = errno;
 		set_err(err, errlen, "cannot create %s: %s", dst,
 			strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	if (ioctl(fd, FICLONE, src) == 0) {
 		if (fsync(fd) == 0) {
@@ -927,7 +910,7 @@ static int reflink_copy(int src, const char *dst, char *err, size_t errlen,
 	if (*unsupported)
 		return 0;
 	set_err(err, errlen, "cannot reflink %s: %s", dst, strerror(e));
-	return storage_code(e);
+	return volume_storage_code(e);
 }
 
 bool snap_due(const struct volume *vols, unsigned int n, const char *data_dir,
@@ -979,7 +962,7 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	if (lock < 0) {
 		set_err(err, errlen, "cannot lock snapshots in %s: %s", dir,
 			strerror(errno));
-		return storage_code(errno);
+		return volume_storage_code(errno);
 	}
 	memset(&snap, 0, sizeof(snap));
 	snap.cp_id = cp_id;
@@ -991,7 +974,7 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	if (mkdir(sub, 0750)) {
 		set_err(err, errlen, "cannot create %s: %s", sub,
 			strerror(errno));
-		rc = storage_code(errno);
+		rc = volume_storage_code(errno);
 		goto out;
 	}
 	for (unsigned int i = 0; i < n && !rc; i++) {
@@ -1017,7 +1000,7 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 		if (fd < 0 || fsync(fd)) {
 			set_err(err, errlen, "cannot create %s: %s", path,
 				strerror(errno));
-			rc = storage_code(errno);
+			rc = volume_storage_code(errno);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -1025,7 +1008,7 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	if (!rc && fsync_path(sub)) {
 		set_err(err, errlen, "cannot flush %s: %s", sub,
 			strerror(errno));
-		rc = storage_code(errno);
+		rc = volume_storage_code(errno);
 	}
 	/* The description is the commit point of the snapshot. */
 	if (!rc)

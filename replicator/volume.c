@@ -4,6 +4,7 @@
  */
 #include "volume.h"
 #include "snapshot.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,21 +22,7 @@
 #define META_FORMAT 1
 #define META_MAX 4096
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* The wire error for a failed storage call: a full disk is worth
- * retrying later, anything else is an I/O error. */
-static int storage_code(int e)
+int volume_storage_code(int e)
 {
 	return e == ENOSPC || e == EDQUOT ? FERRY_E_NOSPC : FERRY_E_IO;
 }
@@ -167,7 +154,7 @@ fail:
 	unlinkat(v->dir_fd, tmp, 0);
 	set_err(err, errlen, "cannot write metadata %s.meta of %s: %s",
 		v->file, v->img_path, strerror(e));
-	return storage_code(e);
+	return volume_storage_code(e);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -277,14 +264,14 @@ static int open_dir(const char *data_dir, const char *source, char *err,
 		e = errno;
 		set_err(err, errlen, "cannot create data directory %s: %s",
 			data_dir, strerror(e));
-		return -storage_code(e);
+		return -volume_storage_code(e);
 	}
 	top = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (top < 0) {
 		e = errno;
 		set_err(err, errlen, "cannot open data directory %s: %s",
 			data_dir, strerror(e));
-		return -storage_code(e);
+		return -volume_storage_code(e);
 	}
 	if (mkdirat(top, source, 0750) == 0) {
 		/* The new directory entry must survive a crash too. */
@@ -294,7 +281,7 @@ static int open_dir(const char *data_dir, const char *source, char *err,
 		close(top);
 		set_err(err, errlen, "cannot create %s/%s: %s", data_dir,
 			source, strerror(e));
-		return -storage_code(e);
+		return -volume_storage_code(e);
 	}
 	fd = openat(top, source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	e = errno;
@@ -302,7 +289,7 @@ static int open_dir(const char *data_dir, const char *source, char *err,
 	if (fd < 0) {
 		set_err(err, errlen, "cannot open %s/%s: %s", data_dir, source,
 			strerror(e));
-		return -storage_code(e);
+		return -volume_storage_code(e);
 	}
 	return fd;
 }
@@ -325,7 +312,7 @@ static int create_volume(struct volume *v, uint64_t size, char *err,
 		e = errno;
 		set_err(err, errlen, "cannot create %s of %" PRIu64
 			" bytes: %s", v->img_path, size, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	v->size = size;
 	v->sync_mark = 0;
@@ -379,7 +366,7 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 		set_err(err, errlen, "cannot open %s: %s", v->img_path,
 			strerror(e));
 		volume_close(v);
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	rc = load_meta(v, err, errlen);
 	if (rc < 0) {
@@ -397,7 +384,7 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 		set_err(err, errlen, "cannot stat %s: %s", v->img_path,
 			strerror(e));
 		volume_close(v);
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	if ((uint64_t)st.st_size < v->size) {
 		set_err(err, errlen, "%s is %jd bytes but its metadata says %"
@@ -430,7 +417,7 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 			set_err(err, errlen, "cannot resize %s to %" PRIu64
 				" bytes: %s", v->img_path, size, strerror(e));
 			volume_close(v);
-			return storage_code(e);
+			return volume_storage_code(e);
 		}
 		if (size > old) {
 			rc = volume_store_meta(v, err, errlen);
@@ -465,7 +452,7 @@ int volume_write(struct volume *v, uint64_t off, const void *buf,
 			set_err(err, errlen, "write of %zu bytes at %" PRIu64
 				" to %s failed: %s", len, off, v->img_path,
 				strerror(e));
-			return storage_code(e);
+			return volume_storage_code(e);
 		}
 		p += n;
 		off += (uint64_t)n;
@@ -493,7 +480,7 @@ int volume_zero(struct volume *v, uint64_t off, uint64_t len, char *err,
 	if (e != EOPNOTSUPP && e != ENOSYS) {
 		set_err(err, errlen, "cannot zero %" PRIu64 " bytes at %" PRIu64
 			" of %s: %s", len, off, v->img_path, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	/* A filesystem without holes: write the zeros. */
 	while (len) {
@@ -562,7 +549,7 @@ int volume_sync(struct volume *v, char *err, size_t errlen)
 		e = errno;
 		set_err(err, errlen, "cannot flush %s to stable storage: %s",
 			v->img_path, strerror(e));
-		return storage_code(e);
+		return volume_storage_code(e);
 	}
 	v->dirty = false;
 	v->punched = false;

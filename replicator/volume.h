@@ -91,4 +91,8 @@ int volume_sync(struct volume *v, char *err, size_t errlen);
 /* Replace the metadata file with V's current fields, durably. */
 int volume_store_meta(struct volume *v, char *err, size_t errlen);
 
+/* The wire error for a failed storage call with errno E: a full disk is
+ * worth retrying later (NOSPC), anything else is an I/O error. */
+int volume_storage_code(int e);
+
 #endif

@@ -39,17 +39,20 @@ test_extent_SRCS  := tests/unit/test_extent lib/extent
 test_tracker_SRCS := tests/unit/test_tracker lib/tracker
 test_verify_SRCS  := tests/unit/test_verify $(KT_SRC)/verify_core \
                      $(KT_SRC)/fiemap_map lib/extent
-test_sigv4_SRCS   := tests/unit/test_sigv4 control/sigv4 control/sigv4_replay
+test_sigv4_SRCS   := tests/unit/test_sigv4 control/sigv4 control/sigv4_replay \
+                     lib/errmsg
 # Extra libraries of one test: NAME_LIBS.
 test_sigv4_LIBS   := -lcurl -ljansson -lcrypto -pthread
-test_ca_SRCS      := tests/unit/test_ca control/ca control/certs_cli
+test_ca_SRCS      := tests/unit/test_ca control/ca control/certs_cli \
+                     lib/peer_id lib/errmsg
 # GnuTLS: the test checks libmicrohttpd's TLS library loads our PEM files.
 test_ca_LIBS      := -lssl -lcrypto -lgnutls
 test_wire_SRCS    := tests/unit/test_wire lib/wire
 test_wire_LIBS    := -lzstd -llz4 -lxxhash
 UNIT_TESTS        += test_volume
 test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapshot \
-                     replicator/config replicator/log lib/wire lib/peer_id
+                     replicator/config replicator/log lib/wire lib/peer_id \
+                     lib/errmsg
 test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
 
 UNIT_TEST_BINS     := $(UNIT_TESTS:%=$(BUILD)/tests/unit/%)

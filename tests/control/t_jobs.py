@@ -14,29 +14,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
+from ferrytest import call, unique  # noqa: E402
 
 check = ft.check
 code_of = ft.error_code
-_nonce = [0]
-
-
-def unique(client):
-    """A signed header that differs per request: identical requests signed
-    in the same second would share a signature, which the replay cache
-    refuses."""
-    def add(request, **kw):
-        _nonce[0] += 1
-        request.headers['x-ferry-test-nonce'] = '%d-%d' % (os.getpid(),
-                                                           _nonce[0])
-    client.meta.events.register('before-sign.mgn.*', add)
-    return client
-
-
-def call(c, op, body=None, **kw):
-    _nonce[0] += 1
-    kw.setdefault('headers', {})['x-ferry-test-nonce'] = '%d-%d' % (
-        os.getpid(), _nonce[0])
-    return c.call(op, body, **kw)
 
 
 def etype(h):

@@ -5,7 +5,6 @@ import os
 import re
 import sys
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferrytest as ft  # noqa: E402
@@ -62,15 +61,8 @@ def cli_create(c, **over):
 
 
 def boto(c):
-    """c.boto() whose requests each carry a signed random header: the
-    service refuses a signature it has seen (replay protection), and two
-    identical calls within one second would otherwise sign alike."""
-    client = c.boto()
-
-    def nonce(request, **kw):
-        request.headers['X-Test-Nonce'] = uuid.uuid4().hex
-    client.meta.events.register('before-sign.mgn', nonce)
-    return client
+    """c.boto() with a signed nonce per request (see ferrytest.unique)."""
+    return ft.unique(c.boto())
 
 
 def raw_error(c, op, body):

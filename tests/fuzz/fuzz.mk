@@ -15,6 +15,7 @@ FUZZ_FLAGS   := -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_SRC     := $(filter-out control/main.c,$(wildcard control/*.c)) \
+                lib/peer_id.c lib/errmsg.c \
                 tests/fuzz/fuzz_request.c
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BIN     := $(FUZZ_DIR)/fuzz_request

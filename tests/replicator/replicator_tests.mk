@@ -9,7 +9,7 @@ REPL_TEST_DIR    := $(BUILD)/tests/replicator
 REPL_TEST_CLIENT := $(REPL_TEST_DIR)/ferry-wire-client
 REPL_TEST_OBJ    := $(BUILD)/obj/tests/replicator/ferry-wire-client.o \
                     $(BUILD)/obj/lib/wire.o $(BUILD)/obj/lib/tls.o \
-                    $(BUILD)/obj/lib/peer_id.o
+                    $(BUILD)/obj/lib/peer_id.o $(BUILD)/obj/lib/errmsg.o
 REPL_TEST_LIBS   := -lssl -lcrypto -lzstd -llz4 -lxxhash
 
 $(REPL_TEST_CLIENT): $(REPL_TEST_OBJ)

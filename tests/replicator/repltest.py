@@ -43,28 +43,8 @@ E_NOSPC, E_IO, E_CORRUPT, E_BUSY, E_INTERNAL = 6, 7, 8, 9, 10
 MAX_DATA = 1 << 20
 MAX_PAYLOAD = MAX_DATA + 8192
 
-_failures = []
-_count = 0
-
-
-def check(name, cond, detail=''):
-    """Print PASS/FAIL for one check; remember failures."""
-    global _count
-    _count += 1
-    if cond:
-        print('PASS %s' % name, flush=True)
-    else:
-        print('FAIL %s: %s' % (name, detail), flush=True)
-        _failures.append(name)
-    return bool(cond)
-
-
-def done():
-    """Exit with the result of the checks made."""
-    if _count == 0:
-        print('FAIL %s: no check ran' % os.path.basename(sys.argv[0]))
-        sys.exit(1)
-    sys.exit(1 if _failures else 0)
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'lib'))
+from checks import check, done  # noqa: E402,F401  (re-exported)
 
 
 def log(msg):

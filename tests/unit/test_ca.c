@@ -580,7 +580,7 @@ static void test_sign_kinds(void)
 		{ "ED25519", NULL }, { "RSA", "2048" },
 	};
 	static const char *const names[] = { "rep1.example", "192.0.2.10" };
-	char err[512] = "", buf[2048], field[128], id[CA_ID_MAX + 1];
+	char err[512] = "", buf[2048], field[128], id[FERRY_ID_MAX + 1];
 	struct ca *ca = ca_open(at("data"), err, sizeof(err));
 	X509 *ca_cert;
 
@@ -629,10 +629,10 @@ static void test_sign_kinds(void)
 				 NULL, NULL), X509_V_OK);
 		CHECK(verify(ca_cert_pem(ca), c, X509_PURPOSE_SSL_SERVER,
 			     NULL, NULL) != X509_V_OK);
-		CHECK(ca_peer_source_server(c, id, sizeof(id)) == 0);
+		CHECK(ferry_peer_source_server(c, id, sizeof(id)) == 0);
 		CHECK_STR(id, "s-1234567890abcdef0");
 		/* Too small a buffer. */
-		CHECK(ca_peer_source_server(c, id, 19) == -1);
+		CHECK(ferry_peer_source_server(c, id, 19) == -1);
 		X509_free(c);
 
 		/* A replicator's certificate. */
@@ -660,7 +660,7 @@ static void test_sign_kinds(void)
 		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_SSL_CLIENT,
 				 NULL, NULL), X509_V_OK);
 		/* A replicator is not a source server. */
-		CHECK(ca_peer_source_server(c, id, sizeof(id)) == -1);
+		CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
 		X509_free(c);
 	}
 	X509_free(ca_cert);
@@ -782,33 +782,33 @@ static void test_peer_id(void)
 					     "urn:ferry:source-server:s-3" };
 	static const char *const bad[] = { "urn:ferry:source-server:a/b" };
 	static const char *const none[] = { "https://example.com/" };
-	char id[CA_ID_MAX + 1];
+	char id[FERRY_ID_MAX + 1];
 	X509 *c;
 
 	/* No SAN: the CN. */
 	c = plain_cert("s-0abc", NULL, 0);
-	CHECK(ca_peer_source_server(c, id, sizeof(id)) == 0);
+	CHECK(ferry_peer_source_server(c, id, sizeof(id)) == 0);
 	CHECK_STR(id, "s-0abc");
 	X509_free(c);
 	c = plain_cert("has space", NULL, 0);
-	CHECK(ca_peer_source_server(c, id, sizeof(id)) == -1);
+	CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
 	X509_free(c);
 	/* The URI SAN wins over the CN. */
 	c = plain_cert("s-0abc", other, 2);
-	CHECK(ca_peer_source_server(c, id, sizeof(id)) == 0);
+	CHECK(ferry_peer_source_server(c, id, sizeof(id)) == 0);
 	CHECK_STR(id, "s-3");
 	X509_free(c);
 	/* Two IDs, a malformed one, or SANs without one: no ID. */
 	c = plain_cert("s-0abc", two, 2);
-	CHECK(ca_peer_source_server(c, id, sizeof(id)) == -1);
+	CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
 	X509_free(c);
 	c = plain_cert("s-0abc", bad, 1);
-	CHECK(ca_peer_source_server(c, id, sizeof(id)) == -1);
+	CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
 	X509_free(c);
 	c = plain_cert("s-0abc", none, 1);
-	CHECK(ca_peer_source_server(c, id, sizeof(id)) == -1);
+	CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
 	X509_free(c);
-	CHECK(ca_peer_source_server(NULL, id, sizeof(id)) == -1);
+	CHECK(ferry_peer_source_server(NULL, id, sizeof(id)) == -1);
 }
 
 /* Run certs_cli with ARGS (NULL-terminated), stdout into OUT if given. */
@@ -847,7 +847,7 @@ static int cli(char *out, size_t outlen, ...)
 static void test_cli(void)
 {
 	char data[256], out[256], other[256], csrf[256], buf[4096];
-	char id[CA_ID_MAX + 1], err[512], field[64], *s, *csr;
+	char id[FERRY_ID_MAX + 1], err[512], field[64], *s, *csr;
 	struct ca *ca;
 	EVP_PKEY *key;
 	X509 *c;
@@ -886,7 +886,7 @@ static void test_cli(void)
 	CHECK(cli(NULL, 0, "issue", "--data-dir", data, "--kind", "client",
 		  "--id", "s-00000000000000001", "--out-dir", out, NULL) == 0);
 	c = cert_from_file(at("out/s-00000000000000001.pem"));
-	CHECK(c && ca_peer_source_server(c, id, sizeof(id)) == 0);
+	CHECK(c && ferry_peer_source_server(c, id, sizeof(id)) == 0);
 	CHECK_STR(id, "s-00000000000000001");
 	X509_free(c);
 
@@ -1026,7 +1026,7 @@ static bool tls_session(const char *client_cert, const char *client_key,
 	if (s == 1 && c == 1) {
 		X509 *peer = SSL_get0_peer_certificate(srv);
 
-		if (peer && ca_peer_source_server(peer, id, idlen) == 0)
+		if (peer && ferry_peer_source_server(peer, id, idlen) == 0)
 			ok = SSL_version(srv) == TLS1_3_VERSION;
 	}
 	if (!ok)
@@ -1066,7 +1066,7 @@ out:
 
 static void test_tls(void)
 {
-	char id[CA_ID_MAX + 1];
+	char id[FERRY_ID_MAX + 1];
 	long vr;
 
 	/* Files from test_cli. */
