@@ -24,7 +24,7 @@
 #include <linux/blkdev.h>
 #include <linux/mempool.h>
 #include <linux/slab.h>
-#include <linux/wait.h>
+#include <linux/delay.h>
 #include <linux/atomic.h>
 #include <linux/trace_recursion.h>
 #include <linux/workqueue.h>
@@ -49,8 +49,14 @@ static struct kmem_cache *ferry_ctx_cache;
 static mempool_t *ferry_ctx_pool;
 static struct workqueue_struct *ferry_wq;
 static unsigned int ferry_hook_users;	/* ferry_lock */
-static atomic_t ferry_inflight = ATOMIC_INIT(0);
-static DECLARE_WAIT_QUEUE_HEAD(ferry_inflight_wq);
+/*
+ * Records outstanding, per CPU: a bio may complete on another CPU than it
+ * was submitted on, so one CPU's count may go negative; only the sum
+ * means anything.  Per CPU rather than one atomic_t so that the I/O path
+ * touches no cache line shared between CPUs; module exit, which is rare,
+ * pays for it by polling the sum.
+ */
+static DEFINE_PER_CPU(long, ferry_inflight);
 /* Bumped whenever the callback had to skip a bio (recursion). */
 static atomic_t ferry_missed = ATOMIC_INIT(0);
 
@@ -68,14 +74,28 @@ module_param_named(ctx_reserve, ferry_ctx_reserve, uint, 0444);
 MODULE_PARM_DESC(ctx_reserve,
 		 "Completion records kept in reserve for writes under memory pressure (default 4096)");
 
+/*
+ * Called once the hook is unregistered, which orders every increment
+ * before us: a decrement not yet seen can only make the sum too large,
+ * so a sum of 0 means every wrapped bio has finished.
+ */
+static long ferry_inflight_sum(void)
+{
+	long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(ferry_inflight, cpu);
+	return sum;
+}
+
 /* The submitter's completion; the last thing ferry does for a bio. */
 static void ferry_finish_bio(struct bio *bio)
 {
 	if (bio->bi_end_io)
 		bio->bi_end_io(bio);
 	/* Module exit waits for this count, then for RCU tasks. */
-	if (atomic_dec_and_test(&ferry_inflight))
-		wake_up_all(&ferry_inflight_wq);
+	this_cpu_dec(ferry_inflight);
 }
 
 static void ferry_end_io_work(struct work_struct *work)
@@ -172,7 +192,7 @@ static void ferry_track_bio(struct bio *bio)
 	ctx->disk = disk;
 	ctx->sector = sector;
 	ctx->nr_sects = nr;
-	atomic_inc(&ferry_inflight);
+	this_cpu_inc(ferry_inflight);
 	bio->bi_private = ctx;
 	bio->bi_end_io = ferry_bio_end_io;
 out:
@@ -272,7 +292,8 @@ void ferry_hook_exit(void)
 	 * record; bios still in flight hold records and will call
 	 * ferry_bio_end_io(), which lives in this module: wait for them...
 	 */
-	wait_event(ferry_inflight_wq, !atomic_read(&ferry_inflight));
+	while (ferry_inflight_sum())
+		msleep(10);
 	/*
 	 * ...and for the last of them to return out of this module's text:
 	 * RCU Tasks waits until every task has switched voluntarily, which a
