@@ -22,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all deps userspace kmod test test-unit test-control test-replicator \
-        test-fuzz test-host \
+        test-agent test-fuzz test-host \
         test-kmod demo \
         bench bench-kmod bench-control bench-replicator clean
 all: userspace kmod
@@ -37,6 +37,7 @@ include tests/control/bench/bench.mk
 include tests/tests.mk
 include tests/fuzz/fuzz.mk
 include tests/replicator/replicator_tests.mk
+include tests/agent/agent_tests.mk
 
 userspace: $(USERSPACE_BINS)
 
@@ -77,6 +78,9 @@ test-control: userspace
 
 test-replicator: userspace
 	@tests/run-all.sh replicator
+
+test-agent: userspace
+	@tests/run-all.sh agent
 
 test-fuzz: fuzz-bin
 	@tests/run-all.sh fuzz

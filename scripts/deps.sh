@@ -10,6 +10,8 @@
 #   vm      the QEMU test harness: qemu, busybox-static, debootstrap, cpio,
 #           compressors, e2fsprogs, dmsetup, mdadm, fio, util-linux, kmod,
 #           socat (QMP from host hooks)
+#   agent   the agent's tests: tinyproxy (a real proxy on loopback), fdisk
+#           (partitioned loop devices)
 #   dkms    dkms, for the packaged module
 #
 # Idempotent and silent when everything is present: installed packages are
@@ -29,6 +31,7 @@ group_packages() {
 	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \
 		e2fsprogs dmsetup mdadm fio util-linux kmod socat \
 		qemu-utils xfsprogs ;;
+	agent) echo tinyproxy fdisk ;;
 	dkms) echo dkms ;;
 	*) return 1 ;;
 	esac
@@ -37,12 +40,12 @@ group_packages() {
 main() {
 	local g pkgs=''
 	[ $# -gt 0 ] || {
-		echo "usage: $0 GROUP...   (groups: build control vm dkms)" >&2
+		echo "usage: $0 GROUP...   (groups: build control vm agent dkms)" >&2
 		exit 2
 	}
 	for g in "$@"; do
 		pkgs="$pkgs $(group_packages "$g")" ||
-			die "deps.sh: unknown group '$g': use build, control, vm or dkms"
+			die "deps.sh: unknown group '$g': use build, control, vm, agent or dkms"
 	done
 	# shellcheck disable=SC2086 # a list of package names
 	ensure_pkgs $pkgs

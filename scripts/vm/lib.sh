@@ -357,7 +357,7 @@ guest_image() {
 		echo "ferry.ko does not build for $suite: see $log" >&2
 		return 1
 	}
-	for t in "$BUILD/bin/ferryctl" "$BUILD"/tests/kmod/bin/*; do
+	for t in "$BUILD/bin/ferryctl" "$BUILD/bin/ferry-agent" "$BUILD"/tests/kmod/bin/*; do
 		[ -f "$t" ] && [ -x "$t" ] && bins+=(--bin "$t")
 	done
 	"$FERRY_VM_DIR/initramfs.sh" --suite "$suite" --out "$initrd" \

@@ -1,0 +1,19 @@
+# tests/agent/agent_tests.mk: programs of the agent's tests.  Included by
+# the top-level Makefile (CC, CFLAGS_STD, BUILD, pattern rules), after
+# agent/agent.mk, which sets USERSPACE_BINS with =.
+#
+# ferry-freeze-test drives the agent's freezer (agent/freeze.c) for
+# tests/agent/t_freeze.py.
+
+AGENT_TEST_DIR := $(BUILD)/tests/agent
+AGENT_TEST_BINS := $(AGENT_TEST_DIR)/ferry-freeze-test
+
+$(AGENT_TEST_DIR)/ferry-freeze-test: \
+		$(BUILD)/obj/tests/agent/src/ferry-freeze-test.o \
+		$(BUILD)/obj/agent/freeze.o $(BUILD)/obj/lib/errmsg.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/obj/tests/agent/src/ferry-freeze-test.o: CFLAGS += -Iagent
+
+USERSPACE_BINS += $(AGENT_TEST_BINS)
