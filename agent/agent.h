@@ -29,6 +29,11 @@
 #define AGENT_HOST_MAX 256
 #define AGENT_MSG_MAX 1024
 
+#ifndef AGENT_VERSION
+/* Reported to ferry-control and the replicator. */
+#define AGENT_VERSION "0.1.0"
+#endif
+
 /* Files in the state directory (--state-dir, /var/lib/ferry-agent). */
 #define AGENT_STATE_DIR "/var/lib/ferry-agent"
 #define AGENT_CONF_FILE "/etc/ferry/agent.conf"
@@ -109,15 +114,27 @@ struct agent_status {
 	uint64_t updated_ms;		/* CLOCK_REALTIME of the last update */
 };
 
+/* What the control thread knows of ferry-control (for the status file). */
+struct agent_control_status {
+	uint64_t last_heartbeat_ms;	/* CLOCK_REALTIME of the last heartbeat
+					 * ferry-control accepted, 0 none */
+	char service_state[32];		/* dataReplicationState it shows */
+	char error[AGENT_MSG_MAX];	/* a call failing now (its last error),
+					 * "" when every call succeeds */
+	uint64_t error_ms;		/* when it failed */
+};
+
 struct agent_shared {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* signalled on every change */
+	pthread_cond_t cond;		/* signalled on every change; timed
+					 * waits use CLOCK_MONOTONIC */
 	bool quit;			/* SIGTERM/SIGINT: both threads stop */
 	struct agent_runtime rt;
 	/* Commands, in arrival order; the replication thread pops them. */
 	enum agent_cmd cmds[32];
 	unsigned int n_cmds;
 	struct agent_status st;
+	struct agent_control_status ctl;	/* the control thread's */
 };
 
 void agent_shared_init(struct agent_shared *sh);

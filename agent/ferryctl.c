@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ferryctl: command-line control of the ferry tracker (and, later, of the
- * agent).  This file holds the top level: global help, `version`, and the
+ * ferryctl: command-line control of the ferry tracker, and the agent's
+ * status.  This file holds the top level: global help, `version`, and the
  * dispatch to command groups.
  *
  * Exit codes: 0 success, 1 the operation failed, 2 usage error.
@@ -18,9 +18,11 @@
 static const char top_usage[] =
 	"usage: ferryctl [-h] COMMAND ...\n"
 	"\n"
-	"Control the ferry change tracker (ferry.ko).\n"
+	"Control the ferry change tracker (ferry.ko) and see what ferry-agent\n"
+	"is doing.\n"
 	"\n"
 	"commands:\n"
+	"  status [--json] [--state-dir DIR]         show the agent's replication status\n"
 	"  tracker attach DEV [--granularity BYTES]  start tracking DEV\n"
 	"  tracker detach DEV                        stop tracking DEV\n"
 	"  tracker drain DEV [--json|--raw]          take and print DEV's dirty set\n"
@@ -142,6 +144,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (!strcmp(cmd, "tracker"))
 		return cmd_tracker(argc, argv);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc, argv);
 	if (!strcmp(cmd, "version"))
 		return cmd_version(argc, argv);
 	if (!strcmp(cmd, "help")) {

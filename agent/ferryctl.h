@@ -34,4 +34,7 @@ int bad_option(const char *cmd, char **argv, int c);
 /* argv[0] is the group name ("tracker"); returns the exit code. */
 int cmd_tracker(int argc, char **argv);
 
+/* `ferryctl status`: the agent's status (ferryctl_status.c). */
+int cmd_status(int argc, char **argv);
+
 #endif /* FERRYCTL_H */

@@ -11,7 +11,9 @@
 #           compressors, e2fsprogs, dmsetup, mdadm, fio, util-linux, kmod,
 #           socat (QMP from host hooks)
 #   agent   the agent's tests: tinyproxy (a real proxy on loopback), fdisk
-#           (partitioned loop devices)
+#           (partitioned loop devices), util-linux (losetup, lsblk,
+#           findmnt), iproute2 (ip, ss), openssl (certificate checks),
+#           and the AWS command line and boto3 that drive ferry-control
 #   dkms    dkms, for the packaged module
 #
 # Idempotent and silent when everything is present: installed packages are
@@ -31,7 +33,8 @@ group_packages() {
 	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \
 		e2fsprogs dmsetup mdadm fio util-linux kmod socat \
 		qemu-utils xfsprogs ;;
-	agent) echo tinyproxy fdisk ;;
+	agent) echo tinyproxy fdisk util-linux iproute2 openssl awscli \
+		python3-boto3 ;;
 	dkms) echo dkms ;;
 	*) return 1 ;;
 	esac

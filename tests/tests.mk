@@ -54,6 +54,21 @@ test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapsho
                      replicator/config replicator/log lib/wire lib/peer_id \
                      lib/errmsg
 test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
+# ferry-agent's configuration and host facts (agent/config.c, hostinfo.c).
+UNIT_TESTS        += test_agent_config test_agent_hostinfo
+test_agent_config_SRCS   := tests/unit/test_agent_config agent/config \
+                            agent/hostinfo lib/tracker lib/errmsg
+test_agent_config_LIBS   := -lcrypto
+test_agent_hostinfo_SRCS := tests/unit/test_agent_hostinfo agent/hostinfo \
+                            lib/errmsg
+test_agent_hostinfo_LIBS := -lcrypto
+# The token bucket of the agent's data stream (agent/throttle.c).
+UNIT_TESTS        += test_throttle
+test_throttle_SRCS := tests/unit/test_throttle agent/throttle
+$(BUILD)/obj/tests/unit/test_throttle.o $(BUILD)/san/tests/unit/test_throttle.o: \
+	CFLAGS += -Iagent
+$(BUILD)/obj/tests/unit/test_agent_%.o $(BUILD)/san/tests/unit/test_agent_%.o: \
+	CFLAGS += -Iagent
 
 UNIT_TEST_BINS     := $(UNIT_TESTS:%=$(BUILD)/tests/unit/%)
 UNIT_TEST_SAN_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/unit/san/%)

@@ -17,3 +17,18 @@ $(AGENT_TEST_DIR)/ferry-freeze-test: \
 $(BUILD)/obj/tests/agent/src/ferry-freeze-test.o: CFLAGS += -Iagent
 
 USERSPACE_BINS += $(AGENT_TEST_BINS)
+
+# ferry-control-test: the control side of the agent (control_init and the
+# control thread) driven by tests/agent/t_control_*.py, with the test in
+# the replication thread's place.  (USERSPACE_BINS names AGENT_TEST_BINS
+# unexpanded, so it gets this one too.)
+AGENT_TEST_BINS += $(AGENT_TEST_DIR)/ferry-control-test
+$(AGENT_TEST_DIR)/ferry-control-test: \
+		$(BUILD)/obj/tests/agent/src/ferry-control-test.o \
+		$(AGENT_CONTROL_OBJ) $(BUILD)/obj/lib/tracker.o \
+		$(BUILD)/obj/lib/errmsg.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcurl -ljansson \
+		-lssl -lcrypto -lpthread $(LDLIBS)
+
+$(BUILD)/obj/tests/agent/src/ferry-control-test.o: CFLAGS += -Iagent

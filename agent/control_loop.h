@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * control_loop.h - the control thread: ferry-control as the agent sees
+ * it (docs/api.md, agent operations).
+ */
+#ifndef FERRY_AGENT_CONTROL_LOOP_H
+#define FERRY_AGENT_CONTROL_LOOP_H
+
+#include <pthread.h>
+
+#include "agent.h"
+#include "config.h"
+
+/*
+ * Synchronous start-up, before replication: register on first start
+ * (then forget the installer's secret), load or refresh the credentials,
+ * get the data-plane certificate, fetch the runtime configuration into
+ * sh->rt.  0, or -1 with a one-line reason in ERR (the agent exits 1).
+ */
+int control_init(struct agent_shared *sh, struct agent_config *cfg,
+		 char *err, size_t errlen);
+
+/* Start the thread that heartbeats, polls commands and the runtime
+ * configuration until sh->quit.  0, or -1 with a reason in ERR. */
+int control_loop_start(struct agent_shared *sh, struct agent_config *cfg,
+		       pthread_t *thread, char *err, size_t errlen);
+
+#endif
