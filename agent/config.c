@@ -40,6 +40,7 @@ void agent_config_defaults(struct agent_config *cfg)
 	cfg->freeze = true;
 	cfg->freeze_max_bytes = 16ull << 20;
 	cfg->freeze_timeout_ms = 2000;
+	cfg->cp_interval_s = 60;
 }
 
 /* ---- one key ---------------------------------------------------------- */
@@ -435,6 +436,7 @@ static const struct key keys[] = {
 	  1ull << 40 },
 	{ "freeze-timeout-ms", set_uint, MEMBER(freeze_timeout_ms), 100,
 	  60000 },
+	{ "cp-interval-seconds", set_uint, MEMBER(cp_interval_s), 1, 86400 },
 };
 
 /* Other spellings: the installer's flags and MGN's names. */

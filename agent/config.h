@@ -68,6 +68,8 @@ struct agent_config {
 	uint64_t freeze_max_bytes;	/* freeze only when the dirty set is
 					 * smaller (docs/agent.md) */
 	unsigned int freeze_timeout_ms;	/* the freezer thaws by then */
+	unsigned int cp_interval_s;	/* under load, freeze for a CP when
+					 * the last is this old */
 };
 
 /* Defaults into CFG. */

@@ -25,6 +25,7 @@
 #include "agent.h"
 #include "config.h"
 #include "extent.h"
+#include "freeze.h"
 #include "link.h"
 #include "reader.h"
 #include "throttle.h"
@@ -171,10 +172,19 @@ struct engine {
 	bool idle_round;		/* the last round saw no write */
 	uint64_t cp_wait_until_ms;	/* hold drains for a CP's acks */
 	/* consistency points */
+	struct freezer *fz;		/* NULL: no freezes */
+	bool frozen;			/* this round runs under a freeze */
+	bool round_spoiled;		/* its freeze ended too early */
+	uint64_t freeze_ms;		/* when it began */
+	uint64_t freeze_held_ms;	/* how long the last one held */
+	uint64_t next_freeze_ms;	/* not before (after a failure) */
+	uint64_t freezes, freeze_cps;	/* freezes made, CPs they gave */
 	uint64_t cp_id;			/* last sent (or WELCOME's last_cp) */
 	uint64_t cp_acked_id;
 	bool data_since_cp;		/* frames sent after the last CP */
 	uint64_t last_cp_ms;		/* wall time of the last acked CP */
+	uint64_t last_cp_mono_ms;	/* and monotonic (or the start) */
+	uint64_t round_wall_ms;		/* wall time of the round's drain */
 	/* status */
 	uint64_t behind_since_ms;	/* 0: not behind */
 	bool behind;
@@ -250,6 +260,13 @@ void cp_maybe(struct engine *e, uint64_t now_ms);
 void cp_round_end(struct engine *e, bool idle, uint64_t now_ms);
 /* May the next drain round start (a CP is not waiting for its round)? */
 bool cp_allows_drain(const struct engine *e, uint64_t now_ms);
+/* Before a round's drain: freeze the filesystems if the disks are busy,
+ * the last CP is old and the dirty set is small (docs/agent.md, "Under a
+ * steady write load"). */
+void cp_maybe_freeze(struct engine *e, uint64_t now_ms);
+/* At the end of a frozen round's reads: thaw.  0, or 1 if the freeze did
+ * not hold the whole round (no CP from it). */
+int cp_thaw(struct engine *e, uint64_t now_ms);
 
 /* repl_status.c */
 void status_update(struct engine *e, uint64_t now_ms, bool force);

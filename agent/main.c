@@ -28,6 +28,7 @@
 #include "agent.h"
 #include "config.h"
 #include "control_loop.h"
+#include "freeze.h"
 #include "replicate.h"
 #include "status_file.h"
 #include "wire.h"
@@ -37,6 +38,7 @@
 struct repl_args {
 	struct agent_shared *sh;
 	const struct agent_config *cfg;
+	struct freezer *fz;
 	bool once;
 	int rc;
 	char err[AGENT_MSG_MAX];
@@ -136,7 +138,8 @@ static void *repl_main(void *arg)
 {
 	struct repl_args *a = arg;
 
-	a->rc = replicate_run(a->sh, a->cfg, a->once, a->err, sizeof(a->err));
+	a->rc = replicate_run(a->sh, a->cfg, a->fz, a->once, a->err,
+			      sizeof(a->err));
 	atomic_store(&a->done, true);
 	/* Wake the main thread out of sigtimedwait(). */
 	kill(getpid(), SIGUSR1);
@@ -203,6 +206,7 @@ int main(int argc, char **argv)
 	static struct agent_config cfg;
 	static struct agent_shared sh;
 	static struct repl_args ra;
+	static struct freezer fz = { .fd = -1 };
 	struct timespec tick = { .tv_sec = 1 };
 	pthread_t repl, ctl;
 	bool once = false, have_ctl = false, reported = false;
@@ -223,6 +227,13 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	/* The freezer is a child process: fork it while this is the only
+	 * thread.  Without it, consistency points come only from quiet
+	 * rounds. */
+	if (!once && cfg.freeze && freezer_spawn(&fz, err, sizeof(err)))
+		fprintf(stderr, PROG ": %s; consistency points only when "
+			"the disks are quiet\n", err);
+
 	agent_shared_init(&sh);
 	if (cfg.standalone) {
 		if (standalone_runtime(&sh, &cfg, err, sizeof(err)))
@@ -237,6 +248,7 @@ int main(int argc, char **argv)
 
 	ra.sh = &sh;
 	ra.cfg = &cfg;
+	ra.fz = fz.fd >= 0 ? &fz : NULL;
 	ra.once = once;
 	if ((errno = pthread_create(&repl, NULL, repl_main, &ra)))
 		die(1, "cannot start the replication thread: %s",
@@ -264,6 +276,8 @@ int main(int argc, char **argv)
 		pthread_join(ctl, NULL);
 	agent_status_write(&sh, &cfg, err, sizeof(err));
 	agent_shared_destroy(&sh);
+	if (fz.fd >= 0)
+		freezer_stop(&fz);
 	if (ra.rc) {
 		fprintf(stderr, PROG ": %s\n", ra.err);
 		return 1;

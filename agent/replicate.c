@@ -109,6 +109,7 @@ static void on_acked(void *arg, const struct link_rec *r)
 	case FERRY_F_CP:
 		e->cp_acked_id = r->cp_id;
 		e->last_cp_ms = r->epoch_ms;
+		e->last_cp_mono_ms = eng_mono_ms();
 		repl_log("consistency point %" PRIu64 " acknowledged",
 			 r->cp_id);
 		return;
@@ -946,8 +947,16 @@ static void rounds(struct engine *e, uint64_t now_ms)
 		if (e->disks[i].pending.n)
 			busy = true;
 	if (e->round_active) {
-		bool idle = true;
+		bool idle = !e->round_spoiled;
 
+		/* The freezer thaws at the deadline on its own; a round
+		 * that outlasts it makes no CP. */
+		if (e->frozen && now_ms - e->freeze_ms >=
+		    e->cfg->freeze_timeout_ms) {
+			cp_thaw(e, now_ms);
+			e->round_spoiled = true;
+			idle = false;
+		}
 		if (busy)
 			return;
 		/* Every range the round drained has been read. */
@@ -960,12 +969,17 @@ static void rounds(struct engine *e, uint64_t now_ms)
 			if (d->writes_after != d->writes_before)
 				idle = false;
 		}
+		if (e->frozen && cp_thaw(e, now_ms))
+			idle = false;
 		e->round_active = false;
 		cp_round_end(e, idle, now_ms);
 	}
 	if (now_ms < e->next_drain_ms || !cp_allows_drain(e, now_ms))
 		return;
+	cp_maybe_freeze(e, now_ms);
 	e->round_found = false;
+	e->round_spoiled = false;
+	e->round_wall_ms = eng_wall_ms();
 	for (unsigned int i = 0; i < e->n_disks; i++) {
 		struct disk *d = &e->disks[i];
 		uint64_t w = 0;
@@ -1047,6 +1061,7 @@ static int engine_init(struct engine *e, struct agent_shared *sh,
 	e->once = once;
 	e->start_ms = eng_mono_ms();
 	e->last_up_ms = e->start_ms;
+	e->last_cp_mono_ms = e->start_ms;
 	e->data_since_cp = true;
 	e->depth = cfg->queue_depth ? cfg->queue_depth : DEFAULT_DEPTH;
 	if (e->depth < MIN_DEPTH)
@@ -1111,7 +1126,7 @@ static int step(struct engine *e, uint64_t now_ms, char *err, size_t errlen)
 }
 
 int replicate_run(struct agent_shared *sh, const struct agent_config *cfg,
-		  bool once, char *err, size_t errlen)
+		  struct freezer *fz, bool once, char *err, size_t errlen)
 {
 	struct engine *e = calloc(1, sizeof(*e));
 	uint64_t next_setup_ms = 0;
@@ -1122,6 +1137,7 @@ int replicate_run(struct agent_shared *sh, const struct agent_config *cfg,
 		set_err(err, errlen, "out of memory");
 		return -1;
 	}
+	e->fz = once ? NULL : fz;
 	if (engine_init(e, sh, cfg, once, err, errlen)) {
 		engine_free(e);
 		free(e);

@@ -9,14 +9,16 @@
 
 #include "agent.h"
 #include "config.h"
+#include "freeze.h"
 
 /*
  * Run until sh->quit (or, with ONCE, until every disk's copy or rescan
  * is acknowledged, without the tracker: a cold copy of disks nobody
  * writes).  Reads sh->rt, pops sh->cmds, writes sh->st.  0, or -1 with
- * a one-line reason in ERR.
+ * a one-line reason in ERR.  FZ, the freezer (NULL: none), makes
+ * consistency points under a write load (docs/agent.md).
  */
 int replicate_run(struct agent_shared *sh, const struct agent_config *cfg,
-		  bool once, char *err, size_t errlen);
+		  struct freezer *fz, bool once, char *err, size_t errlen);
 
 #endif

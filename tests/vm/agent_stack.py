@@ -1,0 +1,255 @@
+"""agent_stack: the staging side for an agent running in a QEMU guest.
+
+Run on the host by a guest test's .host hook (scripts/vm/run.sh --host):
+
+    python3 tests/vm/agent_stack.py --base PORT
+
+It starts, on 127.0.0.1 (the guest's 10.0.2.2):
+  * ferry-control on PORT (https), with keys for an installer;
+  * ferry-replicator on PORT+1, registered with ferry-control under the
+    address 10.0.2.2, so the agent in the guest is sent to it;
+  * a small plain-HTTP service on PORT+2 through which the guest test
+    asks for what it cannot see from inside:
+      GET /setup             agent.conf lines: endpoint, region, keys
+      GET /ca.pem            ferry-control's CA
+      GET /state             "STATE LIFECYCLE" of the one source server
+      GET /compare?disk=N&name=/dev/vdb
+                             sha256 of the guest's Nth disk image (as QEMU
+                             sees it) against the staging volume of that
+                             disk: "EQUAL HASH" or "DIFFER SRC STAGED"
+      GET /cut?ms=N          take the guest's network down for N ms (QMP
+                             set_link), answering first
+      GET /log               the tails of both daemons' logs
+It runs until it is terminated (run.sh stops it when the guest is done).
+"""
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'control'))
+sys.path.insert(0, os.path.join(HERE, '..', 'replicator'))
+import ferrytest  # noqa: E402
+import repltest  # noqa: E402
+
+GUEST_HOST = '10.0.2.2'
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def qmp(cmd, args):
+    """One QMP command on the guest's monitor socket."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ['FERRY_QMP'])
+    f = s.makefile('rw')
+    f.readline()
+    for c in ({'execute': 'qmp_capabilities'},
+              {'execute': cmd, 'arguments': args}):
+        f.write(json.dumps(c) + '\n')
+        f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if 'return' in r or 'error' in r:
+                break
+    s.close()
+    return r
+
+
+class Stack:
+    def __init__(self, base):
+        self.base = base
+        self.ctl = ferrytest.Control(args=['--hostname', GUEST_HOST,
+                                           '--agent-timeout', '60'])
+        # ferry-control listens where Control chose; the guest needs a
+        # fixed port: restart it there.
+        self.ctl.stop()
+        self.ctl.start(port=base)
+        self.data = os.path.join(self.ctl.tmp, 'staging')
+        creds = os.path.join(self.ctl.tmp, 'replicator.key')
+        with os.fdopen(os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600),
+                       'w') as f:
+            f.write('access_key_id = %s\nsecret_access_key = %s\n' %
+                    (self.ctl.replicator['AccessKeyId'],
+                     self.ctl.replicator['SecretAccessKey']))
+        conf = os.path.join(self.ctl.tmp, 'replicator.conf')
+        with open(conf, 'w') as f:
+            f.write('id = stage-vm\ncontrol_url = %s\ncontrol_ca = %s\n'
+                    'credentials_file = %s\nreport_interval = 2\n'
+                    'advertise = %s:%d\n'
+                    # A snapshot at every consistency point 5 s apart,
+                    # so that the test sees those made under load.
+                    'pit_policy = 5s:1h\n' %
+                    (self.ctl.url, self.ctl.ca, creds, GUEST_HOST, base + 1))
+        self.repl_log = open(os.path.join(self.ctl.tmp, 'replicator.log'),
+                             'w')
+        self.repl = subprocess.Popen(
+            [repltest.REPLICATOR, 'serve', '--listen',
+             '127.0.0.1:%d' % (base + 1), '--data-dir', self.data,
+             '--config', conf], stdin=subprocess.DEVNULL,
+            stdout=self.repl_log, stderr=self.repl_log)
+
+    def source_server(self):
+        r = self.ctl.aws('mgn', 'describe-source-servers', '--filters', '{}')
+        items = r.get('items', [])
+        return items[0] if items else None
+
+    def snapcheck(self, after, upto, disk):
+        """The newest snapshot with a cp_id above AFTER (and at most UPTO
+        unless 0), exported raw and
+        checked with e2fsck -fn (no change, no journal replay): "CLEAN
+        id", "DIRTY id output", or "NONE"."""
+        s = self.source_server()
+        if not s:
+            return 'NONE no source server\n'
+        out = subprocess.run(
+            [repltest.REPLICATOR, 'snapshot', 'list', '--data-dir',
+             self.data, '--source-id', s['sourceServerID']],
+            capture_output=True, text=True)
+        snaps = [x for src in json.loads(out.stdout or '{}').get(
+            'source_servers', []) for x in src.get('snapshots', [])
+            if after < x.get('cp_id', 0) and (not upto or
+                                               x['cp_id'] <= upto)]
+        if not snaps:
+            return 'NONE no snapshot in CPs %d..%d\n' % (after + 1, upto)
+        snap = max(snaps, key=lambda x: x['cp_id'])
+        img = os.path.join(self.ctl.tmp, 'snapcheck.img')
+        r = subprocess.run(
+            [repltest.REPLICATOR, 'snapshot', 'export', '--data-dir',
+             self.data, '--id', snap['id'], '--disk', disk, '--format',
+             'raw', '--out', img], capture_output=True, text=True)
+        if r.returncode:
+            return 'DIRTY %s export: %s\n' % (snap['id'], r.stderr[-300:])
+        r = subprocess.run(['e2fsck', '-fn', img], capture_output=True,
+                           text=True)
+        os.unlink(img)
+        if r.returncode:
+            return 'DIRTY %s e2fsck %d: %s\n' % (
+                snap['id'], r.returncode,
+                ' '.join((r.stdout + r.stderr).split())[-400:])
+        return 'CLEAN %s cp_id=%d\n' % (snap['id'], snap['cp_id'])
+
+    def stop(self):
+        if self.repl.poll() is None:
+            self.repl.terminate()
+            try:
+                self.repl.wait(20)
+            except subprocess.TimeoutExpired:
+                self.repl.kill()
+        self.ctl.stop()
+
+
+def make_handler(stack):
+    disks = os.environ.get('FERRY_VM_DISKS', '').split()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def reply(self, code, body):
+            b = body.encode() if isinstance(body, str) else body
+            self.send_response(code)
+            self.send_header('Content-Length', str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def do_GET(self):
+            u = urllib.parse.urlparse(self.path)
+            q = dict(urllib.parse.parse_qsl(u.query))
+            try:
+                self.route(u.path, q)
+            except Exception as e:  # reported to the guest test
+                self.reply(500, 'ERROR %s\n' % e)
+
+        def route(self, path, q):
+            if path == '/setup':
+                k = stack.ctl.installer
+                self.reply(200, 'endpoint = https://%s:%d\nregion = %s\n'
+                           'access-key-id = %s\nsecret-access-key = %s\n' %
+                           (GUEST_HOST, stack.base, ferrytest.REGION,
+                            k['AccessKeyId'], k['SecretAccessKey']))
+            elif path == '/ca.pem':
+                with open(stack.ctl.ca) as f:
+                    self.reply(200, f.read())
+            elif path == '/state':
+                s = stack.source_server()
+                if not s:
+                    self.reply(200, 'NONE NONE\n')
+                    return
+                self.reply(200, '%s %s\n' % (
+                    s['dataReplicationInfo'].get('dataReplicationState'),
+                    s['lifeCycle'].get('state')))
+            elif path == '/compare':
+                s = stack.source_server()
+                img = disks[int(q['disk'])]
+                vol = repltest.volume_path(stack.data, s['sourceServerID'],
+                                           q['name'])
+                a = sha256(img)
+                b = sha256(vol) if os.path.exists(vol) else 'missing'
+                self.reply(200, ('EQUAL %s\n' % a) if a == b else
+                           ('DIFFER %s %s\n' % (a, b)))
+            elif path == '/cut':
+                ms = int(q.get('ms', '3000'))
+
+                def cut():
+                    qmp('set_link', {'name': 'net0', 'up': False})
+                    time.sleep(ms / 1000)
+                    qmp('set_link', {'name': 'net0', 'up': True})
+                threading.Thread(target=cut, daemon=True).start()
+                self.reply(200, 'OK\n')
+            elif path == '/snapcheck':
+                self.reply(200, stack.snapcheck(
+                    int(q.get('after', '0')), int(q.get('upto', '0')),
+                    q.get('name', '/dev/vda')))
+            elif path == '/log':
+                stack.repl_log.flush()
+                with open(stack.repl_log.name) as f:
+                    rl = f.read()[-3000:]
+                self.reply(200, '--- replicator\n%s\n--- control\n%s\n' %
+                           (rl, stack.ctl.log()[-3000:]))
+            else:
+                self.reply(404, 'no such thing\n')
+
+        def log_message(self, fmt, *args):
+            sys.stderr.write('agent_stack: ' + fmt % args + '\n')
+
+    return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--base', type=int, required=True)
+    a = ap.parse_args()
+    stack = Stack(a.base)
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', a.base + 2),
+                                          make_handler(stack))
+
+    def on_term(*_):
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, on_term)
+    print('agent_stack: ready: control %d, replicator %d, service %d' %
+          (a.base, a.base + 1, a.base + 2), flush=True)
+    try:
+        srv.serve_forever()
+    finally:
+        stack.stop()
+        sys.stdout.write(stack.ctl.log()[-2000:])
+        shutil.rmtree(stack.ctl.tmp, ignore_errors=True)
+
+
+main()
