@@ -1026,8 +1026,7 @@ static int op_heartbeat(struct api_ctx *ctx, json_t *in, json_t **out)
 	if (ss_save_keep(ctx, doc))
 		goto out;
 	*out = json_pack("{s:s,s:s}", "dataReplicationState",
-			 ss_str(info, "dataReplicationState"),
-			 "lastSeenByServiceDateTime",
+			 ss_shown_state(doc), "lastSeenByServiceDateTime",
 			 ss_str(lc, "lastSeenByServiceDateTime"));
 	rc = 0;
 out:

@@ -27,6 +27,8 @@
 #define CLOCK_SKEW 300		/* snapshot times this far ahead are wrong */
 #define CSR_MAX 16384
 #define CERT_DAYS 365
+#define STAGING_CODE_MAX 64
+#define STAGING_MESSAGE_MAX 65536	/* MGN's LargeBoundedString */
 
 /*
  * replicators: one row per registered ferry-replicator.
@@ -337,6 +339,10 @@ int assign_server(struct api_ctx *ctx, json_t *doc)
 save:
 	if (save_assignment(ctx, id, rid, dedicated, need))
 		return -1;
+	/* A staging error is about the staging volumes of the replicator
+	 * that reported it. */
+	if (strcmp(rid, cur))
+		json_object_del(json_object_get(doc, "ferry"), "stagingError");
 	if (*rid) {
 		ss_set(doc, "ferry.replicatorID", json_string(rid));
 		init_steps(doc, INIT_STAGING_DISKS, *cur && strcmp(rid, cur),
@@ -670,6 +676,52 @@ static int op_register(struct api_ctx *ctx, json_t *in, json_t **out)
 /* ------------------------------------------------------------------ */
 /* UpdateReplicatorInfoForMgn: the replicator's heartbeat */
 
+/* stagingError.code: 1-64 of [A-Z0-9_] ("STAGING_DISK_FULL"). */
+static bool valid_staging_code(const char *s)
+{
+	for (; *s; s++)
+		if (!(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
+		    *s != '_')
+			return false;
+	return true;
+}
+
+/*
+ * The replicator's staging error of the server, kept as
+ * ferry.stagingError {"code", "message", "replicatorID", "since"}, apart
+ * from the agent's dataReplicationError (ss_public() shows it); IN is
+ * the report's stagingError, NULL when it has none (cleared).  True if
+ * DOC changed.
+ */
+static bool set_staging_error(struct api_ctx *ctx, json_t *doc,
+			      const char *rid, json_t *in)
+{
+	json_t *ferry = json_object_get(doc, "ferry");
+	json_t *cur = json_object_get(ferry, "stagingError");
+
+	if (!in) {
+		if (!cur)
+			return false;
+		json_object_del(ferry, "stagingError");
+		return true;
+	}
+	if (json_is_object(cur) &&
+	    json_equal(json_object_get(cur, "code"),
+		       json_object_get(in, "code")) &&
+	    json_equal(json_object_get(cur, "message"),
+		       json_object_get(in, "message")) &&
+	    !strcmp(ss_str(cur, "replicatorID"), rid))
+		return false;
+	ss_set(doc, "ferry.stagingError",
+	       json_pack("{s:O,s:O,s:s,s:o}", "code",
+			 json_object_get(in, "code"), "message",
+			 json_object_get(in, "message"), "replicatorID", rid,
+			 "since", json_is_object(cur) ?
+				  json_incref(json_object_get(cur, "since")) :
+				  model_time_json(ctx->now)));
+	return true;
+}
+
 /* Check one reported server and store what the replicator says of it.
  * *UNKNOWN is set when the server no longer exists or is assigned to no
  * replicator (the replicator may drop its volumes). */
@@ -678,11 +730,13 @@ static int report_server(struct api_ctx *ctx, const char *rid, json_t *r,
 {
 	static const char *const known[] = {
 		"sourceServerID", "replicatedDisks", "lastSnapshotDateTime",
-		NULL
+		"stagingError", NULL
 	};
 	static const char *const disk_known[] = {
 		"deviceName", "replicatedStorageBytes", NULL
 	};
+	static const char *const staging_known[] = { "code", "message",
+						     NULL };
 	static const char sel[] =
 		"SELECT a.replicator_id, a.snapshot FROM assignments a"
 		" JOIN source_servers s ON s.id = a.source_server_id"
@@ -690,9 +744,9 @@ static int report_server(struct api_ctx *ctx, const char *rid, json_t *r,
 	static const char upd[] =
 		"UPDATE assignments SET staged = ?, snapshot = ?"
 		" WHERE source_server_id = ?";
-	const char *id = NULL, *snap_s = NULL;
+	const char *id = NULL, *snap_s = NULL, *code = NULL, *msg = NULL;
 	char owner[REPLICATOR_ID_MAX + 1] = "", field[64];
-	json_t *disks = NULL, *d, *doc;
+	json_t *disks = NULL, *d, *doc, *staging = NULL;
 	long long prev = 0;
 	time_t snap = 0;
 	sqlite3_stmt *s;
@@ -708,8 +762,23 @@ static int report_server(struct api_ctx *ctx, const char *rid, json_t *r,
 	    model_get_string(ctx, r, "sourceServerID", true, 19, &id) ||
 	    model_get_array(ctx, r, "replicatedDisks", false, 1000, &disks) ||
 	    model_get_string(ctx, r, "lastSnapshotDateTime", false, 32,
-			     &snap_s))
+			     &snap_s) ||
+	    model_get_object(ctx, r, "stagingError", false, &staging))
 		return -1;
+	if (staging && (model_only_keys(ctx, staging, staging_known) ||
+			model_get_string(ctx, staging, "code", true,
+					 STAGING_CODE_MAX, &code) ||
+			model_get_string(ctx, staging, "message", true,
+					 STAGING_MESSAGE_MAX, &msg)))
+		return -1;
+	if (code && !valid_staging_code(code)) {
+		char sub[96];
+
+		snprintf(sub, sizeof(sub), "%s.stagingError.code", field);
+		return api_invalid_field(ctx, sub,
+			"%s '%.64s' must be upper-case letters, digits and '_'",
+			sub, code);
+	}
 	json_array_foreach(disks, i, d) {
 		long long b;
 		const char *name;
@@ -759,11 +828,12 @@ static int report_server(struct api_ctx *ctx, const char *rid, json_t *r,
 		return -1;
 
 	/* The record is rewritten only when something MGN shows changes:
-	 * a newer snapshot, or the first report of its staging volumes. */
+	 * a newer snapshot, the first report of its staging volumes, a
+	 * staging error set, changed or cleared. */
 	doc = ss_load(ctx, id);
 	if (!doc)
 		return ctx->err ? -1 : 0;
-	rc = 0;
+	rc = set_staging_error(ctx, doc, rid, staging);
 	if (snap > prev) {
 		ss_set(doc, "dataReplicationInfo.lastSnapshotDateTime",
 		       model_time_json(snap));

@@ -328,7 +328,9 @@ static int run_action(struct api_ctx *ctx, const struct ss_action *act,
 
 	if (!doc)
 		return -1;
-	drs = ss_str(doc, DRS);
+	/* As the operator sees it: a replicator's staging error shows
+	 * STALLED, which RetryDataReplication may then retry. */
+	drs = ss_shown_state(doc);
 	lc = ss_str(doc, LC);
 	if (!act->archived_ok &&
 	    json_is_true(json_object_get(doc, "isArchived"))) {

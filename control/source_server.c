@@ -11,6 +11,8 @@
 #include "store.h"
 #include "tags.h"
 
+#define DRS_PATH "dataReplicationInfo.dataReplicationState"
+
 /*
  * seq orders records by creation for stable pagination; the columns
  * beside doc are copies of doc's fields, kept by ss_save(), for filters
@@ -312,12 +314,64 @@ int ss_delete(struct api_ctx *ctx, const char *id)
 	return 0;
 }
 
+/*
+ * The replicator's staging error (ferry.stagingError, which its reports
+ * set and clear; ops_replicator.c), if it applies: reported by the
+ * server's current replicator, and the server still replicating.  It is
+ * kept apart from the agent's dataReplicationError, which the heartbeat
+ * owns, and only laid over it in what the API shows.
+ */
+static json_t *staging_error(json_t *doc)
+{
+	json_t *se = json_object_get(json_object_get(doc, "ferry"),
+				     "stagingError");
+
+	if (!json_is_object(se) || !*ss_str(se, "message") ||
+	    strcmp(ss_str(se, "replicatorID"), ss_replicator(doc)) ||
+	    json_is_true(json_object_get(doc, "isArchived")) ||
+	    !strcmp(ss_str(doc, "lifeCycle.state"), "DISCONNECTED") ||
+	    !strcmp(ss_str(doc, DRS_PATH), "DISCONNECTED"))
+		return NULL;
+	return se;
+}
+
+/* PAUSED and STOPPED are the operator's: they stand over any error. */
+static bool service_state(const char *s)
+{
+	return !strcmp(s, "PAUSED") || !strcmp(s, "STOPPED");
+}
+
+const char *ss_shown_state(json_t *doc)
+{
+	const char *drs = ss_str(doc, DRS_PATH);
+
+	return staging_error(doc) && !service_state(drs) ? "STALLED" : drs;
+}
+
 json_t *ss_public(struct api_ctx *ctx, json_t *doc)
 {
 	json_t *out = json_deep_copy(doc);
-	json_t *tags = NULL;
+	json_t *tags = NULL, *se = staging_error(out), *info;
 	const char *arn = ss_str(doc, "arn");
 
+	info = json_object_get(out, "dataReplicationInfo");
+	if (se && json_is_object(info)) {
+		/* Replication cannot go on until space is freed: STALLED,
+		 * as MGN shows a server whose staging area fails.  An
+		 * AGENT_NOT_SEEN stays shown: until the agent is back,
+		 * nothing can clear the staging error. */
+		if (!service_state(ss_str(info, "dataReplicationState"))) {
+			json_object_set_new(info, "dataReplicationState",
+					    json_string("STALLED"));
+			json_object_del(info, "etaDateTime");
+		}
+		if (strcmp(ss_str(info, "dataReplicationError.error"),
+			   "AGENT_NOT_SEEN"))
+			json_object_set_new(info, "dataReplicationError",
+				json_pack("{s:s,s:O}", "error",
+					  SS_STAGING_ERROR_MGN, "rawError",
+					  json_object_get(se, "message")));
+	}
 	if (*arn)
 		tags = tags_get(ctx, arn);
 	json_object_set_new(out, "tags", tags ? tags : json_object());

@@ -52,8 +52,27 @@ void ss_cache_forget(struct store *st);
 /* Delete the record, its replication configuration, tags and commands. */
 int ss_delete(struct api_ctx *ctx, const char *id);
 
-/* A copy of DOC as the public API answers it (with "tags"). */
+/*
+ * MGN's DataReplicationErrorString shown for a replicator's staging error
+ * (ferry.stagingError: its data directory is full).  MGN's enum has no
+ * "staging disk full"; its staging disks are EBS volumes, and running out
+ * of staging capacity (the EBS quota) is what FAILED_TO_CREATE_STAGING_
+ * DISKS reports.  A staging volume is a sparse file whose blocks are
+ * allocated as data arrives, so a full filesystem is that failure too.
+ */
+#define SS_STAGING_ERROR_MGN "FAILED_TO_CREATE_STAGING_DISKS"
+
+/*
+ * A copy of DOC as the public API answers it (with "tags").  A staging
+ * error the server's replicator reports is laid over the agent's view:
+ * dataReplicationState STALLED (PAUSED and STOPPED stay) and
+ * dataReplicationError {SS_STAGING_ERROR_MGN, the replicator's message}
+ * (an AGENT_NOT_SEEN stays); the stored record keeps the agent's.
+ */
 json_t *ss_public(struct api_ctx *ctx, json_t *doc);
+
+/* dataReplicationInfo.dataReplicationState as ss_public() shows it. */
+const char *ss_shown_state(json_t *doc);
 
 /* The replicator assigned to the server, "" if none. */
 const char *ss_replicator(json_t *doc);

@@ -145,7 +145,9 @@ struct flush_job {
 	unsigned int n;
 	struct volume vols[FERRY_WIRE_MAX_DISKS];
 	bool meta[FERRY_WIRE_MAX_DISKS];
+	bool data;		/* it covers DATA frames */
 	int rc;
+	int failed;		/* the volume that failed, -1: none */
 	char err[512];
 };
 
@@ -183,6 +185,7 @@ struct conn {
 	uint64_t acked;		/* last ACK sent (WELCOME acks HELLO) */
 	uint64_t unacked_bytes;	/* payload bytes of frames after acked */
 	uint64_t unsynced_bytes;
+	bool data_unsynced;	/* DATA applied since the last job_prepare */
 	struct timespec first_unsynced;
 	bool have_cp;
 	uint64_t last_cp;
@@ -192,6 +195,9 @@ struct conn {
 	bool broken;		/* the TLS session failed: send nothing */
 	bool leaving;		/* the agent said BYE: it may not listen */
 	char close_why[256];
+	/* The staging volume a NOSPC about to be sent is about, for
+	 * ferry-control's report (NULL: the source's directory). */
+	const char *nospc_path;
 
 	/* Counters for the closing log line. */
 	uint64_t bytes_in, frames, bytes_written, bytes_zeroed, hash_reqs;
@@ -252,8 +258,14 @@ static void send_error(struct conn *c, uint64_t seq, bool fatal, int code,
 {
 	uint8_t buf[FERRY_WIRE_HDR_LEN + 16 + FERRY_WIRE_MAX_STRING];
 	char trimmed[FERRY_WIRE_MAX_STRING + 1];
+	const char *path = c->nospc_path;
 	size_t n;
 
+	c->nospc_path = NULL;
+	/* A full data directory is also ferry-control's to show (the
+	 * replicator's report), until a later write is durable. */
+	if (code == FERRY_E_NOSPC && c->id[0])
+		ctl_staging_full(c->id, path, msg);
 	rlog_error("%s id=%s: %s%s at seq %" PRIu64 ": %s", c->peer,
 		   c->id[0] ? c->id : "?", ferry_wire_error_name(code),
 		   fatal ? " (fatal)" : "", seq, msg);
@@ -274,6 +286,7 @@ static void job_prepare(struct conn *c, struct flush_job *j)
 {
 	j->seq = c->applied;
 	j->unacked = c->unacked_bytes;
+	j->data = c->data_unsynced;
 	j->n = c->n_vols;
 	for (unsigned int i = 0; i < c->n_vols; i++) {
 		j->vols[i] = c->vols[i];
@@ -283,24 +296,30 @@ static void job_prepare(struct conn *c, struct flush_job *j)
 		c->meta_dirty[i] = false;
 	}
 	c->unsynced_bytes = 0;
+	c->data_unsynced = false;
 }
 
 /* Flush the data, then store the metadata (either thread). */
 static void job_run(struct flush_job *j)
 {
 	j->rc = 0;
+	j->failed = -1;
 	for (unsigned int i = 0; i < j->n; i++) {
 		j->rc = volume_sync(&j->vols[i], j->err, sizeof(j->err));
-		if (j->rc)
+		if (j->rc) {
+			j->failed = (int)i;
 			return;
+		}
 	}
 	for (unsigned int i = 0; i < j->n; i++) {
 		if (!j->meta[i])
 			continue;
 		j->rc = volume_store_meta(&j->vols[i], j->err,
 					  sizeof(j->err));
-		if (j->rc)
+		if (j->rc) {
+			j->failed = (int)i;
 			return;
+		}
 	}
 }
 
@@ -317,9 +336,15 @@ static int job_finish(struct conn *c, struct flush_job *j)
 	if (j->rc) {
 		/* Nothing after the last ACK may count as received. */
 		c->applied = c->acked;
+		c->nospc_path = j->failed >= 0 ? j->vols[j->failed].img_path
+					       : NULL;
 		send_error(c, c->acked + 1, true, j->rc, j->err);
 		return -1;
 	}
+	/* Data is durable again: a staging error reported for this
+	 * server is over (before the ACK: the agent may go on at once). */
+	if (j->data)
+		ctl_staging_ok(c->id);
 	if (c->broken)
 		return -1;
 	n = ferry_wire_encode_ack(ack, sizeof(ack), j->seq);
@@ -703,10 +728,12 @@ static int on_data(struct conn *c, const struct ferry_hdr *h,
 		/* Part may be written: it is not acknowledged, and the
 		 * agent sends it again after reconnecting. */
 		c->applied = h->seq - 1;
+		c->nospc_path = c->vols[d->disk].img_path;
 		frame_error(c, h->seq, rc, "%s", err);
 		return -1;
 	}
 	c->bytes_written += d->raw_len;
+	c->data_unsynced = true;
 	note_unsynced(c, d->raw_len);
 	return 0;
 }
@@ -723,6 +750,7 @@ static int on_zero(struct conn *c, const struct ferry_hdr *h,
 	rc = volume_zero(&c->vols[z->disk], z->offset, z->length, err,
 			 sizeof(err));
 	if (rc) {
+		c->nospc_path = c->vols[z->disk].img_path;
 		frame_error(c, h->seq, rc, "%s", err);
 		return -1;
 	}

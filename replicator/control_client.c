@@ -51,10 +51,12 @@ struct ctl_source {
 	struct ctl_disk *disks;
 };
 
-struct ctl_snap {
-	struct ctl_snap *next;
+/* What the connections tell the reports about one source server. */
+struct ctl_note {
+	struct ctl_note *next;
 	char source[FERRY_ID_MAX + 1];
-	int64_t ms;
+	int64_t snap_ms;		/* newest snapshot, 0: none */
+	char *staging_error;		/* stagingError.message, NULL: none */
 };
 
 static struct {
@@ -73,7 +75,9 @@ static struct {
 	struct ctl_source *src;
 	size_t n_src;
 	json_t *saved;		/* the sourceServers array last stored */
-	struct ctl_snap *snaps;
+	struct ctl_note *notes;
+	unsigned int n_staging_errors;	/* notes with staging_error set;
+					 * also read without the lock */
 } ctl = { .stop_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool stopping(void)
@@ -520,36 +524,127 @@ static int load_saved(char *err, size_t errlen)
 	return rc;
 }
 
-/* ---- snapshots -------------------------------------------------------- */
+/* ---- snapshots and staging errors ------------------------------------ */
+
+/* SOURCE's note, made if missing (NULL: out of memory).  Under the lock. */
+static struct ctl_note *note_get(const char *source)
+{
+	struct ctl_note *s;
+
+	for (s = ctl.notes; s; s = s->next)
+		if (!strcmp(s->source, source))
+			return s;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	snprintf(s->source, sizeof(s->source), "%s", source);
+	s->next = ctl.notes;
+	ctl.notes = s;
+	return s;
+}
 
 void ctl_note_snapshot(const char *source, int64_t unix_ms)
 {
-	struct ctl_snap *s;
+	struct ctl_note *s;
 
 	if (!ctl.cfg)
 		return;
 	pthread_mutex_lock(&ctl.lock);
-	for (s = ctl.snaps; s; s = s->next)
-		if (!strcmp(s->source, source))
-			break;
-	if (!s && (s = calloc(1, sizeof(*s)))) {
-		snprintf(s->source, sizeof(s->source), "%s", source);
-		s->next = ctl.snaps;
-		ctl.snaps = s;
-	}
-	if (s && unix_ms > s->ms)
-		s->ms = unix_ms;
+	s = note_get(source);
+	if (s && unix_ms > s->snap_ms)
+		s->snap_ms = unix_ms;
 	pthread_mutex_unlock(&ctl.lock);
 }
 
-static int64_t snapshot_ms(const char *source)
+void ctl_staging_full(const char *source, const char *path,
+		      const char *detail)
+{
+	const char *why = strerror(ENOSPC);
+	unsigned long long avail = 0;
+	char where[4400], *msg = NULL;
+	struct ctl_note *s;
+	struct statvfs sv;
+
+	if (!ctl.cfg)
+		return;
+	/* The wire code NOSPC stands for both; the detail says which. */
+	if (detail && strstr(detail, strerror(EDQUOT)))
+		why = strerror(EDQUOT);
+	if (statvfs(ctl.cfg->data_dir, &sv) == 0)
+		avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	if (!path) {
+		snprintf(where, sizeof(where), "%s/%s", ctl.cfg->data_dir,
+			 source);
+		path = where;
+	}
+	if (asprintf(&msg, "staging volume %s: %s (%llu bytes free); free "
+		     "space under --data-dir %s (%s)", path, why, avail,
+		     ctl.cfg->data_dir, detail ? detail : why) < 0) {
+		rlog_error("out of memory for the staging error of %s; "
+			   "ferry-control will not show it", source);
+		return;
+	}
+	pthread_mutex_lock(&ctl.lock);
+	s = note_get(source);
+	if (s) {
+		if (!s->staging_error)
+			__atomic_add_fetch(&ctl.n_staging_errors, 1,
+					   __ATOMIC_RELAXED);
+		free(s->staging_error);
+		s->staging_error = msg;
+		msg = NULL;
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	if (msg) {
+		rlog_error("out of memory for the staging error of %s; "
+			   "ferry-control will not show it", source);
+		free(msg);
+	}
+}
+
+void ctl_staging_ok(const char *source)
+{
+	struct ctl_note *s;
+	bool cleared = false;
+
+	/* Every group commit comes here: the common case, no error at
+	 * all, costs one unlocked read.  The connection that follows a
+	 * failed one takes its disks after that one released them (under
+	 * claims_lock, conn.c), so it sees the count the failure raised. */
+	if (!ctl.cfg || !__atomic_load_n(&ctl.n_staging_errors,
+					 __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&ctl.lock);
+	for (s = ctl.notes; s; s = s->next) {
+		if (strcmp(s->source, source) || !s->staging_error)
+			continue;
+		free(s->staging_error);
+		s->staging_error = NULL;
+		__atomic_sub_fetch(&ctl.n_staging_errors, 1, __ATOMIC_RELAXED);
+		cleared = true;
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	if (cleared)
+		rlog_info("%s: writes to the staging volumes are durable "
+			  "again; the staging error is cleared at "
+			  "ferry-control with the next report", source);
+}
+
+/* SOURCE's newest snapshot time (0: none) and a copy of its staging
+ * error (NULL: none; the caller frees it). */
+static int64_t note_read(const char *source, char **staging_error)
 {
 	int64_t ms = 0;
 
+	*staging_error = NULL;
 	pthread_mutex_lock(&ctl.lock);
-	for (struct ctl_snap *s = ctl.snaps; s; s = s->next)
-		if (!strcmp(s->source, source))
-			ms = s->ms;
+	for (struct ctl_note *s = ctl.notes; s; s = s->next) {
+		if (strcmp(s->source, source))
+			continue;
+		ms = s->snap_ms;
+		if (s->staging_error)
+			*staging_error = strdup(s->staging_error);
+	}
 	pthread_mutex_unlock(&ctl.lock);
 	return ms;
 }
@@ -659,7 +754,8 @@ static json_t *report_body(char *err, size_t errlen)
 		json_t *e = json_pack("{s:s,s:o}", "sourceServerID", ids[i],
 				      "replicatedDisks",
 				      replicated_disks(ids[i]));
-		int64_t ms = snapshot_ms(ids[i]);
+		char *staging;
+		int64_t ms = note_read(ids[i], &staging);
 
 		/* CP times are the agent's clock; ferry-control refuses
 		 * the whole report for a time ahead of its own. */
@@ -668,6 +764,12 @@ static json_t *report_body(char *err, size_t errlen)
 		if (ms > 0)
 			json_object_set_new(e, "lastSnapshotDateTime",
 					    iso_time(ms));
+		/* Left out once cleared: ferry-control clears it then. */
+		if (staging)
+			json_object_set_new(e, "stagingError", json_pack(
+				"{s:s,s:s}", "code", CTL_STAGING_DISK_FULL,
+				"message", staging));
+		free(staging);
 		json_array_append_new(list, e);
 	}
 	free(ids);

@@ -4,8 +4,9 @@
  * registers (RegisterReplicatorForMgn, optionally with a CSR for its
  * server certificate), then a background thread polls its assignments
  * (GetReplicatorAssignmentsForMgn) and reports free space, per-disk
- * replicated bytes and snapshot times (UpdateReplicatorInfoForMgn) every
- * report-interval seconds.  docs/api.md has the operations.
+ * replicated bytes, snapshot times and staging errors (a full data
+ * directory) (UpdateReplicatorInfoForMgn) every report-interval seconds.
+ * docs/api.md has the operations.
  *
  * The assignments are kept in memory and in DATA_DIR/control-assignments
  * .json, so that the replicator goes on serving them while ferry-control
@@ -51,6 +52,28 @@ void ctl_stop(void);
  */
 int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
 			int *known_source);
+
+/* stagingError.code of a volume that ran out of space. */
+#define CTL_STAGING_DISK_FULL "STAGING_DISK_FULL"
+
+/*
+ * Writing a staging volume of SOURCE failed for want of space (ENOSPC or
+ * EDQUOT: the wire error NOSPC).  PATH is the volume's file (NULL: the
+ * source server's directory is named), DETAIL the storage error's
+ * message.  Every report from now on carries the server's stagingError
+ * {"code": "STAGING_DISK_FULL", "message": "staging volume PATH: No
+ * space left on device (N bytes free); free space under --data-dir DIR
+ * (DETAIL)"} until ctl_staging_ok().  A no-op without control-url.
+ */
+void ctl_staging_full(const char *source, const char *path,
+		      const char *detail);
+
+/*
+ * Writes to SOURCE's staging volumes were made durable (a group commit
+ * with data in it succeeded): clear its stagingError, if any.  Cheap
+ * when no server has one: connections call it at every commit.
+ */
+void ctl_staging_ok(const char *source);
 
 /* Record that SOURCE's newest consistent snapshot was taken at UNIX_MS
  * (ms since the epoch); the next report carries it.  Older times are

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Replicator operations of ferry-control: registration, assignment of
 source servers (least loaded, dedicated, waiting for a replicator), the
-replicator's heartbeat with snapshots (READY_FOR_TEST), scoping and the
-replicator's server certificate."""
+replicator's heartbeat with snapshots (READY_FOR_TEST) and staging errors
+(STALLED, apart from the agent's own error), scoping and the replicator's
+server certificate."""
 import json
 import os
 import subprocess
@@ -51,6 +52,99 @@ def set_dedicated(c, on):
 
 def now_iso(delta=0):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + delta))
+
+
+def staging_error(c, a, cra, rep1, rep2):
+    """A replicator's stagingError (its data directory is full): STALLED
+    with MGN's error while it is reported, kept apart from the agent's
+    own state and error, which show again once it is cleared."""
+    msg = ('staging volume /var/lib/ferry-replicator/%s/dev_vda.img: No '
+           'space left on device (4096 bytes free); free space under '
+           '--data-dir /var/lib/ferry-replicator' % a)
+    full = {'code': 'STAGING_DISK_FULL', 'message': msg}
+
+    def report(se=None, creds=rep1, **extra):
+        e = {'sourceServerID': a}
+        if se is not None:
+            e['stagingError'] = se
+        e.update(extra)
+        return c.call('UpdateReplicatorInfoForMgn', {
+            'freeBytes': 4096, 'sourceServers': [e]}, creds=creds)
+
+    def beat(state, error=None):
+        body = {'dataReplicationState': state, 'lagSeconds': 0}
+        if error:
+            body['dataReplicationError'] = error
+        st, _, r = c.call('UpdateAgentReplicationInfoForMgn', body,
+                          creds=cra)
+        beat.shown = (r or {}).get('dataReplicationState')
+        return st
+
+    def dri():
+        return describe(c, a)['dataReplicationInfo']
+
+    check('staging error: agent reports CONTINUOUS',
+          beat('CONTINUOUS') == 200 and
+          dri()['dataReplicationState'] == 'CONTINUOUS', dri())
+    st, _, r = report(full)
+    d = dri()
+    check('staging error reported: accepted', st == 200, (st, r))
+    check('staging error: describe-source-servers shows STALLED',
+          d['dataReplicationState'] == 'STALLED', d)
+    check('staging error: dataReplicationError is MGN\'s staging-disk '
+          'error with the replicator\'s message',
+          d.get('dataReplicationError') ==
+          {'error': 'FAILED_TO_CREATE_STAGING_DISKS', 'rawError': msg}, d)
+    raw = c.aws('mgn', 'describe-source-servers')
+    check('staging error: private members not shown',
+          'stagingError' not in json.dumps(raw) and
+          all('ferry' not in it for it in raw['items']), raw)
+    agent_err = {'error': 'UNSTABLE_NETWORK', 'rawError': 'link flapping'}
+    check('staging error: agent heartbeats with its own error accepted; '
+          'the answer says STALLED, as shown',
+          beat('BACKLOG', agent_err) == 200 and beat.shown == 'STALLED',
+          beat.shown)
+    d = dri()
+    check('staging error: the agent\'s report does not replace it',
+          d['dataReplicationState'] == 'STALLED' and
+          d['dataReplicationError']['error'] ==
+          'FAILED_TO_CREATE_STAGING_DISKS', d)
+    check('staging error: still shown after another report',
+          report(full)[0] == 200 and
+          dri()['dataReplicationError']['rawError'] == msg, dri())
+    for why, se in [('unknown member', dict(full, colour='red')),
+                    ('lower-case code', dict(full, code='disk_full')),
+                    ('no message', {'code': 'STAGING_DISK_FULL'}),
+                    ('not an object', 'full')]:
+        e = report(se)
+        check('stagingError refused: %s' % why,
+              e[0] == 400 and err_type(e[1]) == 'ValidationException', e)
+    e = report(full, creds=rep2)
+    check('stagingError of another replicator\'s server refused',
+          e[0] == 403 and err_type(e[1]) == 'AccessDeniedException', e)
+    st, _, r = report()
+    d = dri()
+    check('staging error cleared: the agent\'s state and error are back',
+          st == 200 and d['dataReplicationState'] == 'BACKLOG' and
+          d.get('dataReplicationError') == agent_err, d)
+    beat('CONTINUOUS')
+    d = dri()
+    check('staging error cleared: agent reports CONTINUOUS, no error',
+          d['dataReplicationState'] == 'CONTINUOUS' and
+          'dataReplicationError' not in d, d)
+    # STALLED as shown may be retried, as MGN allows for STALLED.
+    report(full)
+    try:
+        r = c.aws('mgn', 'retry-data-replication', '--source-server-id', a)
+        ok = r['dataReplicationInfo']['dataReplicationState'] == 'STALLED'
+    except ft.AwsError as ex:
+        ok, r = False, ex
+    check('staging error: retry-data-replication accepted (still STALLED '
+          'until space is freed)', ok, r)
+    report()
+    beat('CONTINUOUS')
+    check('staging error: cleared at the end',
+          dri()['dataReplicationState'] == 'CONTINUOUS', dri())
 
 
 def main():
@@ -195,6 +289,8 @@ def main():
               d['dataReplicationInfo'])
         d2 = describe(c, b)
         check('other servers untouched', d2['lifeCycle']['state'] == 'NOT_READY')
+
+        staging_error(c, a, cra, rep1, rep2)
 
         # A replicator's server certificate.
         tmp = tempfile.mkdtemp(prefix='ferry-rcert.')
