@@ -5,6 +5,9 @@
 #   ferry.test=NAME       run /ferry/tests/NAME.sh
 #   ferry.args="A B"      its arguments (also in $FERRY_ARGS)
 #   ferry.timeout=SEC     kill it after SEC seconds (default 600)
+#   ferry.boot=K          which boot this is, from 1 ($FERRY_BOOT): a test
+#                         that resets the machine is booted again (run.sh
+#                         --boots)
 # The kernel ignores these (a dotted name is a module parameter of a module
 # that is not built in), so they reach us only through /proc/cmdline.
 # Load ferry.ko with insmod, not modprobe: busybox modprobe would hand
@@ -95,6 +98,8 @@ run_test() {
 		return
 	fi
 	export FERRY_TEST="$name" FERRY_ARGS="$args" FERRY_KO=/ferry/ferry.ko FERRY_HOST=10.0.2.2
+	FERRY_BOOT=$(cmdline_arg ferry.boot)
+	export FERRY_BOOT="${FERRY_BOOT:-1}"
 	FERRY_DISKS=$(for d in /sys/block/vd*; do [ -e "$d" ] && echo "/dev/${d##*/}"; done | tr '\n' ' ')
 	export FERRY_DISKS="${FERRY_DISKS% }"
 	mkfifo /tmp/ferry.fifo

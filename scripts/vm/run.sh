@@ -12,6 +12,12 @@
 #   --log FILE         console log (default $BUILD/vm-logs/SUITE-NAME.log)
 #   --args "..."       arguments of the guest test (ferry.args=)
 #   --append "..."     more kernel command line
+#   --boots N          boot N times on the same disks (default 1): boot K
+#                      gets ferry.boot=K ($FERRY_BOOT in the test); a boot
+#                      before the last ends when the guest resets itself
+#                      (QEMU exits, -no-reboot), the next starts at once;
+#                      consoles append to the same log, the host hook runs
+#                      across all boots, the timeout is per boot
 #   --host CMD         run CMD (bash) on the host while the guest runs, with
 #                      FERRY_QMP (QMP socket), FERRY_VM_LOG, FERRY_VM_RESULTS,
 #                      FERRY_VM_DISKS in its environment; non-zero is a FAIL
@@ -108,7 +114,7 @@ judge() {
 }
 
 main() {
-	local suite='' initrd='' name='' mem=1G smp=2 limit=600 log='' args='' append='' host=''
+	local suite='' initrd='' name='' mem=1G smp=2 limit=600 log='' args='' append='' host='' boots=1
 	local verbose=${FERRY_VERBOSE:-}
 	local -a disks=()
 	while [ $# -gt 0 ]; do
@@ -124,6 +130,7 @@ main() {
 		--args) args=$2; shift 2 ;;
 		--append) append=$2; shift 2 ;;
 		--host) host=${2:?}; shift 2 ;;
+		--boots) boots=${2:?}; shift 2 ;;
 		-v | --verbose) verbose=1; shift ;;
 		-h | --help) usage ;;
 		*) echo "run.sh: unknown argument $1" >&2; usage ;;
@@ -132,6 +139,7 @@ main() {
 	if [ -z "$suite" ] || [ -z "$initrd" ] || [ -z "$name" ]; then usage; fi
 	[ -f "$initrd" ] || die "--initrd $initrd: no such file (build it with scripts/vm/initramfs.sh)"
 	case $limit in '' | *[!0-9]*) die "--timeout $limit: not a number of seconds" ;; esac
+	case $boots in '' | 0 | *[!0-9]*) die "--boots $boots: not a number of boots" ;; esac
 	ensure_pkgs qemu-system-x86
 
 	local VMLINUZ
@@ -151,7 +159,8 @@ main() {
 		-smp "$smp" -m "$mem" -display none -nodefaults -no-user-config
 		-monitor none -no-reboot
 		-kernel "$VMLINUZ" -initrd "$initrd"
-		-serial "file:$log" -serial "file:$res"
+		-chardev "file,id=con,path=$log,append=on" -serial chardev:con
+		-chardev "file,id=res,path=$res,append=on" -serial chardev:res
 		-qmp "unix:$vmdir/qmp.sock,server=on,wait=off"
 		-netdev user,id=net0 -device virtio-net-pci,netdev=net0)
 	local i d file disklist=''
@@ -175,15 +184,11 @@ main() {
 	local cmdline="console=ttyS0,115200 panic=-1 loglevel=7 net.ifnames=0 ferry.test=$name ferry.timeout=$limit"
 	[ -z "$args" ] || cmdline="$cmdline ferry.args=\"$args\""
 	[ -z "$append" ] || cmdline="$cmdline $append"
-	q+=(-append "$cmdline")
 
 	: >"$log"
 	: >"$res"
-	local t0 deadline why='killed after the timeout'
+	local t0 deadline why='killed after the timeout' boot=1
 	t0=$(date +%s.%1N)
-	deadline=$((${t0%.*} + limit + ${FERRY_BOOT_ALLOWANCE:-120}))
-	"${q[@]}" >"$vmdir/qemu.out" 2>&1 &
-	qpid=$!
 	if [ -n "$verbose" ]; then
 		tail -n +1 -F "$log" 2>/dev/null &
 		tpid=$!
@@ -195,29 +200,42 @@ main() {
 		# Its own process group, so stopping it stops what it started.
 		hpid=$!
 	fi
-	local done_at='' booted_at=''
-	while kill -0 "$qpid" 2>/dev/null; do
-		if [ -z "$booted_at" ] && grep -aq FERRY-BOOTED "$res" "$log" 2>/dev/null; then
-			booted_at=$(date +%s.%1N)
+	local done_at='' booted_at='' qrc=0
+	while :; do
+		deadline=$(($(date +%s) + limit + ${FERRY_BOOT_ALLOWANCE:-120}))
+		"${q[@]}" -append "$cmdline ferry.boot=$boot" >"$vmdir/qemu.out" 2>&1 &
+		qpid=$!
+		while kill -0 "$qpid" 2>/dev/null; do
+			if [ -z "$booted_at" ] && grep -aq FERRY-BOOTED "$res" "$log" 2>/dev/null; then
+				booted_at=$(date +%s.%1N)
+			fi
+			if [ "$(date +%s)" -ge "$deadline" ]; then
+				stop_qemu "$qpid"
+				break
+			fi
+			# A guest that said FERRY-DONE but does not power off.
+			if [ -z "$done_at" ] && grep -aq FERRY-DONE "$res" "$log" 2>/dev/null; then
+				done_at=$(date +%s)
+			fi
+			if [ -n "$done_at" ] && [ "$(date +%s)" -ge $((done_at + 30)) ]; then
+				stop_qemu "$qpid"
+				break
+			fi
+			# Poll fast until boot, to time it.
+			if [ -n "$booted_at" ]; then sleep 0.5; else sleep 0.1; fi
+		done
+		qrc=0
+		wait "$qpid" 2>/dev/null || qrc=$?
+		qpid=''
+		# The guest reset itself before its last boot: boot it again.
+		if [ "$boot" -lt "$boots" ] && [ "$qrc" -eq 0 ] && [ -z "$done_at" ] &&
+			[ "$(date +%s)" -lt "$deadline" ]; then
+			boot=$((boot + 1))
+			info "$suite/$name: the guest reset; boot $boot of $boots"
+			continue
 		fi
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			stop_qemu "$qpid"
-			break
-		fi
-		# A guest that said FERRY-DONE but does not power off.
-		if [ -z "$done_at" ] && grep -aq FERRY-DONE "$res" "$log" 2>/dev/null; then
-			done_at=$(date +%s)
-		fi
-		if [ -n "$done_at" ] && [ "$(date +%s)" -ge $((done_at + 30)) ]; then
-			stop_qemu "$qpid"
-			break
-		fi
-		# Poll fast until boot, to time it.
-		if [ -n "$booted_at" ]; then sleep 0.5; else sleep 0.1; fi
+		break
 	done
-	local qrc=0
-	wait "$qpid" 2>/dev/null || qrc=$?
-	qpid=''
 	if [ "$qrc" -ne 0 ] && [ "$(date +%s)" -lt "$deadline" ]; then
 		why="qemu exited with $qrc: $(tail -n1 "$vmdir/qemu.out")"
 	elif grep -aq 'Kernel panic' "$log"; then

@@ -15,6 +15,8 @@
 #   # ferry-vm: disks=256M,64M mem=1G smp=2 timeout=600
 # and may add modules=name,name (kernel modules beyond the defaults) and
 # suites=bookworm,... (run only there). disks=none means no disk.
+# boots=N boots the guest N times on the same disks (a test that resets
+# the machine: see --boots in scripts/vm/run.sh).
 # A file tests/kmod/guest/NAME.host next to it is run on the host (bash)
 # while the guest runs, with $FERRY_QMP etc. (see scripts/vm/run.sh).
 #
@@ -81,6 +83,7 @@ run_one() {
 	opts+=(--mem "$(header_value "$f" mem 1G)")
 	opts+=(--smp "$(header_value "$f" smp 2)")
 	opts+=(--timeout "$(header_value "$f" timeout 600)")
+	opts+=(--boots "$(header_value "$f" boots 1)")
 	d=$(header_value "$f" disks 256M,64M)
 	if [ "$d" != none ]; then
 		for d in ${d//,/ }; do

@@ -112,9 +112,9 @@ class Stack:
         items = r.get('items', [])
         return items[0] if items else None
 
-    def snapcheck(self, after, upto, disk):
-        """The newest snapshot with a cp_id above AFTER (and at most UPTO
-        unless 0), exported raw and
+    def snapcheck(self, cps, disk):
+        """The newest snapshot taken at one of the consistency points
+        CPS, exported raw and
         checked with e2fsck -fn (no change, no journal replay): "CLEAN
         id", "DIRTY id output", or "NONE"."""
         s = self.source_server()
@@ -126,10 +126,9 @@ class Stack:
             capture_output=True, text=True)
         snaps = [x for src in json.loads(out.stdout or '{}').get(
             'source_servers', []) for x in src.get('snapshots', [])
-            if after < x.get('cp_id', 0) and (not upto or
-                                               x['cp_id'] <= upto)]
+            if x.get('cp_id') in cps]
         if not snaps:
-            return 'NONE no snapshot in CPs %d..%d\n' % (after + 1, upto)
+            return 'NONE no snapshot at CPs %s\n' % cps
         snap = max(snaps, key=lambda x: x['cp_id'])
         img = os.path.join(self.ctl.tmp, 'snapcheck.img')
         r = subprocess.run(
@@ -213,9 +212,9 @@ def make_handler(stack):
                 threading.Thread(target=cut, daemon=True).start()
                 self.reply(200, 'OK\n')
             elif path == '/snapcheck':
-                self.reply(200, stack.snapcheck(
-                    int(q.get('after', '0')), int(q.get('upto', '0')),
-                    q.get('name', '/dev/vda')))
+                cps = [int(c) for c in q.get('cps', '').split(',') if c]
+                self.reply(200, stack.snapcheck(cps,
+                                                q.get('name', '/dev/vda')))
             elif path == '/log':
                 stack.repl_log.flush()
                 with open(stack.repl_log.name) as f:
