@@ -24,7 +24,7 @@ LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 .PHONY: all deps userspace kmod test test-unit test-control test-replicator \
         test-agent test-fuzz test-host \
         test-kmod demo \
-        bench bench-kmod bench-control bench-replicator clean
+        bench bench-kmod bench-control bench-replicator bench-agent clean
 all: userspace kmod
 
 deps:
@@ -94,7 +94,7 @@ test-host: all
 demo: all
 	@scripts/demo.sh
 
-bench: bench-kmod bench-control bench-replicator
+bench: bench-kmod bench-control bench-replicator bench-agent
 
 bench-kmod: userspace
 	@tests/kmod/bench.sh

@@ -32,3 +32,12 @@ $(AGENT_TEST_DIR)/ferry-control-test: \
 		-lssl -lcrypto -lpthread $(LDLIBS)
 
 $(BUILD)/obj/tests/agent/src/ferry-control-test.o: CFLAGS += -Iagent
+
+# `make bench-agent`: ferry-agent's initial sync against fio's sequential
+# read rate of the same device, a half-empty disk against a full one, and
+# the agent's peak RSS (tests/agent/bench.py; report in
+# $(BUILD)/bench/agent.md).
+.PHONY: bench-agent
+bench-agent: $(BIN)/ferry-agent $(BIN)/ferry-replicator $(BIN)/ferry-control
+	@scripts/deps.sh vm
+	@BUILD=$(BUILD) /usr/bin/python3 tests/agent/bench.py

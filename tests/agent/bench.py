@@ -1,0 +1,179 @@
+"""bench-agent: ferry-agent's initial sync against the device's own read
+rate (make bench-agent).
+
+In one run, on a loop device (direct I/O) over a file in $BUILD/bench:
+  - baseline: fio, sequential 1 MiB O_DIRECT reads of the whole device
+    (io_uring, queue depth 16, as the agent's reads);
+  - the agent: ferry-agent --once (standalone, default settings: lz4,
+    queue depth 32, 1 MiB reads) copying the same device, full of random
+    data, over TLS on loopback to a ferry-replicator whose staging
+    directory is in /dev/shm (the staging side is not what is measured);
+    timed by the agent itself, from start to its last ACK;
+  - the same with the device half empty (zeros): the time against the
+    full one (reported: zeros are read like data, only not sent);
+  - the agent's peak RSS (getrusage of the child: ru_maxrss) and its CPU
+    time against the wall time of the sync (near 1: the agent is CPU
+    bound; then the replicator on the same cores is too, and the ratio
+    to fio says more about this machine's cores than about the agent).
+Goals: sync rate >= 0.9 of fio's, peak RSS < 64 MiB.  Lag under a steady
+write load needs ferry.ko: it is measured in a QEMU guest, not here.
+
+Prints one line per figure and writes $BUILD/bench/agent.md.
+Environment: FERRY_BENCH_SIZE_MB (1024), FERRY_BENCH_STRICT=1 (exit 1
+when a goal is missed).
+"""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import repl
+from repl import MiB, R
+
+SIZE = int(os.environ.get('FERRY_BENCH_SIZE_MB', '1024')) * MiB
+STRICT = os.environ.get('FERRY_BENCH_STRICT') == '1'
+GOAL_RATE, GOAL_RSS = 0.9, 64 * MiB
+
+
+def say(msg):
+    print('bench-agent: ' + msg, file=sys.stderr, flush=True)
+
+
+def drop_caches():
+    try:
+        with open('/proc/sys/vm/drop_caches', 'w') as f:
+            f.write('3\n')
+    except OSError:
+        pass
+
+
+def fill(path, size, half_empty):
+    """SIZE bytes of random data; HALF_EMPTY: every other 8 MiB zero."""
+    step = 8 * MiB
+    with open(path, 'r+b') as f, open('/dev/urandom', 'rb') as rnd:
+        f.truncate(size)
+        for off in range(0, size, step):
+            f.seek(off)
+            if half_empty and (off // step) % 2:
+                f.write(bytes(min(step, size - off)))
+            else:
+                f.write(rnd.read(min(step, size - off)))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fio_read(dev):
+    out = subprocess.run(
+        ['fio', '--name=read', '--filename=' + dev, '--rw=read',
+         '--bs=1M', '--direct=1', '--ioengine=io_uring', '--iodepth=16',
+         '--size=%d' % SIZE, '--output-format=json'],
+        capture_output=True, text=True, check=True).stdout
+    return json.loads(out)['jobs'][0]['read']['bw_bytes']
+
+
+def agent_sync(s, disk, sid):
+    """One --once copy: (bytes per second, seconds, peak RSS bytes,
+    CPU seconds of the agent)."""
+    s.repl.allow.append('%s *' % sid)
+    s.repl.stop()
+    s.repl.start()
+    drop_caches()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = s.once([disk], sid=sid, timeout=3600)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, rss = ru0.ru_maxrss, ru1.ru_maxrss
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    if r.rc != 0 or not s.same(disk, sid):
+        raise RuntimeError('the agent failed or the copy differs: ' +
+                           r.why())
+    secs = r.summary['seconds']
+    shutil.rmtree(os.path.join(s.data, sid), ignore_errors=True)
+    # ru_maxrss of children is the largest of any child so far: the
+    # agent is by far the largest child of this process.
+    return SIZE / secs, secs, max(rss, before) * 1024, cpu
+
+
+def main():
+    bench = os.path.join(R.BUILD, 'bench')
+    os.makedirs(bench, exist_ok=True)
+    work = tempfile.mkdtemp(prefix='agent.', dir=bench)
+    s = None
+    shm = None
+    try:
+        s = repl.Setup('bench-agent')
+        # Staging in /dev/shm: the agent is what is measured.
+        s.repl.stop()
+        shm = tempfile.mkdtemp(prefix='ferry-bench-agent.', dir='/dev/shm')
+        s.data = s.repl.data_dir = os.path.join(shm, 'data')
+        img = os.path.join(work, 'disk.img')
+        open(img, 'wb').close()
+        say('a %d MiB device of random data in %s' % (SIZE // MiB, work))
+        fill(img, SIZE, False)
+        disk = repl.Disk.__new__(repl.Disk)
+        disk.img, disk.size = img, SIZE
+        disk.dev = subprocess.run(
+            ['losetup', '--find', '--show', '--direct-io=on', img],
+            check=True, capture_output=True, text=True).stdout.strip()
+        s.disks.append(disk)
+        s.repl.start()
+
+        drop_caches()
+        say('fio: sequential 1 MiB O_DIRECT reads of ' + disk.dev)
+        fio_bps = fio_read(disk.dev)
+        say('ferry-agent --once: the full device')
+        full_bps, full_s, rss1, cpu1 = agent_sync(s, disk,
+                                                  's-0000000000bench01')
+
+        say('the same device, half of it zeros')
+        fill(img, SIZE, True)
+        half_bps, half_s, rss2, _ = agent_sync(s, disk,
+                                               's-0000000000bench02')
+        rss = max(rss1, rss2)
+
+        rate = full_bps / fio_bps
+        half = half_s / full_s
+        lines = [
+            ('initial sync rate / fio sequential read', rate, '>= %.1f' %
+             GOAL_RATE, rate >= GOAL_RATE,
+             '%.0f / %.0f MB/s' % (full_bps / 1e6, fio_bps / 1e6)),
+            ('half-empty sync time / full', half, 'reported', True,
+             '%.2f / %.2f s' % (half_s, full_s)),
+            ('peak RSS (MiB)', rss / MiB, '< %d' % (GOAL_RSS // MiB),
+             rss < GOAL_RSS, '%.1f MiB' % (rss / MiB)),
+            ('agent CPU time / sync time', cpu1 / full_s, 'reported', True,
+             '%.2f CPU s in %.2f s, %d CPUs' % (cpu1, full_s,
+                                               os.cpu_count())),
+        ]
+        md = ['# bench-agent', '',
+              'Device: loop (direct I/O) over %s, %d MiB.' % (img,
+                                                              SIZE // MiB),
+              '', '| figure | value | goal | met | detail |',
+              '|---|---|---|---|---|']
+        missed = 0
+        for name, v, goal, ok, detail in lines:
+            met = '' if goal == 'reported' else \
+                ('met' if ok else 'MISSED')
+            print('bench-agent: %-42s %8.3f  (goal %s) %s  [%s]' %
+                  (name, v, goal, met, detail))
+            md.append('| %s | %.3f | %s | %s | %s |' %
+                      (name, v, goal, met or '-', detail))
+            missed += not ok
+        md += ['', 'Lag under a steady write load needs ferry.ko: '
+               'measured in a QEMU guest, not in this run.']
+        with open(os.path.join(bench, 'agent.md'), 'w') as f:
+            f.write('\n'.join(md) + '\n')
+        return 1 if STRICT and missed else 0
+    finally:
+        if s:
+            s.close()
+        shutil.rmtree(work, ignore_errors=True)
+        if shm:
+            shutil.rmtree(shm, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
