@@ -41,6 +41,9 @@
 #define IN_CAP (256 * 1024)
 #define CTRL_RESERVE 4096	/* send buffer kept for PING, PONG, BYE */
 #define RING_SLACK 64		/* records kept for PING, PONG, BYE */
+/* TLS records (16 KiB each) are gathered into writes of this size: one
+ * write() per record costs more than the encryption on a busy machine. */
+#define WBUF_SIZE (256 * 1024)
 
 static uint64_t mono_ms(void)
 {
@@ -190,6 +193,31 @@ static bool peer_alert(void)
 	       ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET;
 }
 
+/*
+ * After the handshake, put a buffer BIO between TLS and the socket for
+ * writing: OpenSSL writes each 16 KiB record with its own write(), and
+ * flush_out() then pushes them out WBUF_SIZE at a time (BIO_flush).
+ * Reading stays on the socket BIO itself.
+ */
+static int coalesce_writes(struct link *l)
+{
+	BIO *sock = SSL_get_wbio(l->ssl);
+	BIO *buf = BIO_new(BIO_f_buffer());
+
+	if (!buf || !BIO_set_write_buffer_size(buf, WBUF_SIZE) ||
+	    !BIO_up_ref(sock)) {
+		BIO_free(buf);
+		fail(l, LINK_FAIL_NET, "out of memory for the TLS write "
+		     "buffer");
+		return -1;
+	}
+	/* The chain holds its own reference to the socket BIO; the SSL
+	 * object gives up its wbio reference to take the chain. */
+	BIO_push(buf, sock);
+	SSL_set0_wbio(l->ssl, buf);
+	return 0;
+}
+
 static int tls_connect(struct link *l, const struct link_params *p)
 {
 	char e[512];
@@ -220,7 +248,7 @@ static int tls_connect(struct link *l, const struct link_params *p)
 		ERR_clear_error();
 		rc = SSL_connect(l->ssl);
 		if (rc == 1)
-			return 0;
+			return coalesce_writes(l);
 		switch (SSL_get_error(l->ssl, rc)) {
 		case SSL_ERROR_WANT_READ:
 			ev = POLLIN;
@@ -605,10 +633,40 @@ static void io_fail(struct link *l, int rc, const char *what)
 }
 
 static int read_in(struct link *l);
+static int flush_records(struct link *l);
+
+/* Push what the buffer BIO holds to the socket.  0 (done, or the
+ * socket is full: POLLOUT), or -1 with the link failed. */
+static int flush_wbio(struct link *l)
+{
+	BIO *w = SSL_get_wbio(l->ssl);
+	int e;
+
+	if (!BIO_wpending(w))
+		return 0;
+	errno = 0;
+	if (BIO_flush(w) > 0 || BIO_should_retry(w))
+		return 0;
+	e = errno ? errno : EPIPE;
+	read_in(l);	/* an ERROR that came says more (flush_records) */
+	fail(l, LINK_FAIL_NET, "sending to the replicator at %s: %s", l->peer,
+	     strerror(e));
+	return -1;
+}
 
 static int flush_out(struct link *l)
 {
+	int rc;
+
 	l->write_wants_read = false;
+	rc = flush_records(l);
+	if (flush_wbio(l))
+		return -1;
+	return rc;
+}
+
+static int flush_records(struct link *l)
+{
 	while (l->out_head < l->out_tail) {
 		size_t len = l->out_tail - l->out_head;
 		int n;
@@ -697,7 +755,8 @@ short link_poll_events(const struct link *l)
 {
 	short ev = POLLIN;
 
-	if (l->out_head < l->out_tail && !l->write_wants_read)
+	if ((l->out_head < l->out_tail && !l->write_wants_read) ||
+	    (l->ssl && BIO_wpending(SSL_get_wbio(l->ssl))))
 		ev |= POLLOUT;
 	return ev;
 }
@@ -846,8 +905,11 @@ void link_close(struct link *l, bool graceful, int timeout_ms)
 		}
 	}
 	if (l->ssl) {
-		if (l->fail == LINK_FAIL_NONE || graceful)
+		if (l->fail == LINK_FAIL_NONE || graceful) {
 			SSL_shutdown(l->ssl);
+			/* close_notify may sit in the write buffer. */
+			(void)BIO_flush(SSL_get_wbio(l->ssl));
+		}
 		SSL_free(l->ssl);
 		l->ssl = NULL;
 	}
