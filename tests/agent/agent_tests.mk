@@ -35,9 +35,11 @@ $(BUILD)/obj/tests/agent/src/ferry-control-test.o: CFLAGS += -Iagent
 
 # `make bench-agent`: ferry-agent's initial sync against fio's sequential
 # read rate of the same device, a half-empty disk against a full one, and
-# the agent's peak RSS (tests/agent/bench.py; report in
-# $(BUILD)/bench/agent.md).
+# the agent's peak RSS (tests/agent/bench.py), then its lag under a steady
+# write load with ferry.ko in a QEMU guest (tests/agent/bench-lag.sh);
+# report in $(BUILD)/bench/agent.md.
 .PHONY: bench-agent
 bench-agent: $(BIN)/ferry-agent $(BIN)/ferry-replicator $(BIN)/ferry-control
 	@scripts/deps.sh vm
 	@BUILD=$(BUILD) /usr/bin/python3 tests/agent/bench.py
+	@BUILD=$(BUILD) tests/agent/bench-lag.sh
