@@ -22,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all deps userspace kmod test test-unit test-control test-replicator \
-        test-agent test-fuzz test-host \
+        test-agent test-install test-fuzz test-host \
         test-kmod demo \
         bench bench-kmod bench-control bench-replicator bench-agent clean
 all: userspace kmod
@@ -81,6 +81,9 @@ test-replicator: userspace
 
 test-agent: userspace
 	@tests/run-all.sh agent
+
+test-install: userspace
+	@tests/run-all.sh install
 
 test-fuzz: fuzz-bin
 	@tests/run-all.sh fuzz
