@@ -20,6 +20,16 @@ It starts, on 127.0.0.1 (the guest's 10.0.2.2):
       GET /cut?ms=N          take the guest's network down for N ms (QMP
                              set_link), answering first
       GET /log               the tails of both daemons' logs
+      GET /snapcheck?cps=A,B&name=/dev/vda
+                             the newest snapshot at one of those CPs,
+                             exported and checked with e2fsck -fn
+      GET /describe          `aws mgn describe-source-servers` against
+                             ferry-control, as a few lines for people
+      GET /export?after=N&name=/dev/vdb&out=FILE[&id=SNAPSHOT]
+                             the newest snapshot with a CP id >= N (or
+                             the one named)
+                             exported raw to $FERRY_DEMO_OUT/FILE
+                             ("EXPORTED ID" or "NONE ...")
 It runs until it is terminated (run.sh stops it when the guest is done).
 """
 import argparse
@@ -146,6 +156,53 @@ class Stack:
                 ' '.join((r.stdout + r.stderr).split())[-400:])
         return 'CLEAN %s cp_id=%d\n' % (snap['id'], snap['cp_id'])
 
+    def describe(self):
+        """What `aws mgn describe-source-servers` says, for people."""
+        s = self.source_server()
+        if not s:
+            return 'no source server yet\n'
+        d = s.get('dataReplicationInfo', {})
+        disks = d.get('replicatedDisks', [])
+        done = sum(x.get('replicatedStorageBytes', 0) for x in disks)
+        total = sum(x.get('totalStorageBytes', 0) for x in disks)
+        return ('$ aws mgn describe-source-servers --endpoint-url %s\n'
+                '  %s (%s): dataReplicationState %s, lifeCycle %s,\n'
+                '  replicated %d of %d bytes, lag %s, backlog %s bytes\n' %
+                (self.ctl.url, s['sourceServerID'],
+                 s.get('sourceProperties', {}).get(
+                     'identificationHints', {}).get('hostname', '?'),
+                 d.get('dataReplicationState'),
+                 s.get('lifeCycle', {}).get('state'), done, total,
+                 d.get('lagDuration', '-'),
+                 sum(x.get('backloggedStorageBytes', 0) for x in disks)))
+
+    def export(self, after, disk, out, ident=None):
+        """The newest snapshot with cp_id >= AFTER (or the one named
+        IDENT), raw, into $FERRY_DEMO_OUT/OUT."""
+        dest = os.environ.get('FERRY_DEMO_OUT')
+        s = self.source_server()
+        if not dest or not s or '/' in out:
+            return 'NONE no FERRY_DEMO_OUT or no source server\n'
+        lst = subprocess.run(
+            [repltest.REPLICATOR, 'snapshot', 'list', '--data-dir',
+             self.data, '--source-id', s['sourceServerID']],
+            capture_output=True, text=True)
+        snaps = [x for src in json.loads(lst.stdout or '{}').get(
+            'source_servers', []) for x in src.get('snapshots', [])
+            if x.get('cp_id', 0) >= after and (not ident or
+                                               x['id'] == ident)]
+        if not snaps:
+            return 'NONE no snapshot at CP %d or later yet\n' % after
+        snap = max(snaps, key=lambda x: x['cp_id'])
+        r = subprocess.run(
+            [repltest.REPLICATOR, 'snapshot', 'export', '--data-dir',
+             self.data, '--id', snap['id'], '--disk', disk, '--format',
+             'raw', '--out', os.path.join(dest, out)],
+            capture_output=True, text=True)
+        if r.returncode:
+            return 'NONE export failed: %s\n' % r.stderr[-300:]
+        return 'EXPORTED %s %s\n' % (snap['id'], snap.get('time', ''))
+
     def stop(self):
         if self.repl.poll() is None:
             self.repl.terminate()
@@ -215,6 +272,12 @@ def make_handler(stack):
                 cps = [int(c) for c in q.get('cps', '').split(',') if c]
                 self.reply(200, stack.snapcheck(cps,
                                                 q.get('name', '/dev/vda')))
+            elif path == '/describe':
+                self.reply(200, stack.describe())
+            elif path == '/export':
+                self.reply(200, stack.export(int(q.get('after', '0')),
+                                             q['name'], q['out'],
+                                             q.get('id')))
             elif path == '/log':
                 stack.repl_log.flush()
                 with open(stack.repl_log.name) as f:
