@@ -90,11 +90,15 @@ static enum agent_repl_state disk_state(const struct engine *e,
 	if (d->failed)
 		return AGENT_STALLED;
 	if (!e->ln.up) {
+		/* Not yet paired with the replicator, as MGN shows it: a
+		 * refusal then is an initiation error (the replicator may
+		 * not have polled its new assignment yet). */
+		if (!e->connected_once)
+			return AGENT_INITIATING;
 		if (e->last_fail == LINK_FAIL_NOSPC ||
 		    e->last_fail == LINK_FAIL_REFUSED)
 			return AGENT_STALLED;
-		return e->connected_once ? AGENT_DISCONNECTED :
-					   AGENT_INITIATING;
+		return AGENT_DISCONNECTED;
 	}
 	if (d->rs.active)
 		return AGENT_RESCAN;
