@@ -237,8 +237,13 @@ int main(int argc, char **argv)
 			stop = true;
 		else if (!strncmp(line, "quit", 4))
 			stop = true;
-		else
+		else {
 			set_status(line);
+			/* The status file at once: the heartbeat may carry
+			 * the new state before the next second's write. */
+			if (agent_status_write(&sh, &cfg, err, sizeof(err)))
+				printf("error %s\n", err);
+		}
 		if (stop)
 			break;
 	}
