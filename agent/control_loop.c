@@ -1186,6 +1186,79 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
+int control_disconnect(struct agent_config *cfg, char *msg, size_t msglen,
+		       char *err, size_t errlen)
+{
+	struct ctl_api_error e;
+	json_t *body, *resp = NULL;
+	char why[AGENT_MSG_MAX];
+	int rc = -1;
+
+	memset(&C, 0, sizeof(C));
+	C.cfg = cfg;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		set_err(err, errlen, "cannot initialise libcurl");
+		return -1;
+	}
+	if (ctl_api_init(&C.api, cfg, err, errlen))
+		return -1;
+	C.api.abort = stop_pending;
+	if (state_load(&C.st, cfg->state_dir, err, errlen))
+		goto out;
+	if (!C.st.registered) {
+		snprintf(msg, msglen, "not registered with ferry-control: "
+			 "nothing to disconnect");
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(C.st.endpoint, C.api.endpoint)) {
+		/* Registered elsewhere: say so, and call where it is. */
+		snprintf(C.api.endpoint, sizeof(C.api.endpoint), "%s",
+			 C.st.endpoint);
+	}
+	use_creds();
+	if (C.st.creds.expiration - (int64_t)time(NULL) < 300 &&
+	    refresh_creds(why, sizeof(why)))
+		ctl_log("%s; trying the stored credentials", why);
+	body = json_pack("{s:s}", "sourceServerID", C.st.source_server_id);
+	if (!body) {
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = ctl_api_call(&C.api, "DisconnectFromService", body, &resp, &e,
+			  why, sizeof(why));
+	json_decref(body);
+	json_decref(resp);
+	if (rc && (!strcmp(e.type, "UnrecognizedClientException") ||
+		   (!strcmp(e.type, "ConflictException") &&
+		    strstr(e.message, "DISCONNECTED")))) {
+		/* Disconnected already (by an administrator, or a run of
+		 * this that was cut short): only the local state is left. */
+		snprintf(msg, msglen, "source server %s was already "
+			 "disconnected from %s (%s)", C.st.source_server_id,
+			 C.api.endpoint, e.message);
+		rc = 0;
+	} else if (rc) {
+		set_err(err, errlen, "cannot disconnect source server %s: %s",
+			C.st.source_server_id, why);
+		goto out;
+	} else {
+		snprintf(msg, msglen, "source server %s disconnected from %s; "
+			 "its credentials are revoked", C.st.source_server_id,
+			 C.api.endpoint);
+	}
+	C.st.disconnected_at = (int64_t)time(NULL);
+	C.st.registered = false;
+	state_forget(&C.st);
+	if (state_save(&C.st, err, errlen))
+		rc = -1;
+out:
+	ctl_api_free(&C.api);
+	explicit_bzero(&C.st, sizeof(C.st));
+	curl_global_cleanup();
+	return rc;
+}
+
 int control_loop_start(struct agent_shared *sh, struct agent_config *cfg,
 		       pthread_t *thread, char *err, size_t errlen)
 {

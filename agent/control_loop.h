@@ -25,4 +25,14 @@ int control_init(struct agent_shared *sh, struct agent_config *cfg,
 int control_loop_start(struct agent_shared *sh, struct agent_config *cfg,
 		       pthread_t *thread, char *err, size_t errlen);
 
+/*
+ * ferry-agent --disconnect (scripts/uninstall.sh): tell ferry-control
+ * that this source server leaves (DisconnectFromService with the agent's
+ * own credentials, which ferry-control then revokes) and forget the
+ * registration.  The agent must not be running.  0 with what was done in
+ * MSG (also when there was nothing to do), or -1 with a reason in ERR.
+ */
+int control_disconnect(struct agent_config *cfg, char *msg, size_t msglen,
+		       char *err, size_t errlen);
+
 #endif

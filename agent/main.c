@@ -2,7 +2,7 @@
 /*
  * ferry-agent: the source server's replication agent (docs/agent.md).
  *
- *   ferry-agent [--config FILE] [--KEY VALUE ...] [--once]
+ *   ferry-agent [--config FILE] [--KEY VALUE ...] [--once | --disconnect]
  *
  * Reads the configuration (FILE, default /etc/ferry/agent.conf, then the
  * flags in order, so flags after --config win), registers with
@@ -10,7 +10,9 @@
  * runs the replication thread.  The main thread only waits for SIGTERM or
  * SIGINT and rewrites the status file about once a second.  --once
  * copies (or rescans) every disk, sends a consistency point and exits,
- * without the tracker: a cold copy of disks nobody writes.
+ * without the tracker: a cold copy of disks nobody writes.  --disconnect
+ * (scripts/uninstall.sh, with the service stopped) disconnects the source
+ * server from ferry-control and forgets the registration.
  *
  * Exit status: 0, 1 with a one-line reason on stderr, 2 for bad usage.
  */
@@ -47,13 +49,18 @@ struct repl_args {
 
 static void usage(FILE *f)
 {
-	fputs("usage: " PROG " [--config FILE] [--KEY VALUE ...] [--once]\n"
+	fputs("usage: " PROG " [--config FILE] [--KEY VALUE ...] "
+	      "[--once | --disconnect]\n"
 	      "  --config FILE   configuration file (default "
 	      AGENT_CONF_FILE ")\n"
 	      "  --KEY VALUE     any configuration key (docs/agent.md), "
 	      "e.g. --devices /dev/vda\n"
 	      "  --once          copy or rescan every disk, then exit "
 	      "(no tracker)\n"
+	      "  --disconnect    disconnect this source server from "
+	      "ferry-control and\n"
+	      "                  forget its registration (the agent "
+	      "stopped)\n"
 	      "  -h, --help      this text\n", f);
 }
 
@@ -148,7 +155,7 @@ static void *repl_main(void *arg)
 
 /* --KEY VALUE and --KEY=VALUE, --config, --once, -h.  0, or exits. */
 static void parse_args(int argc, char **argv, struct agent_config *cfg,
-		       bool *once)
+		       bool *once, bool *disconnect)
 {
 	const char *conf = NULL;
 	char err[AGENT_MSG_MAX];
@@ -172,6 +179,10 @@ static void parse_args(int argc, char **argv, struct agent_config *cfg,
 		}
 		if (!strcmp(a, "--once")) {
 			*once = true;
+			continue;
+		}
+		if (!strcmp(a, "--disconnect")) {
+			*disconnect = true;
 			continue;
 		}
 		if (strncmp(a, "--", 2) || !a[2]) {
@@ -209,14 +220,24 @@ int main(int argc, char **argv)
 	static struct freezer fz = { .fd = -1 };
 	struct timespec tick = { .tv_sec = 1 };
 	pthread_t repl, ctl;
-	bool once = false, have_ctl = false, reported = false;
+	bool once = false, disconnect = false, have_ctl = false;
+	bool reported = false;
 	char err[AGENT_MSG_MAX];
 	sigset_t set;
 
 	agent_config_defaults(&cfg);
-	parse_args(argc, argv, &cfg, &once);
+	parse_args(argc, argv, &cfg, &once, &disconnect);
 	if (agent_config_check(&cfg, err, sizeof(err)))
 		die(2, "%s", err);
+	if (disconnect) {
+		char msg[AGENT_MSG_MAX];
+
+		if (control_disconnect(&cfg, msg, sizeof(msg), err,
+				       sizeof(err)))
+			die(1, "%s", err);
+		printf("%s\n", msg);
+		return 0;
+	}
 
 	/* Signals are taken by this thread only: block them before any
 	 * other thread exists, so that every thread inherits the mask. */

@@ -39,7 +39,9 @@
  * that stood in the way.  DisconnectFromService leaves the agent's
  * credentials valid so that it can still fetch its uninstall command;
  * ops_agent.c revokes them once the agent has it (keys_revoke_server),
- * and DeleteSourceServer revokes them at once.
+ * and DeleteSourceServer revokes them at once.  An agent may disconnect
+ * its own server (ferry-agent --disconnect, run by scripts/uninstall.sh):
+ * its credentials end at once.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +49,7 @@
 
 #include "api_service.h"
 #include "config.h"
+#include "keys.h"
 #include "model.h"
 #include "paging.h"
 #include "source_server.h"
@@ -386,7 +389,25 @@ static int op_retry(struct api_ctx *ctx, json_t *in, json_t **out)
 
 static int op_disconnect(struct api_ctx *ctx, json_t *in, json_t **out)
 {
-	return run_action(ctx, &act_disconnect, in, out);
+	const char *id = json_string_value(json_object_get(in,
+							   "sourceServerID"));
+	bool by_agent = ctx->who->role == ROLE_AGENT;
+
+	/* The agent's uninstaller (ferry-agent --disconnect) disconnects
+	 * its own server, and no other. */
+	if (by_agent && (!id || strcmp(id, ctx->who->source_server_id)))
+		return api_error(ctx, API_ACCESS_DENIED,
+				 "The credentials of source server %s may "
+				 "only disconnect that server, not %s",
+				 ctx->who->source_server_id, id ? id : "(none)");
+	if (run_action(ctx, &act_disconnect, in, out))
+		return -1;
+	/* The agent is going away and will fetch no uninstall command:
+	 * its credentials end now. */
+	if (by_agent && keys_revoke_server(ctx->st, id))
+		return api_error(ctx, API_INTERNAL, "Cannot revoke the "
+				 "credentials of source server %s", id);
+	return 0;
 }
 
 static int op_archive(struct api_ctx *ctx, json_t *in, json_t **out)
@@ -607,7 +628,7 @@ static const struct api_op ss_ops[] = {
 	{ "RetryDataReplication", "POST", "/RetryDataReplication", ROLE_ADMIN,
 	  200, op_retry },
 	{ "DisconnectFromService", "POST", "/DisconnectFromService",
-	  ROLE_ADMIN, 200, op_disconnect },
+	  ROLE_ADMIN | ROLE_AGENT, 200, op_disconnect },
 	{ "MarkAsArchived", "POST", "/MarkAsArchived", ROLE_ADMIN, 200,
 	  op_archive },
 	{ "DeleteSourceServer", "POST", "/DeleteSourceServer", ROLE_ADMIN,

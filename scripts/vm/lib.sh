@@ -318,6 +318,13 @@ vm_wait_for() {
 # ---------------------------------------------------------------------------
 # Misc
 
+# Kernel messages that mean the kernel is unwell, whatever the test says
+# (run.sh, debian-vm.sh).  Only lines carrying the kernel's "[ seconds.micro]"
+# stamp are matched, so a tool printing "WARNING:" is not taken for the
+# kernel.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SPLAT_RE='BUG:|WARNING:|Oops|KASAN|UBSAN|possible circular locking|possible recursive locking|INFO: task .* blocked for more than|general protection fault|kernel BUG at|Call Trace:|refcount_t:|list_add corruption|list_del corruption|soft lockup|hard LOCKUP|rcu_sched self-detected stall|rcu: INFO|self-detected stall|Kernel panic'
+
 # Run "$@" holding an exclusive lock named NAME in the cache, so parallel
 # runs (two suites, two CI jobs) do not fill the same cache entry twice.
 with_lock() {

@@ -309,9 +309,13 @@ with ft.Control() as c:
         st, h, r = call(c, op, {'sourceServerID': 's-1'})
         check('raw %s short ID -> ValidationException' % op,
               etype(h) == 'ValidationException', (st, r))
+        # An agent may disconnect its own server (uninstall.sh), no
+        # other; the rest is the administrators'.
+        target = ids[3] if op == 'DisconnectFromService' else ids[4]
         code = code_of(getattr(unique(c.boto(agents[ids[4]])), snake),
-                       sourceServerID=ids[4])
-        check('agent key: %s -> AccessDeniedException' % op,
+                       sourceServerID=target)
+        check('agent key: %s%s -> AccessDeniedException' %
+              (op, ' of another server' if target != ids[4] else ''),
               code == 'AccessDeniedException', code)
     code = code_of(b.change_server_life_cycle_state, sourceServerID=MISSING_SS,
                    lifeCycle={'state': 'READY_FOR_TEST'})
