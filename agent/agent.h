@@ -36,6 +36,9 @@
 
 /* Files in the state directory (--state-dir, /var/lib/ferry-agent). */
 #define AGENT_STATE_DIR "/var/lib/ferry-agent"
+/* status.json: rewritten every second, so on tmpfs, not on the disks the
+ * agent replicates (where each rewrite would be replicated in turn). */
+#define AGENT_RUN_DIR "/run/ferry-agent"
 #define AGENT_CONF_FILE "/etc/ferry/agent.conf"
 #define AGENT_CERT_FILE "agent.pem"	/* data-plane client certificate */
 #define AGENT_KEY_FILE "agent-key.pem"	/* its key, 0600 */

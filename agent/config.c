@@ -403,6 +403,7 @@ static int set_tags(struct agent_config *c, const struct key *k,
 
 static const struct key keys[] = {
 	{ "state-dir", set_path, MEMBER(state_dir), 0, 0 },
+	{ "run-dir", set_path, MEMBER(run_dir), 0, 0 },
 	{ "tracker-ctl", set_path, MEMBER(tracker_ctl), 0, 0 },
 	{ "endpoint", set_url, MEMBER(endpoint), 0, 0 },
 	{ "region", set_text, MEMBER(region), 0, 0 },
@@ -652,6 +653,14 @@ int agent_config_check(struct agent_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->state_dir[0] != '/') {
 		set_err(err, errlen, "state-dir must be an absolute path");
+		return -1;
+	}
+	if (!cfg->run_dir[0])
+		snprintf(cfg->run_dir, sizeof(cfg->run_dir), "%s",
+			 strcmp(cfg->state_dir, AGENT_STATE_DIR) ?
+			 cfg->state_dir : AGENT_RUN_DIR);
+	if (cfg->run_dir[0] != '/') {
+		set_err(err, errlen, "run-dir must be an absolute path");
 		return -1;
 	}
 	/* A partition means its whole disk; named twice, once. */

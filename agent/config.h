@@ -26,6 +26,9 @@ struct agent_tag {
 struct agent_config {
 	char conf_file[AGENT_PATH_MAX];	/* where it was read, "" none */
 	char state_dir[AGENT_PATH_MAX];	/* AGENT_STATE_DIR */
+	/* status.json; "" until agent_config_check(): AGENT_RUN_DIR, or
+	 * state_dir when only that was given (tests, a second agent) */
+	char run_dir[AGENT_PATH_MAX];
 	char tracker_ctl[AGENT_PATH_MAX]; /* /dev/ferry-ctl */
 
 	/* ferry-control (absent only in standalone mode) */

@@ -34,11 +34,12 @@ static const char status_usage[] =
 	"Show what ferry-agent is doing: the source server, its replication\n"
 	"state, each disk's progress, backlog, lag and ETA, the replicator,\n"
 	"the last heartbeat to ferry-control and the last error.  Read from\n"
-	"DIR/status.json, which the agent rewrites every second.\n"
+	"status.json, which the agent rewrites every second in its run-dir\n"
+	"(" AGENT_RUN_DIR ").\n"
 	"\n"
 	"  --json           print the status as one JSON object\n"
-	"  --state-dir DIR  the agent's state directory (default "
-	AGENT_STATE_DIR ")\n";
+	"  --state-dir DIR  the directory of an agent run with state-dir DIR\n"
+	"                   (and no run-dir): its status.json is there\n";
 
 static const char *str(json_t *o, const char *key)
 {
@@ -223,7 +224,7 @@ int cmd_status(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = AGENT_STATE_DIR;
+	const char *dir = NULL;
 	char path[4200], why[4400];
 	bool json = false, live;
 	json_error_t jerr;
@@ -249,13 +250,16 @@ int cmd_status(int argc, char **argv)
 	if (optind != argc)
 		return usage_error("status", "unexpected argument '%s'",
 				   argv[optind]);
+	if (!dir)
+		dir = AGENT_RUN_DIR;
 	snprintf(path, sizeof(path), "%s/%s", dir, AGENT_STATUS_FILE);
 	doc = json_load_file(path, 0, &jerr);
 	if (!doc) {
 		if (access(path, F_OK) && errno == ENOENT)
-			return fail("no status in %s: ferry-agent has not "
-				    "run with state-dir %s (or give "
-				    "--state-dir)", path, dir);
+			return fail("no status in %s: ferry-agent is not "
+				    "running (systemctl status ferry-agent), "
+				    "or it runs with another run-dir or "
+				    "state-dir (give --state-dir)", path);
 		return fail("cannot read %s: %s", path, jerr.text);
 	}
 	if (!json_is_object(doc)) {

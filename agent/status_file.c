@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * status_file.c - STATE_DIR/status.json (status_file.h), for `ferryctl
- * status`.  Field names follow MGN's where it has them
+ * status_file.c - RUN_DIR/status.json (status_file.h; /run/ferry-agent by
+ * default), for `ferryctl status`.  Field names follow MGN's where it has them
  * (dataReplicationState, replicatedStorageBytes, ...); docs/agent.md,
  * "ferryctl status", shows the file.
  */
@@ -133,7 +133,7 @@ int agent_status_write(struct agent_shared *sh, const struct agent_config *cfg,
 		return -1;
 	}
 	/* Rewritten every second: atomic for readers, not fsynced. */
-	rc = state_write(cfg->state_dir, AGENT_STATUS_FILE, text,
+	rc = state_write(cfg->run_dir, AGENT_STATUS_FILE, text,
 			 strlen(text), 0644, false, err, errlen);
 	free(text);
 	return rc;

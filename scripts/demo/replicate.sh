@@ -48,13 +48,13 @@ cp_last() {
 		tail -n 1 | grep . || echo 0
 }
 status_num() {
-	ferryctl status --json --state-dir "$STATE" 2>/dev/null |
+	ferryctl status --json 2>/dev/null |
 		tr ',{}' '\n\n\n' |
 		sed -n "s/^ *\"$1\": *\([0-9][0-9]*\).*/\1/p" | head -n 1
 }
 # The sum of KEY over the status (sentBytes is per disk).
 status_sum() {
-	ferryctl status --json --state-dir "$STATE" 2>/dev/null |
+	ferryctl status --json 2>/dev/null |
 		tr ',{}' '\n\n\n' |
 		sed -n "s/^ *\"$1\": *\([0-9][0-9]*\).*/\1/p" |
 		awk '{ s += $1 } END { print s + 0 }'
@@ -69,7 +69,7 @@ watch_until() {
 	while ! "$@" >/dev/null 2>&1; do
 		[ "$(since "$_start")" -lt "$_limit" ] || return 1
 		echo
-		run ferryctl status --state-dir "$STATE" || :
+		run ferryctl status || :
 		svc describe || :
 		sleep 10
 	done
