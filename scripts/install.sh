@@ -196,10 +196,13 @@ log_target() {
 	if [ "$LOG_OK" = 1 ]; then printf '%s' "$LOG_FILE"; else printf /dev/null; fi
 }
 
+WORK_DIR=		# downloads, removed at exit
+
 # shellcheck disable=SC2317
 on_exit() {
 	local rc=$?
 	trap - EXIT
+	[ -z "$WORK_DIR" ] || rm -rf -- "$WORK_DIR"
 	if [ "$rc" -ne 0 ]; then
 		rollback
 		log "exit status $rc"
@@ -977,7 +980,7 @@ check_existing() {
 # standard input, never on a command line.
 
 PROBE_OP=RegisterAgentForMgn
-PROBE_BODY=
+REQ_BODY=
 # A nonce in the body: ferry-control accepts a signed request that changes
 # state once, and servers installed in the same second with the same key
 # would otherwise send identical signatures.
@@ -985,7 +988,7 @@ probe_body() {
 	local n
 	n=$(cat /proc/sys/kernel/random/uuid 2>/dev/null) || n=
 	[ -n "$n" ] || n=$$-$RANDOM$RANDOM-$(date +%s%N)
-	PROBE_BODY=$(printf '{"ferryInstallerProbe":"%s"}' "$n")
+	REQ_BODY=$(printf '{"ferryInstallerProbe":"%s"}' "$n")
 }
 
 curl_version_ok() {	# curl >= 7.75 (--aws-sigv4)
@@ -1045,7 +1048,7 @@ shell_sigv4() {		# HOSTPORT PATH -> "AUTHORIZATION" (for SIGNED_DATE)
 		creq+=$(printf '\nx-amz-security-token:%s' "$SESSION_TOKEN")
 		signed+=";x-amz-security-token"
 	fi
-	creq+=$(printf '\n\n%s\n%s' "$signed" "$(printf '%s' "$PROBE_BODY" | sha256_hex)")
+	creq+=$(printf '\n\n%s\n%s' "$signed" "$(printf '%s' "$REQ_BODY" | sha256_hex)")
 	sts=$(printf 'AWS4-HMAC-SHA256\n%s\n%s\n%s' "$SIGNED_DATE" "$scope" \
 		"$(printf '%s' "$creq" | sha256_hex)")
 	k=$(printf '%s' "AWS4$SECRET_ACCESS_KEY" | od -An -v -tx1 | tr -d ' \n')
@@ -1112,7 +1115,7 @@ check_endpoint() {
 	[ -z "$PROXY" ] || via=" through the proxy $PROXY"
 	log "signed call: POST $url$via (signer: $SIGNER, key $(mask_key "$ACCESS_KEY_ID"))"
 	resp=$(probe_config "$hostport" "$path" |
-		curl -sS -K - -X POST --data-binary "$PROBE_BODY" -D - \
+		curl -sS -K - -X POST --data-binary "$REQ_BODY" -D - \
 			--connect-timeout 10 --max-time "$CURL_TIMEOUT" \
 			-w '\nferry-http-code:%{http_code}\n' "$url" 2>&1)
 	rc=$?
@@ -1262,15 +1265,302 @@ write_config() {
 	fail_after config
 }
 
-# The next step of issue 6, not written yet: the packages (verified with
-# their SHA-512 from ferry-control's GetAgentInstallationAssetsForMgn or
-# --s3-endpoint), ferry.ko through DKMS, the ferry-agent service.
-next_steps() {
+# ---- the packages ----------------------------------------------------------
+#
+# ferry-dkms (the module's source; its package scripts build and install it
+# with DKMS) and ferry-agent (the agent, ferryctl, the systemd unit), in
+# that order.  From, in order of preference: the packages next to this
+# script (a source tree's build/pkg/FORMAT, an unpacked release's
+# packages/FORMAT), each checked against the SHA512SUMS beside it; else
+# the list that ferry-control gives (GetAgentInstallationAssetsForMgn,
+# signed with the keys), each package downloaded from --s3-endpoint when
+# given, else from ferry-control, and checked against the SHA-512 that
+# ferry-control gave: the hashes come over the control plane's TLS, not
+# from the place the files come from (as MGN's installer takes them from
+# its separate hashes bucket).
+
+PKG_NAMES="ferry-dkms ferry-agent"
+PKG_FORMAT=
+PKG_FILES=()
+PKG_SOURCE=
+
+pkg_format() {
+	case $PM in
+	apt) PKG_FORMAT=deb ;;
+	dnf | yum | zypper) PKG_FORMAT=rpm ;;
+	*) step_failed "no package format for $OS_NAME: ferry has deb (Debian, Ubuntu) and rpm (RHEL, Fedora, Amazon Linux, SUSE) packages" ;;
+	esac
+}
+
+local_packages() {	# -> the directory of packages next to this script, or fail
+	local here d
+	here=$(cd "$(dirname "$0")" 2>/dev/null && pwd) || return 1
+	for d in ${FERRY_INSTALL_PACKAGES:+"$FERRY_INSTALL_PACKAGES"} \
+		"$here/../build/pkg/$PKG_FORMAT" "$here/packages/$PKG_FORMAT"; do
+		[ -f "$d/SHA512SUMS" ] || continue
+		printf '%s' "$(cd "$d" && pwd)"
+		return 0
+	done
+	return 1
+}
+
+# The file of package NAME in the SHA512SUMS of DIR, or nothing.
+sums_file() {		# DIR NAME
+	awk -v n="$2" -v f="$PKG_FORMAT" '
+		{ sub(/^\*/, "", $2) }
+		f == "deb" && index($2, n "_") == 1 && $2 ~ /\.deb$/ { print $2; exit }
+		f == "rpm" && $2 ~ ("^" n "-[0-9]") && $2 ~ /\.rpm$/ { print $2; exit }' "$1/SHA512SUMS"
+}
+
+sha512_of() {		# FILE -> hex
+	sha512sum -- "$1" | cut -d' ' -f1
+}
+
+verify_sha512() {	# FILE WANT SOURCE
+	local got
+	got=$(sha512_of "$1")
+	if [ "$got" != "$2" ]; then
+		step_failed "the SHA-512 of $(basename "$1") (from $3) is not the expected one: the download is corrupt or was tampered with.  Expected $2, got $got.  Nothing of it was installed."
+	fi
+	log "sha512 ok: $(basename "$1") ($got)"
+}
+
+# The signed POST of OP with BODY: sets CALL_CODE (HTTP status), CALL_TYPE
+# (x-amzn-ErrorType), CALL_MSG, CALL_ERR (curl's reason) and CALL_BODY
+# (the answer); returns curl's exit status.
+CALL_CODE='' CALL_TYPE='' CALL_MSG='' CALL_ERR='' CALL_BODY=''
+signed_post() {		# OP BODY
+	local rest hostport path hdr out rc
+	rest=${ENDPOINT#*://}
+	hostport=${rest%%/*}
+	path=
+	[ "$rest" = "$hostport" ] || path=/${rest#*/}
+	path=${path%/}/$1
+	REQ_BODY=$2
+	if ! hdr=$(mktemp "$WORK_DIR/hdr.XXXXXX") ||
+		! out=$(mktemp "$WORK_DIR/out.XXXXXX"); then
+		step_failed "cannot write in $WORK_DIR"
+	fi
+	probe_config "$hostport" "$path" |
+		curl -sS -K - -X POST --data-binary "$REQ_BODY" -D "$hdr" -o "$out" \
+			--connect-timeout 10 --max-time "$CURL_TIMEOUT" \
+			-w '%{http_code}' "https://$hostport$path" >"$hdr.code" 2>"$hdr.err"
+	rc=$?
+	CALL_CODE=$(cat "$hdr.code")
+	CALL_TYPE=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Aa]mzn-[Ee]rror[Tt]ype: *\([A-Za-z]*\).*/\1/p' | tail -n 1)
+	CALL_BODY=$(cat "$out")
+	CALL_MSG=$(printf '%s\n' "$CALL_BODY" | sed -n 's/.*"message" *: *"\(\([^"\\]\|\\.\)*\)".*/\1/p' | tail -n 1)
+	CALL_ERR=$(sed -n 's/^curl: ([0-9]*) //p' "$hdr.err" | head -n 1)
+	rm -f "$hdr" "$hdr.code" "$hdr.err" "$out"
+	log "signed call: POST https://$hostport$path: curl exit $rc, HTTP ${CALL_CODE:-none}${CALL_TYPE:+, $CALL_TYPE}${CALL_MSG:+: $CALL_MSG}${CALL_ERR:+ ($CALL_ERR)}"
+	return $rc
+}
+
+# One member of a flat JSON object (the text of one asset), no escapes.
+json_str() {		# TEXT KEY
+	printf '%s' "$1" | sed -n "s/.*\"$2\" *: *\"\\([^\"]*\\)\".*/\\1/p"
+}
+
+# curl options of a download: the proxy and the CA bundle of the flags.
+download() {		# URL FILE
+	local -a o=(-fsS -L --connect-timeout 10 --max-time 600 -o "$2")
+	if [ -n "$PROXY" ]; then o+=(--proxy "$PROXY"); else o+=(--noproxy '*'); fi
+	[ -z "$CA_BUNDLE" ] || o+=(--cacert "$CA_BUNDLE")
+	curl "${o[@]}" "$1" 2>"$2.err"
+}
+
+fetch_packages() {
+	local dir n f want assets one url name sha version
+	PKG_FILES=()
+	# shellcheck disable=SC2015 # step_failed exits: A && B || C is fine
+	if dir=$(local_packages); then
+		PKG_SOURCE="the packages in $dir"
+		say "Using $PKG_SOURCE"
+		for n in $PKG_NAMES; do
+			f=$(sums_file "$dir" "$n")
+			[ -n "$f" ] && [ -f "$dir/$f" ] ||
+				step_failed "$dir/SHA512SUMS lists no $n $PKG_FORMAT package (or it is missing): rebuild them (make $PKG_FORMAT) or unpack the release again"
+			want=$(awk -v f="$f" '{ sub(/^\*/, "", $2) } $2 == f { print $1; exit }' "$dir/SHA512SUMS")
+			cp -- "$dir/$f" "$WORK_DIR/$f" || step_failed "cannot copy $dir/$f to $WORK_DIR"
+			verify_sha512 "$WORK_DIR/$f" "$want" "$dir/SHA512SUMS"
+			PKG_FILES+=("$WORK_DIR/$f")
+		done
+		return
+	fi
+	say "Asking ferry-control for the installation assets ($PKG_FORMAT, $(uname -m))"
+	if ! signed_post GetAgentInstallationAssetsForMgn \
+		"$(printf '{"packageFormat":"%s","architecture":"%s"}' "$PKG_FORMAT" "$(uname -m)")"; then
+		step_failed "cannot reach ferry-control at $ENDPOINT for the installation assets: $CALL_ERR"
+	fi
+	[ "$CALL_CODE" = 200 ] ||
+		step_failed "ferry-control did not give the installation assets: HTTP $CALL_CODE${CALL_TYPE:+ $CALL_TYPE}${CALL_MSG:+: $CALL_MSG}"
+	version=$(json_str "$CALL_BODY" agentVersion)
+	# One asset object per line.
+	assets=$(printf '%s' "$CALL_BODY" | sed 's/.*"assets" *: *\[//' | tr '}' '\n')
+	for n in $PKG_NAMES; do
+		one=$(printf '%s\n' "$assets" | grep -E "\"name\" *: *\"${n}[-_][0-9]" | head -n 1)
+		name=$(json_str "$one" name)
+		url=$(json_str "$one" url)
+		sha=$(json_str "$one" sha512)
+		case $name in '' | */* | .*) step_failed "ferry-control's installation assets name no usable $n package" ;; esac
+		[ ${#sha} -eq 128 ] || step_failed "ferry-control gave no SHA-512 for $name"
+		[ -z "$S3_ENDPOINT" ] || url=$S3_ENDPOINT/latest/linux/$PKG_FORMAT/$name
+		say "  downloading $name"
+		download "$url" "$WORK_DIR/$name" ||
+			step_failed "cannot download $url: $(sed -n 's/^curl: ([0-9]*) //p' "$WORK_DIR/$name.err" | head -n 1)${S3_ENDPOINT:+ (check --s3-endpoint)}"
+		verify_sha512 "$WORK_DIR/$name" "$sha" "ferry-control"
+		PKG_FILES+=("$WORK_DIR/$name")
+	done
+	PKG_SOURCE="ferry-control's assets${version:+ (version $version)}${S3_ENDPOINT:+, downloaded from $S3_ENDPOINT}"
+}
+
+# Whether package NAME is installed.
+pkg_installed() {
+	case $PKG_FORMAT in
+	deb) dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'ok installed' ;;
+	rpm) rpm -q "$1" >/dev/null 2>&1 ;;
+	esac
+}
+
+pkg_remove_cmd() {	# NAMES... -> the command that removes them
+	case $PM in
+	apt) printf 'env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q %s' "$*" ;;
+	dnf) printf 'dnf remove -y %s' "$*" ;;
+	yum) printf 'yum remove -y %s' "$*" ;;
+	zypper) printf 'zypper --non-interactive remove %s' "$*" ;;
+	esac
+}
+
+install_packages() {
+	local n rc
+	for n in $PKG_NAMES; do
+		if pkg_installed "$n"; then
+			# Only after --force-delete-existing (check_existing):
+			# the old one is replaced; rollback removes ours.
+			log "$n is installed already: replaced by this run's"
+		fi
+	done
+	say "Installing ${PKG_NAMES// /, } ($PKG_SOURCE); DKMS builds ferry.ko for $KVER"
+	# shellcheck disable=SC2046,SC2086 # a list of names
+	undo_push "installed the packages $PKG_NAMES" sh -c "$(pkg_remove_cmd $PKG_NAMES)"
+	case $PM in
+	apt)
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+			"${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
+	dnf) dnf install -y "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
+	yum) yum install -y "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
+	zypper) zypper --non-interactive install --allow-unsigned-rpm "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
+	esac
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		dkms_reason
+		step_failed "installing the packages failed (exit $rc)${DKMS_WHY:+: $DKMS_WHY}; the details are in $LOG_FILE"
+	fi
+	for n in $PKG_NAMES; do
+		pkg_installed "$n" || step_failed "$n is not installed after the package manager ran: see $LOG_FILE"
+	done
+	fail_after packages
+}
+
+# Why DKMS failed, from its make.log (the first error line), or nothing.
+DKMS_WHY=
+dkms_reason() {
+	local f
+	DKMS_WHY=
+	for f in /var/lib/dkms/ferry/*/build/make.log /var/lib/dkms/ferry/*/"$KVER"/*/log/make.log; do
+		[ -f "$f" ] || continue
+		DKMS_WHY="DKMS could not build ferry.ko for $KVER: $(grep -m1 -E 'error|Error' "$f" | cut -c1-200) ($f)"
+		{ echo "---- $f"; tail -n 40 "$f"; } >>"$(log_target)" 2>/dev/null
+	done
+}
+
+load_module() {
+	local n=0
+	say "Loading ferry.ko"
+	if ! dkms status ferry -k "$KVER" 2>/dev/null | grep -q installed; then
+		dkms_reason
+		step_failed "DKMS has not installed ferry.ko for $KVER${DKMS_WHY:+: $DKMS_WHY} (dkms status ferry: $(dkms status ferry 2>&1 | head -n 1))"
+	fi
+	undo_push "loaded ferry.ko" modprobe -r ferry
+	modprobe ferry >>"$(log_target)" 2>&1 ||
+		step_failed "modprobe ferry failed: $(dmesg 2>/dev/null | grep -i ferry | tail -n 1)"
+	while [ ! -c /dev/ferry-ctl ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -c /dev/ferry-ctl ] || step_failed "ferry.ko is loaded but /dev/ferry-ctl did not appear (udev?)"
+	log "ferry.ko loaded: $(ferryctl version 2>&1 | tr '\n' ' ')"
+	fail_after module
+}
+
+start_service() {
+	say "Starting the ferry-agent service"
+	command -v systemctl >/dev/null 2>&1 ||
+		step_failed "systemctl is missing: ferry-agent runs as a systemd service"
+	# Undone newest first: the service stops before its state goes.
+	[ -d "$STATE_DIR" ] || undo_push "created $STATE_DIR" rm -rf -- "$STATE_DIR" /run/ferry-agent
+	undo_push "enabled and started the ferry-agent service" systemctl disable --now ferry-agent
+	systemctl daemon-reload >>"$(log_target)" 2>&1
+	systemctl enable --now ferry-agent >>"$(log_target)" 2>&1 ||
+		step_failed "systemctl enable --now ferry-agent failed: $(systemctl status ferry-agent 2>&1 | tail -n 3 | tr '\n' ' ')"
+	fail_after service
+}
+
+# The agent registers at its first start; wait for the source server ID
+# (as MGN's installer does) and say where to watch.
+SOURCE_SERVER_ID=
+wait_registered() {
+	local end reg
+	end=$(($(date +%s) + ${FERRY_INSTALL_REGISTER_TIMEOUT:-120}))
+	say "Waiting for the agent to register with ferry-control"
+	reg=$STATE_DIR/registration.json
+	while :; do
+		if [ -f "$reg" ]; then
+			SOURCE_SERVER_ID=$(sed -n 's/.*"sourceServerID" *: *"\(s-[0-9a-f]*\)".*/\1/p' "$reg" | head -n 1)
+			[ -z "$SOURCE_SERVER_ID" ] || break
+		fi
+		if ! systemctl is-active -q ferry-agent; then
+			step_failed "the ferry-agent service stopped before it registered: $(journalctl -u ferry-agent -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
+		fi
+		[ "$(date +%s)" -lt "$end" ] ||
+			step_failed "the agent did not register with ferry-control within ${FERRY_INSTALL_REGISTER_TIMEOUT:-120}s: $(journalctl -u ferry-agent -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
+		sleep 1
+	done
+	log "registered: source server $SOURCE_SERVER_ID"
+	fail_after register
+}
+
+# --force-delete-existing over an installed agent: its uninstaller first
+# (disconnect, service, module, packages, configuration, state), so that
+# this run starts from a clean machine.
+remove_existing() {
+	local u
+	existing_installation >/dev/null || return 0
+	u=$(command -v ferry-uninstall 2>/dev/null || :)
+	[ -n "$u" ] || u=$(dirname "$0")/uninstall.sh
+	say "Removing the agent installed here (--force-delete-existing)"
+	if [ -f "$u" ]; then
+		bash "$u" --keep-log >>"$(log_target)" 2>&1 ||
+			step_failed "the existing agent could not be removed ($u failed): see $LOG_FILE"
+	else
+		step_failed "--force-delete-existing: no uninstall.sh next to install.sh to remove the existing agent"
+	fi
+}
+
+summary() {
+	local url=${ENDPOINT%/}
 	say ""
-	say "NOT INSTALLED YET: the checks passed and $CONF_FILE is written, but this"
-	say "installer stops here.  Installing the packages (ferry-dkms, ferry-agent),"
-	say "building and loading ferry.ko through DKMS and starting the ferry-agent"
-	say "service are the next step of issue 6, not implemented yet."
+	say "ferry's replication agent is installed and running."
+	say "  source server ID   $SOURCE_SERVER_ID"
+	say "  ferry-control      $url"
+	if [ "$NO_REPLICATION" = 1 ]; then
+		say "  replication        held (--no-replication): start it from ferry-control:"
+		say "                     aws mgn start-replication --source-server-id $SOURCE_SERVER_ID --endpoint-url $url"
+	fi
+	say "  progress, here     ferryctl status"
+	say "  progress, anywhere aws mgn describe-source-servers --endpoint-url $url"
+	say "  logs               $LOG_FILE, journalctl -u ferry-agent"
 }
 
 # ---- main ----------------------------------------------------------------------
@@ -1306,16 +1596,35 @@ main() {
 	trap on_exit EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	if [ -n "$CONFIG_OUT" ]; then
+		write_config
+		finish
+		say ""
+		say "The configuration is in $CONF_FILE (--config-out); nothing was installed."
+		log "---- install.sh done (--config-out: configuration only)"
+		return 0
+	fi
+	pkg_format
+	WORK_DIR=$(mktemp -d "$TMP_DIR/ferry-install.XXXXXX") ||
+		step_failed "cannot create a work directory in $TMP_DIR"
+	fetch_packages
+	[ "$FORCE_DELETE" = 0 ] || remove_existing
 	write_config
-	next_steps
-	# Success: forget the undo stack and the backups.
+	install_packages
+	load_module
+	start_service
+	wait_registered
+	finish
+	summary
+	log "---- install.sh done: source server $SOURCE_SERVER_ID"
+	return 0
+}
+
+# Success: forget the undo stack, drop the backups and the work directory.
+finish() {
 	UNDO=()
 	UNDO_WHAT=()
 	[ ${#KEEP_UNTIL_END[@]} -eq 0 ] || rm -f -- "${KEEP_UNTIL_END[@]}"
-	log "---- install.sh done (configuration written; packages: next step)"
-	# Not 0: automation must not take a server without the agent for
-	# an installed one.
-	return 4
 }
 
 # Parsed whole before it runs, so that editing this file during a run

@@ -66,10 +66,11 @@ def sha256(path):
     return h.hexdigest()
 
 
-def qmp(cmd, args):
-    """One QMP command on the guest's monitor socket."""
+def qmp(cmd, args, sock=None):
+    """One QMP command on the guest's monitor socket (SOCK, or run.sh's
+    $FERRY_QMP)."""
     s = socket.socket(socket.AF_UNIX)
-    s.connect(os.environ['FERRY_QMP'])
+    s.connect(sock or os.environ['FERRY_QMP'])
     f = s.makefile('rw')
     f.readline()
     for c in ({'execute': 'qmp_capabilities'},
@@ -85,10 +86,13 @@ def qmp(cmd, args):
 
 
 class Stack:
-    def __init__(self, base):
+    def __init__(self, base, assets_dir=None):
         self.base = base
-        self.ctl = ferrytest.Control(args=['--hostname', GUEST_HOST,
-                                           '--agent-timeout', '60'])
+        args = ['--hostname', GUEST_HOST, '--agent-timeout', '60']
+        if assets_dir:
+            # The packages install.sh downloads (make deb / make rpm).
+            args += ['--assets-dir', assets_dir]
+        self.ctl = ferrytest.Control(args=args)
         # ferry-control listens where Control chose; the guest needs a
         # fixed port: restart it there.
         self.ctl.stop()
@@ -314,4 +318,5 @@ def main():
         shutil.rmtree(stack.ctl.tmp, ignore_errors=True)
 
 
-main()
+if __name__ == '__main__':
+    main()
