@@ -63,6 +63,7 @@ struct api_ctx {
 	struct store *st;
 	const struct control_config *cfg;
 	struct ca *ca;
+	const char *host;	/* the request's Host header (for URLs), or "" */
 	const struct api_principal *who;
 	time_t now;		/* one clock reading per request */
 	const char *path_param; /* decoded {resourceArn} of /tags/{..} */
@@ -109,6 +110,7 @@ extern const struct api_module api_module_tags;		  /* ops_tags.c */
 extern const struct api_module api_module_jobs;		  /* ops_jobs.c */
 extern const struct api_module api_module_agent;	  /* ops_agent.c */
 extern const struct api_module api_module_replicator;	  /* ops_replicator.c */
+extern const struct api_module api_module_assets;	  /* ops_assets.c */
 
 extern const struct api_module *const api_modules[];
 extern const size_t api_n_modules;

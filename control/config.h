@@ -7,6 +7,7 @@
 
 struct control_config {
 	const char *data_dir;	  /* --data-dir (default /var/lib/ferry-control) */
+	const char *assets_dir;	  /* --assets-dir (default DATA_DIR/assets) */
 	const char *listen_addr;  /* --listen host part (default 0.0.0.0) */
 	unsigned short port;	  /* --listen port part (default 443) */
 	const char *region;	  /* --region (default us-east-1) */

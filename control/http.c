@@ -3,12 +3,15 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "assets.h"
+#include "config.h"
 #include "request.h"
 
 /* Bodies declared larger than this are refused before being read. */
@@ -106,6 +109,52 @@ static enum MHD_Result too_large_now(struct http_server *h,
 	return reply(conn, &resp);
 }
 
+/* GET /assets/latest/linux/FORMAT/NAME[.sha512]: the installation
+ * assets, unsigned, as from a public bucket (assets.h). */
+static enum MHD_Result serve_asset(struct http_server *h,
+				   struct MHD_Connection *conn,
+				   const char *uri)
+{
+	static const char not_found[] = "no such installation asset\n";
+	struct MHD_Response *r = NULL;
+	enum MHD_Result ret;
+	struct asset a;
+	bool digest;
+	char line[300];
+	int fd, n;
+
+	if (!assets_lookup(h->c->cfg->assets_dir, uri, &a, &digest)) {
+		if (digest) {
+			n = snprintf(line, sizeof(line), "%s  %s\n", a.sha512,
+				     a.name);
+			r = MHD_create_response_from_buffer(
+				(size_t)n, line, MHD_RESPMEM_MUST_COPY);
+		} else if ((fd = open(a.path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			/* MHD closes FD with the response. */
+			r = MHD_create_response_from_fd((uint64_t)a.size, fd);
+			if (!r)
+				close(fd);
+		}
+	}
+	if (r) {
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+					digest ? "text/plain" :
+						 "application/octet-stream");
+		ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	} else {
+		r = MHD_create_response_from_buffer(sizeof(not_found) - 1,
+						    (void *)not_found,
+						    MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"text/plain");
+		ret = MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, r);
+	}
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 			       const char *url, const char *method,
 			       const char *version, const char *upload,
@@ -163,6 +212,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if ((!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
+	    !strncmp(p->uri, "/assets/", 8))
+		return serve_asset(h, conn, p->uri);
 	req.method = method;
 	req.uri = p->uri;
 	req.body = p->body;

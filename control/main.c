@@ -41,6 +41,7 @@ static int usage(FILE *f, int rc)
 		"           [--region REGION] [--cert FILE --key FILE]\n"
 		"           [--hostname NAME]... [--agent-timeout SECS]\n"
 		"           [--session-ttl SECS] [--threads N] [--quiet]\n"
+		"           [--assets-dir DIR]\n"
 		"       ferry-control keys create|list|delete --data-dir DIR ...\n"
 		"       ferry-control certs issue|sign-csr --data-dir DIR ...\n"
 		"       ferry-control version\n"
@@ -48,7 +49,10 @@ static int usage(FILE *f, int rc)
 		"Defaults: --data-dir /var/lib/ferry-control, --listen 0.0.0.0:443,\n"
 		"--region us-east-1, --agent-timeout 300, --session-ttl 43200.\n"
 		"Without --cert/--key a server certificate is issued by the CA in\n"
-		"DATA_DIR (DATA_DIR/ca.pem is what clients pass as --ca-bundle).\n");
+		"DATA_DIR (DATA_DIR/ca.pem is what clients pass as --ca-bundle).\n"
+		"--assets-dir (default DATA_DIR/assets) holds the agent's packages\n"
+		"that install.sh downloads: deb/ and rpm/ as make deb / make rpm\n"
+		"leave them in build/pkg, each with its SHA512SUMS.\n");
 	return rc;
 }
 
@@ -144,6 +148,7 @@ static int serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, 'd' },
+		{ "assets-dir", required_argument, NULL, 'A' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "region", required_argument, NULL, 'r' },
 		{ "cert", required_argument, NULL, 'c' },
@@ -166,7 +171,7 @@ static int serve(int argc, char **argv)
 	};
 	struct control c = { .cfg = &cfg };
 	struct http_server *h = NULL;
-	char err[512], *cert = NULL, *key = NULL, path[4096];
+	char err[512], *cert = NULL, *key = NULL, path[4096], assets[4096];
 	pthread_t tid;
 	sigset_t stop_set;
 	int opt, rc = 1, sig;
@@ -176,6 +181,7 @@ static int serve(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': cfg.data_dir = optarg; break;
+		case 'A': cfg.assets_dir = optarg; break;
 		case 'l':
 			if (parse_listen(&cfg, optarg)) {
 				fprintf(stderr, "ferry-control: --listen wants ADDR:PORT, e.g. 0.0.0.0:443 or [::]:443\n");
@@ -221,6 +227,10 @@ static int serve(int argc, char **argv)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		cfg.threads = 4 * (n > 0 ? (int)n : 2);
+	}
+	if (!cfg.assets_dir) {
+		snprintf(assets, sizeof(assets), "%s/assets", cfg.data_dir);
+		cfg.assets_dir = assets;
 	}
 	umask(077); /* keys, the database and its WAL: owner only */
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "api.h"
@@ -230,6 +231,10 @@ void control_handle(struct control *c, const struct control_request *req,
 
 	memset(resp, 0, sizeof(*resp));
 	new_request_id(resp->request_id);
+	ctx.host = "";
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (!strcasecmp(req->headers[i].name, "host"))
+			ctx.host = req->headers[i].value;
 	if (req->too_large) {
 		api_error(&ctx, API_TOO_LARGE,
 			  "Request body is larger than the limit of %u bytes",
