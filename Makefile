@@ -22,7 +22,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all deps userspace kmod test test-unit test-control test-replicator \
-        test-agent test-install test-fuzz test-host \
+        test-agent test-packaging test-install test-fuzz test-host \
         test-kmod demo \
         bench bench-kmod bench-control bench-replicator bench-agent clean
 all: userspace kmod
@@ -38,6 +38,7 @@ include tests/tests.mk
 include tests/fuzz/fuzz.mk
 include tests/replicator/replicator_tests.mk
 include tests/agent/agent_tests.mk
+include packaging/packaging.mk
 
 userspace: $(USERSPACE_BINS)
 
@@ -82,6 +83,9 @@ test-replicator: userspace
 test-agent: userspace
 	@tests/run-all.sh agent
 
+test-packaging:
+	@tests/run-all.sh packaging
+
 test-install: userspace
 	@tests/run-all.sh install
 
@@ -105,4 +109,4 @@ bench-kmod: userspace
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path $(BUILD)/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -15,6 +15,8 @@
 #           findmnt), iproute2 (ip, ss), openssl (certificate checks),
 #           and the AWS command line and boto3 that drive ferry-control
 #   dkms    dkms, for the packaged module
+#   pkg     make deb / make rpm: debhelper, dh-dkms, dpkg-dev, fakeroot,
+#           lintian, rpm (rpmbuild), rpmlint
 #
 # Idempotent and silent when everything is present: installed packages are
 # checked with dpkg-query, and apt-get update runs only when something has
@@ -36,6 +38,7 @@ group_packages() {
 	agent) echo tinyproxy fdisk util-linux iproute2 openssl awscli \
 		python3-boto3 ;;
 	dkms) echo dkms ;;
+	pkg) echo debhelper dh-dkms dpkg-dev fakeroot lintian rpm rpmlint ;;
 	*) return 1 ;;
 	esac
 }
@@ -43,12 +46,12 @@ group_packages() {
 main() {
 	local g pkgs=''
 	[ $# -gt 0 ] || {
-		echo "usage: $0 GROUP...   (groups: build control vm agent dkms)" >&2
+		echo "usage: $0 GROUP...   (groups: build control vm agent dkms pkg)" >&2
 		exit 2
 	}
 	for g in "$@"; do
 		pkgs="$pkgs $(group_packages "$g")" ||
-			die "deps.sh: unknown group '$g': use build, control, vm, agent or dkms"
+			die "deps.sh: unknown group '$g': use build, control, vm, agent, dkms or pkg"
 	done
 	# shellcheck disable=SC2086 # a list of package names
 	ensure_pkgs $pkgs

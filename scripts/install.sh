@@ -1537,8 +1537,9 @@ wait_registered() {
 remove_existing() {
 	local u
 	existing_installation >/dev/null || return 0
-	u=$(command -v ferry-uninstall 2>/dev/null || :)
-	[ -n "$u" ] || u=$(dirname "$0")/uninstall.sh
+	# The installed package's own, else the one next to this script.
+	u=/usr/share/ferry/uninstall.sh
+	[ -f "$u" ] || u=$(dirname "$0")/uninstall.sh
 	say "Removing the agent installed here (--force-delete-existing)"
 	if [ -f "$u" ]; then
 		bash "$u" --keep-log >>"$(log_target)" 2>&1 ||

@@ -1,13 +1,15 @@
 #!/bin/bash
-# tests/run-all.sh [SUITE...]: run the test suites (unit, control, replicator,
-# agent, install, fuzz, host, kmod) and add up their counts.  Without an argument:
-# all.
+# tests/run-all.sh [SUITE...]: run the test suites (unit, control,
+# replicator, agent, packaging, install, fuzz, host, kmod) and add up their
+# counts.  Without an argument: all.
 #   unit  tests/unit/run.sh   native unit tests, plain and sanitizer builds
 #   control tests/control/run.sh  ferry-control against real AWS clients
 #   replicator tests/replicator/run.sh  ferry-replicator on loopback, driven
 #         by the test client on the same codec
 #   agent tests/agent/run.sh  ferry-agent natively: loop devices, loopback
-#   install tests/install/run.sh  scripts/install.sh against ferry-control
+#   install tests/install/run.sh  scripts/install.sh against ferry-control,
+#         and in a Debian guest
+#   packaging tests/packaging/run.sh  make deb / make rpm, lintian, rpmlint
 #   fuzz  tests/fuzz/run.sh   the fuzz targets over their committed corpus
 #   host  tests/host/run.sh   root tests on this machine (DKMS)
 #   kmod  tests/kmod/run.sh   the module's tests in QEMU guests
@@ -20,14 +22,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 suites=
 for mode in "${@:-all}"; do
 	case $mode in
-	all) suites="$suites unit control replicator agent install fuzz host kmod" ;;
-	unit | control | replicator | agent | install | fuzz | host | kmod) suites="$suites $mode" ;;
+	all) suites="$suites unit control replicator agent packaging install fuzz host kmod" ;;
+	unit | control | replicator | agent | packaging | install | fuzz | host | kmod) suites="$suites $mode" ;;
 	-h | --help)
-		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
-		echo "run-all.sh: unknown suite '$mode': use unit, control, replicator, agent, install, fuzz, host, kmod or nothing for all" >&2
+		echo "run-all.sh: unknown suite '$mode': use unit, control, replicator, agent, packaging, install, fuzz, host, kmod or nothing for all" >&2
 		exit 2
 		;;
 	esac

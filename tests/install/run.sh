@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/install/run.sh: scripts/install.sh's tests, run as root on this
-# machine against a real ferry-control (and tinyproxy) on loopback.  Each
+# machine against a real ferry-control (and tinyproxy) on loopback, and
+# install.sh with uninstall.sh in a Debian guest (t_guest.py).  Each
 # tests/install/t_*.py prints one PASS/FAIL line per check; this script runs
 # them all, counts the lines, and ends with "N passed, N failed".  Nothing
 # touches this machine's /etc/ferry or /var/log: the tests point install.sh
@@ -13,8 +14,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 export BUILD=$build
-# tinyproxy, the AWS command line and boto3 (agent), curl (control), dkms.
-"$root/scripts/deps.sh" agent control dkms
+# tinyproxy, the AWS command line and boto3 (agent), curl (control), dkms;
+# QEMU and debootstrap for the Debian guest of t_guest.py, which installs
+# the packages of make deb.
+"$root/scripts/deps.sh" agent control dkms vm
+make -C "$root" -s deb >/dev/null || echo "FAIL install: make deb failed"
 shopt -s nullglob
 if [ $# -gt 0 ]; then
 	tests=()

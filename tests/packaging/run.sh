@@ -1,0 +1,129 @@
+#!/bin/bash
+# tests/packaging/run.sh: make deb and make rpm, checked as a distribution
+# would: lintian and rpmlint without errors, each package's exact file
+# list, one version (VERSION) everywhere, the agent's dependency on the
+# module package of its version, maintainer scripts that leave the agent's
+# service alone (install.sh starts it), SHA512SUMS that match, and the
+# packaged DKMS source building ferry.ko against the bookworm test kernel's
+# headers.  Nothing is installed on this machine (the real installation is
+# tests/install/t_guest.py, in a Debian guest).  Ends with
+# "N passed, N failed".
+set -u
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+# shellcheck source=scripts/vm/lib.sh
+. scripts/vm/lib.sh
+scripts/deps.sh build pkg vm
+pass=0 fail=0
+check() {		# NAME COMMAND...: PASS if COMMAND succeeds
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		echo "PASS $name"
+		pass=$((pass + 1))
+	else
+		echo "FAIL $name: $(printf '%s' "$out" | tail -n 12 | tr '\n' ' ' | cut -c1-900)"
+		fail=$((fail + 1))
+	fi
+}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-packaging.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+V=$(cat VERSION)
+DEB=$BUILD/pkg/deb
+RPM=$BUILD/pkg/rpm
+
+check "make deb" make -s deb
+check "make rpm" make -s rpm
+
+# The files of each package, docs and licenses aside (they vary by tool).
+deb_files() { dpkg-deb -c "$1" | awk '{ print $6 }' | sed 's|^\./|/|' |
+	grep -v -e '/$' -e '^/usr/share/doc/' | sort; }
+rpm_files() { rpm -qlp "$1" 2>/dev/null | grep -v -e '^/usr/share/doc/' \
+	-e '^/usr/share/licenses/' -e '^/usr/lib/.build-id' | sort; }
+dkms_tree() {		# PREFIX: the module source as packaged
+	for f in Kbuild Makefile detect-features.sh dkms.conf; do echo "$1/$f"; done
+	for f in kmod/*.c kmod/*.h; do echo "$1/${f#kmod/}"; done
+	for f in kmod/features/*.c; do echo "$1/features/${f#kmod/features/}"; done
+	for f in include/ferry/*.h; do echo "$1/include/ferry/${f#include/ferry/}"; done
+}
+expect() {		# PKG FORMAT -> the expected file list
+	local unit=/lib/systemd/system
+	[ "$2" = rpm ] && unit=/usr/lib/systemd/system
+	case $1 in
+	dkms) dkms_tree "/usr/src/ferry-$V"
+		# An RPM lists the directories it owns.
+		[ "$2" = deb ] || printf '%s\n' "/usr/src/ferry-$V" \
+			"/usr/src/ferry-$V/features" "/usr/src/ferry-$V/include" \
+			"/usr/src/ferry-$V/include/ferry" ;;
+	agent) printf '%s\n' /usr/bin/ferry-agent /usr/bin/ferryctl \
+		/usr/share/ferry/uninstall.sh "$unit/ferry-agent.service"
+		[ "$2" = deb ] || echo /usr/share/ferry ;;
+	replicator) printf '%s\n' /usr/bin/ferry-replicator \
+		"$unit/ferry-replicator.service"
+		[ "$2" = rpm ] || echo /usr/lib/sysusers.d/ferry-replicator.conf ;;
+	control) printf '%s\n' /usr/bin/ferry-control "$unit/ferry-control.service"
+		if [ "$2" = rpm ]; then echo /etc/sysconfig/ferry-control; else
+			echo /etc/default/ferry-control
+			echo /usr/lib/sysusers.d/ferry-control.conf; fi ;;
+	esac | sort
+}
+for p in dkms agent replicator control; do
+	arch=amd64 rarch=x86_64
+	[ "$p" = dkms ] && arch=all rarch=noarch
+	d=$DEB/ferry-${p}_$V-1_$arch.deb r=$RPM/ferry-$p-$V-1.$rarch.rpm
+	check "deb ferry-$p: $(basename "$d") exists, version $V-1" \
+		test "$(dpkg-deb -f "$d" Version 2>&1)" = "$V-1"
+	check "deb ferry-$p: exactly the expected files" \
+		diff <(expect "$p" deb) <(deb_files "$d")
+	check "rpm ferry-$p: $(basename "$r") exists, version $V-1" \
+		test "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$r" 2>/dev/null)" = "$V-1"
+	check "rpm ferry-$p: exactly the expected files" \
+		diff <(expect "$p" rpm) <(rpm_files "$r")
+done
+check "deb ferry-agent depends on ferry-dkms (= $V-1) and its libraries" \
+	bash -c "dpkg-deb -f '$DEB/ferry-agent_${V}-1_amd64.deb' Depends |
+		grep -F 'ferry-dkms (= $V-1)' | grep -q 'liburing2'"
+check "rpm ferry-agent requires ferry-dkms = $V-1 and its libraries" \
+	bash -c "rpm -qp --requires '$RPM/ferry-agent-$V-1.x86_64.rpm' 2>/dev/null |
+		grep -qx 'ferry-dkms = $V-1' && rpm -qp --requires \
+		'$RPM/ferry-agent-$V-1.x86_64.rpm' 2>/dev/null | grep -q '^liburing.so.2'"
+dpkg-deb -e "$DEB/ferry-agent_${V}-1_amd64.deb" "$tmp/agent.ctl"
+# debhelper's --no-enable keeps only "enabled stays enabled on upgrade".
+check "deb ferry-agent's scripts neither enable nor start its service" \
+	bash -c "! grep -hE 'new installations run enable|_dh_action|deb-systemd-invoke (start|restart)|systemctl (enable|start)' $tmp/agent.ctl/post* $tmp/agent.ctl/pre* 2>/dev/null"
+check "deb ferry-agent's removal stops its service (a purge forgets it)" \
+	bash -c "grep -q 'deb-systemd-invoke stop ferry-agent.service' $tmp/agent.ctl/prerm &&
+		grep -q \"deb-systemd-helper purge 'ferry-agent.service'\" $tmp/agent.ctl/postrm"
+check "rpm ferry-agent's scripts neither enable nor start its service" \
+	bash -c "! rpm -qp --scripts '$RPM/ferry-agent-$V-1.x86_64.rpm' 2>/dev/null |
+		grep -E 'systemctl (enable|start|restart|preset)'"
+dpkg-deb -e "$DEB/ferry-dkms_${V}-1_all.deb" "$tmp/dkms.ctl"
+check "deb ferry-dkms: its scripts add, build and install the module with DKMS, and remove it" \
+	bash -c "grep -q 'DKMS_NAME=ferry' $tmp/dkms.ctl/postinst &&
+		grep -q 'DKMS_VERSION=$V' $tmp/dkms.ctl/postinst &&
+		grep -q 'dkms remove' $tmp/dkms.ctl/prerm"
+check "rpm ferry-dkms: its scripts build and install the module, and remove it" \
+	bash -c "rpm -qp --scripts '$RPM/ferry-dkms-$V-1.noarch.rpm' 2>/dev/null |
+		grep -q 'dkms install -m ferry -v $V' && rpm -qp --scripts \
+		'$RPM/ferry-dkms-$V-1.noarch.rpm' 2>/dev/null | grep -q 'dkms remove'"
+check "lintian: no error" lintian --fail-on error "$DEB"/ferry-*_"$V"-1_*.deb
+check "rpmlint: no error (packaging/rpm/rpmlint.toml)" \
+	rpmlint -c packaging/rpm/rpmlint.toml "$RPM"/ferry-*-"$V"-1.*.rpm
+check "deb SHA512SUMS match" bash -c "cd '$DEB' && sha512sum -c --quiet SHA512SUMS"
+check "rpm SHA512SUMS match" bash -c "cd '$RPM' && sha512sum -c --quiet SHA512SUMS"
+
+# The packaged DKMS tree, as DKMS builds it, against a real kernel's
+# headers (the bookworm test kernel; scripts/vm/kernel.sh caches them).
+dpkg-deb -x "$DEB/ferry-dkms_${V}-1_all.deb" "$tmp/dkms"
+src=$tmp/dkms/usr/src/ferry-$V
+check "the packaged dkms.conf names version $V (VERSION)" \
+	grep -qx "PACKAGE_VERSION=\"$V\"" "$src/dkms.conf"
+eval "$(scripts/vm/kernel.sh bookworm)"
+# shellcheck disable=SC2153 # KVER and KDIR come from kernel.sh
+check "the packaged source builds ferry.ko for $KVER" \
+	bash -c "make -C '$src' KVER='$KVER' KDIR='$KDIR' >'$tmp/build.log' 2>&1 &&
+		modinfo -F vermagic '$src/ferry.ko' | grep -q '^$KVER '"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
