@@ -294,8 +294,8 @@ echo "after-snapshot.txt is absent, as it must be"''')
             die("the test instance's kernel log: %s" % why)
 
     say('Summary')
-    print('%-42s %d (for %d bytes of disks)' % ('bytes sent by the agent', sent,
-                                                                   total))
+    print('%-42s %d (for %d bytes of disks)' %
+          ('bytes sent by the agent', sent, total))
     print('%-42s %s ms' % ('lag during the workload', lag))
     for name, secs in phases:
         print('%-42s %4.0f s' % (name, secs))

@@ -95,7 +95,8 @@ def run(stack, g):
     check('a Debian bookworm guest boots and answers SSH', up, g.start_log)
     if not up:
         return
-    rc, out = g.sh('mkfs.ext4 -q -E lazy_itable_init=0 -L data /dev/vdb && mkdir -p /data && '
+    rc, out = g.sh('mkfs.ext4 -q -E lazy_itable_init=0 -L data /dev/vdb && '
+                   'mkdir -p /data && '
                    'mount /dev/vdb /data && cp -r /etc /data/etc-copy && '
                    'mkdir -p /root/install')
     check('the data disk (vdb) carries ext4 with files', rc == 0, out)
