@@ -1542,7 +1542,7 @@ remove_existing() {
 	[ -f "$u" ] || u=$(dirname "$0")/uninstall.sh
 	say "Removing the agent installed here (--force-delete-existing)"
 	if [ -f "$u" ]; then
-		bash "$u" --keep-log >>"$(log_target)" 2>&1 ||
+		bash "$u" --keep-registration --keep-log >>"$(log_target)" 2>&1 ||
 			step_failed "the existing agent could not be removed ($u failed): see $LOG_FILE"
 	else
 		step_failed "--force-delete-existing: no uninstall.sh next to install.sh to remove the existing agent"
