@@ -47,8 +47,11 @@ for suite in $suites; do
 		continue
 	fi
 	echo "=== $suite: tests/$suite/run.sh"
+	start=$SECONDS
 	bash "$script" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
+	# Where CI's time goes, to keep `make test` well under 30 minutes.
+	echo "=== $suite: $((SECONDS - start)) s"
 	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	if [ -z "$summary" ]; then
 		echo "FAIL $suite: tests/$suite/run.sh ended (exit code $rc) without a 'N passed, N failed' line"

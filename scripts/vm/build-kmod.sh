@@ -94,8 +94,10 @@ main() {
 	if [ -z "$suite" ] && [ -z "$kdir" ]; then usage; fi
 
 	if [ -n "$suite" ]; then
-		local KVER KDIR CHROOT KPKG
-		eval "$("$FERRY_VM_DIR/kernel.sh" "$suite")"
+		local KVER KDIR CHROOT KPKG env
+		env=$("$FERRY_VM_DIR/kernel.sh" "$suite") ||
+			die "cannot fetch the $suite kernel (see above)"
+		eval "$env"
 		kver=$KVER kdir=$KDIR chroot=$CHROOT
 	fi
 	[ -n "$chroot" ] || ensure_pkgs make gcc

@@ -169,6 +169,7 @@ prepare() {
 		if [ ! -f "$root/boot/vmlinuz-$kver" ] || [ ! -d "$root/lib/modules/$kver/kernel" ]; then
 			die "$img has no boot/vmlinuz-$kver or modules: unexpected package layout"
 		fi
+		ensure_pkgs kmod
 		depmod -b "$root" "$kver" ||
 			die "depmod of $kver failed: install kmod (scripts/deps.sh vm)"
 		if [ "$suite" = "$(host_codename)" ]; then
