@@ -23,7 +23,7 @@ LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all deps userspace kmod test test-unit test-control test-replicator \
         test-agent test-packaging test-install test-fuzz test-host \
-        test-kmod demo \
+        test-kmod test-faults soak demo \
         bench bench-kmod bench-control bench-replicator bench-agent clean
 all: userspace kmod
 
@@ -94,6 +94,17 @@ test-fuzz: fuzz-bin
 
 test-kmod: userspace
 	@tests/run-all.sh kmod
+
+# The fault campaign alone (it also runs in make test, one round); make
+# soak: five rounds in each of three boots, each ended by a reset, seeded
+# by the time unless FERRY_VM_ARGS="seed=N" replays an order.
+test-faults: userspace
+	@FERRY_TESTS=faults KMOD_SUITES=bookworm tests/run-all.sh kmod
+
+soak: userspace
+	@FERRY_TESTS=faults KMOD_SUITES=bookworm FERRY_VM_BOOTS=$${FERRY_VM_BOOTS:-4} \
+		FERRY_VM_TIMEOUT=$${FERRY_VM_TIMEOUT:-7200} \
+		FERRY_VM_ARGS="rounds=5 $${FERRY_VM_ARGS:-}" tests/run-all.sh kmod
 
 test-host: all
 	@tests/run-all.sh host

@@ -13,8 +13,9 @@
 #   --args "..."       arguments of the guest test (ferry.args=)
 #   --append "..."     more kernel command line
 #   --boots N          boot N times on the same disks (default 1): boot K
-#                      gets ferry.boot=K ($FERRY_BOOT in the test); a boot
-#                      before the last ends when the guest resets itself
+#                      gets ferry.boot=K ($FERRY_BOOT in the test) and
+#                      ferry.boots=N; a boot before the last ends when the
+#                      guest resets itself
 #                      (QEMU exits, -no-reboot), the next starts at once;
 #                      consoles append to the same log, the host hook runs
 #                      across all boots, the timeout is per boot
@@ -199,7 +200,7 @@ main() {
 	local done_at='' booted_at='' qrc=0
 	while :; do
 		deadline=$(($(date +%s) + limit + ${FERRY_BOOT_ALLOWANCE:-120}))
-		"${q[@]}" -append "$cmdline ferry.boot=$boot" >"$vmdir/qemu.out" 2>&1 &
+		"${q[@]}" -append "$cmdline ferry.boot=$boot ferry.boots=$boots" >"$vmdir/qemu.out" 2>&1 &
 		qpid=$!
 		while kill -0 "$qpid" 2>/dev/null; do
 			if [ -z "$booted_at" ] && grep -aq FERRY-BOOTED "$res" "$log" 2>/dev/null; then

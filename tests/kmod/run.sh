@@ -20,7 +20,9 @@
 # A file tests/kmod/guest/NAME.host next to it is run on the host (bash)
 # while the guest runs, with $FERRY_QMP etc. (see scripts/vm/run.sh).
 #
-# Environment: FERRY_TESTS="name ..." selects tests; FERRY_VM_JOBS=2 runs
+# Environment: FERRY_TESTS="name ..." selects tests; FERRY_VM_ARGS gives
+# them arguments (ferry.args); FERRY_VM_BOOTS and FERRY_VM_TIMEOUT replace
+# their headers' boots= and timeout= (make soak); FERRY_VM_JOBS=2 runs
 # two guests at once (each gets its own CPUs' worth of TCG threads; on a
 # 2-core machine that is slower per guest but faster overall);
 # FERRY_VERBOSE=1 streams the guests' consoles; BUILD (default build).
@@ -82,8 +84,9 @@ run_one() {
 	f="$GUEST_DIR/$name.sh"
 	opts+=(--mem "$(header_value "$f" mem 1G)")
 	opts+=(--smp "$(header_value "$f" smp 2)")
-	opts+=(--timeout "$(header_value "$f" timeout 600)")
-	opts+=(--boots "$(header_value "$f" boots 1)")
+	opts+=(--timeout "${FERRY_VM_TIMEOUT:-$(header_value "$f" timeout 600)}")
+	opts+=(--boots "${FERRY_VM_BOOTS:-$(header_value "$f" boots 1)}")
+	[ -z "${FERRY_VM_ARGS:-}" ] || opts+=(--args "$FERRY_VM_ARGS")
 	d=$(header_value "$f" disks 256M,64M)
 	if [ "$d" != none ]; then
 		for d in ${d//,/ }; do

@@ -25,6 +25,12 @@ It starts, on 127.0.0.1 (the guest's 10.0.2.2):
                              exported and checked with e2fsck -fn
       GET /describe          `aws mgn describe-source-servers` against
                              ferry-control, as a few lines for people
+      GET /kill-replicator?ms=N
+                             kill -9 ferry-replicator, start it again N ms
+                             later (answering first)
+      GET /fill, GET /free   fill the staging filesystem (a tmpfs of
+                             --staging-size) to the last byte with a
+                             file of its own; remove that file
       GET /export?after=N&name=/dev/vdb&out=FILE[&id=SNAPSHOT]
                              the newest snapshot with a CP id >= N (or
                              the one named)
@@ -86,7 +92,7 @@ def qmp(cmd, args, sock=None):
 
 
 class Stack:
-    def __init__(self, base, assets_dir=None):
+    def __init__(self, base, assets_dir=None, staging_size=None):
         self.base = base
         args = ['--hostname', GUEST_HOST, '--agent-timeout', '60']
         if assets_dir:
@@ -98,6 +104,14 @@ class Stack:
         self.ctl.stop()
         self.ctl.start(port=base)
         self.data = os.path.join(self.ctl.tmp, 'staging')
+        self.mounted = False
+        if staging_size:
+            # A filesystem of its own, so that a test can fill it up.
+            os.makedirs(self.data)
+            subprocess.run(['mount', '-t', 'tmpfs', '-o',
+                            'size=%s,mode=0700' % staging_size, 'ferry-staging',
+                            self.data], check=True)
+            self.mounted = True
         creds = os.path.join(self.ctl.tmp, 'replicator.key')
         with os.fdopen(os.open(creds, os.O_WRONLY | os.O_CREAT, 0o600),
                        'w') as f:
@@ -113,13 +127,63 @@ class Stack:
                     # so that the test sees those made under load.
                     'pit_policy = 5s:1h\n' %
                     (self.ctl.url, self.ctl.ca, creds, GUEST_HOST, base + 1))
+        self.repl_conf = conf
         self.repl_log = open(os.path.join(self.ctl.tmp, 'replicator.log'),
                              'w')
+        self.start_replicator()
+
+    def start_replicator(self):
         self.repl = subprocess.Popen(
             [repltest.REPLICATOR, 'serve', '--listen',
-             '127.0.0.1:%d' % (base + 1), '--data-dir', self.data,
-             '--config', conf], stdin=subprocess.DEVNULL,
+             '127.0.0.1:%d' % (self.base + 1), '--data-dir', self.data,
+             '--config', self.repl_conf], stdin=subprocess.DEVNULL,
             stdout=self.repl_log, stderr=self.repl_log)
+
+    def kill_replicator(self, ms):
+        """kill -9 the replicator now; start it again MS ms later."""
+        self.repl.kill()
+        self.repl.wait()
+
+        def restart():
+            time.sleep(ms / 1000)
+            self.start_replicator()
+        threading.Thread(target=restart, daemon=True).start()
+
+    def fill_path(self):
+        return os.path.join(self.data, 'fill')
+
+    def fill(self):
+        """Take every free byte of the staging filesystem."""
+        if not self.mounted:
+            return ('ERROR the staging directory is not a filesystem of '
+                    'its own (--staging-size)\n')
+        # The replicator writes meanwhile: take what is free, again and
+        # in smaller pieces, until nothing is.
+        size, chunk = 0, None
+        fd = os.open(self.fill_path(), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                st = os.statvfs(self.data)
+                free = st.f_bavail * st.f_frsize
+                chunk = free if chunk is None else min(chunk, free)
+                if chunk < st.f_frsize:
+                    break
+                try:
+                    os.posix_fallocate(fd, size, chunk)
+                    size += chunk
+                except OSError:
+                    chunk //= 2
+        finally:
+            os.close(fd)
+        return 'FILLED %d\n' % size
+
+    def free(self):
+        try:
+            size = os.path.getsize(self.fill_path())
+            os.unlink(self.fill_path())
+        except FileNotFoundError:
+            size = 0
+        return 'FREED %d\n' % size
 
     def source_server(self):
         r = self.ctl.aws('mgn', 'describe-source-servers', '--filters', '{}')
@@ -215,6 +279,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self.repl.kill()
         self.ctl.stop()
+        if self.mounted:
+            subprocess.run(['umount', self.data])
+            self.mounted = False
 
 
 def make_handler(stack):
@@ -272,6 +339,13 @@ def make_handler(stack):
                     qmp('set_link', {'name': 'net0', 'up': True})
                 threading.Thread(target=cut, daemon=True).start()
                 self.reply(200, 'OK\n')
+            elif path == '/kill-replicator':
+                stack.kill_replicator(int(q.get('ms', '3000')))
+                self.reply(200, 'OK\n')
+            elif path == '/fill':
+                self.reply(200, stack.fill())
+            elif path == '/free':
+                self.reply(200, stack.free())
             elif path == '/snapcheck':
                 cps = [int(c) for c in q.get('cps', '').split(',') if c]
                 self.reply(200, stack.snapcheck(cps,
@@ -300,8 +374,11 @@ def make_handler(stack):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--base', type=int, required=True)
+    ap.add_argument('--staging-size',
+                    help='staging directory on a tmpfs of this size '
+                    '(e.g. 1G), so that /fill can fill it')
     a = ap.parse_args()
-    stack = Stack(a.base)
+    stack = Stack(a.base, staging_size=a.staging_size)
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', a.base + 2),
                                           make_handler(stack))
 

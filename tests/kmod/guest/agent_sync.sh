@@ -28,76 +28,10 @@ set -eu
 
 T=agent_sync
 BASE=18400			# agent_sync.host: the same
-SVC=http://10.0.2.2:$((BASE + 2))
-PERSIST=/persist		# /dev/vdb
-STATE=$PERSIST/state
-CONF=$PERSIST/agent.conf
-AGENT_LOG=/tmp/agent.log
-MNT=/mnt/src
+# shellcheck source=SCRIPTDIR/agent_lib.sh
+. "$(dirname "$0")/agent_lib.sh"
 
 ferry_begin "$T"
-
-svc() {
-	wget -q -O - "$SVC/$1"
-}
-
-# converged: the staging volume of /dev/vda equals the disk (host's view).
-converged() {
-	_r=$(svc "compare?disk=0&name=/dev/vda") || return 1
-	echo "$_r" >"$WORK/compare"
-	case $_r in EQUAL*) return 0 ;; esac
-	return 1
-}
-
-# wait_converged NAME SECONDS: PASS when the volume equals the disk.
-wait_converged() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	if wait_for "$2" converged; then
-		pass "$1"
-	else
-		fail "$1" "not equal after $2 s: $(cat "$WORK/compare" 2>/dev/null); agent log: $(tail -n 3 "$AGENT_LOG" | tr '\n' ' ')"
-	fi
-}
-
-state_is() {
-	_s=$(svc state) || return 1
-	case $_s in "$1 "*) return 0 ;; esac
-	return 1
-}
-
-start_agent() {
-	ferry-agent --config "$CONF" >>"$AGENT_LOG" 2>&1 &
-	AGENT_PID=$!
-}
-
-stop_agent() {
-	kill "$AGENT_PID" 2>/dev/null || :
-	wait "$AGENT_PID" 2>/dev/null || :
-}
-
-# The last consistency point the replicator acknowledged, 0 if none.
-cp_last() {
-	sed -n 's/.*consistency point \([0-9]*\) acknowledged.*/\1/p' \
-		"$AGENT_LOG" | tail -n 1 | grep . || echo 0
-}
-
-# Consistency points made by a round under a freeze, one per line.
-freeze_cps() {
-	sed -n 's/.*consistency point \([0-9]*\) sent, from a round under a freeze.*/\1/p' \
-		"$AGENT_LOG"
-}
-
-registered() {
-	! grep -q secret-access-key "$CONF"
-}
-
-# status_field KEY: a number from `ferryctl status --json` (first match).
-status_field() {
-	ferryctl status --json --state-dir "$STATE" 2>/dev/null |
-		tr ',{}' '\n\n\n' | sed -n "s/^ *\"$1\": *\([0-9][0-9]*\).*/\1/p" |
-		head -n 1
-}
 
 # rescan_sent_small NAME: the agent sent little since it started.
 rescan_sent_small() {
@@ -111,14 +45,7 @@ rescan_sent_small() {
 }
 
 if [ "$FERRY_BOOT" -ge 2 ]; then
-	step "boot $FERRY_BOOT, after a hard reset: remount, restart the agent"
-	load_ferry
-	wait_for 120 svc setup >/dev/null
-	mkdir -p "$PERSIST" "$MNT"
-	mount /dev/vdb "$PERSIST"
-	cp "$PERSIST/machine-id" /etc/machine-id
-	mount /dev/vda "$MNT"
-	start_agent
+	restart_after_reset
 	wait_converged "$T/after a guest reset: staging volume equals /dev/vda" 300
 	rescan_sent_small "$T/after a guest reset: the rescan sent only what differed"
 	stop_agent
@@ -132,35 +59,10 @@ wait_for 120 svc setup >/dev/null
 check "$T/stack reachable" svc setup
 
 step "a filesystem with files on /dev/vda"
-mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/vda
-mkdir -p "$MNT"
-mount /dev/vda "$MNT"
-dd if=/dev/urandom of="$MNT/random.bin" bs=1M count=24 2>/dev/null
-i=0
-while [ $i -lt 200 ]; do
-	echo "file $i of the source server" >"$MNT/f$i.txt"
-	i=$((i + 1))
-done
-sync
+make_source_fs
 
 step "configure and start the agent"
-# What every Debian system has and the initramfs lacks.
-hostname ferry-guest
-tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id
-mkfs.ext4 -q -F /dev/vdb
-mkdir -p "$PERSIST"
-mount /dev/vdb "$PERSIST"
-cp /etc/machine-id "$PERSIST/machine-id"
-mkdir -p "$STATE"
-svc ca.pem >"$PERSIST/control-ca.pem"
-{
-	svc setup
-	echo "ca-bundle = $PERSIST/control-ca.pem"
-	echo "devices = /dev/vda"
-	echo "state-dir = $STATE"
-	echo "cp-interval-seconds = 5"
-} >"$CONF"
-chmod 600 "$CONF"
+configure_agent
 start_agent
 if wait_for 120 registered; then
 	pass "$T/agent registered and forgot the installer's secret"
@@ -168,13 +70,7 @@ else
 	fail "$T/agent registered and forgot the installer's secret" "$(tail -n 3 "$AGENT_LOG" | tr '\n' ' ')"
 fi
 
-step "initial copy"
-if wait_for 600 state_is CONTINUOUS; then
-	pass "$T/initial copy: CONTINUOUS at ferry-control"
-else
-	fail "$T/initial copy: CONTINUOUS at ferry-control" "state $(svc state); $(tail -n 5 "$AGENT_LOG" | tr '\n' ' ')"
-fi
-wait_converged "$T/initial copy: staging volume equals /dev/vda" 300
+initial_copy
 
 step "continuous replication under fio, with a network cut"
 cp_before=$(cp_last)
@@ -229,9 +125,6 @@ dd if=/dev/urandom of="$MNT/before-reset.bin" bs=1M count=2 2>/dev/null
 sync
 # Written and not synced: the reset may keep any part of it.
 dd if=/dev/urandom of="$MNT/at-reset.bin" bs=1M count=1 2>/dev/null
-info "resetting now (boot 2 goes on)"
-echo 1 >/proc/sys/kernel/sysrq
-echo b >/proc/sysrq-trigger
-sleep 30
+hard_reset
 fail "$T/hard reset" "the guest did not reset"
 ferry_end
