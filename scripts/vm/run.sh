@@ -261,6 +261,15 @@ main() {
 		rc=1
 	fi
 	if [ "$rc" -ne 0 ]; then
+		# A splat's first lines say where it hit (its RIP, the task);
+		# CI keeps only this output, not the log.
+		local first
+		first=$(grep -anE "$SPLAT_RE" "$log" | grep -av 'ommand line:' |
+			head -n1 | cut -d: -f1 || :)
+		if [ -n "$first" ]; then
+			echo "--- $log (from line $((first > 5 ? first - 5 : 1)), the first splat) ---"
+			tail -n +"$((first > 5 ? first - 5 : 1))" "$log" | head -n 80 | tr -d '\r'
+		fi
 		echo "--- $log (last 40 lines) ---"
 		tail -n 40 "$log" | tr -d '\r'
 		echo "--- end of $log ---"
