@@ -60,13 +60,15 @@ def main():
               (r.returncode, r.stdout, r.stderr[-500:]))
 
         # Installed again (the same machine, the same server), then an
-        # administrator disconnects it before the uninstaller runs.
+        # administrator disconnects it once the uninstaller stopped the
+        # service (a running agent would obey the uninstall command
+        # itself, and --disconnect find nothing to do).
         cb = s.write_conf('a2', devices=None)
         hb = s.harness(cb)
         again = hb.wait_ready()
+        hb.quit()
         s.ctl.aws('mgn', 'disconnect-from-service', '--source-server-id',
                   again)
-        hb.quit()
         r = s.run_agent(cb, '--disconnect')
         check('disconnected by an administrator first: --disconnect '
               'says so, exit 0, registration forgotten',
