@@ -24,7 +24,8 @@ LIB_SOBJ  := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 .PHONY: all deps userspace kmod test test-unit test-control test-replicator \
         test-agent test-packaging test-install test-fuzz test-host \
         test-kmod demo \
-        bench bench-kmod bench-control bench-replicator bench-agent clean
+        bench bench-kmod bench-control bench-replicator bench-agent \
+        bench-baseline clean
 all: userspace kmod
 
 deps:

@@ -2,7 +2,7 @@
 # tests/lib/bench.sh: the machine-readable figures of the benchmarks,
 # sourced by tests/*/bench*.sh (tests/lib/benchfig.py is the same for the
 # Python ones).  Each figure is one line
-#   BENCH component=C name=N value=V unit=U baseline=B ratio=R goal="G" met=M label="L"
+#   BENCH component=C name=N value=V unit="U" baseline=B ratio=R goal="G" met=M label="L"
 # printed to stdout and appended to $BUILD/bench/STEP.figures, which
 # tests/bench/report.py turns into build/bench/report.md.  value and
 # baseline are measured in the same run; ratio is value / baseline; goal
@@ -20,7 +20,7 @@ bench_init() {
 # bench_figure COMPONENT NAME VALUE UNIT BASELINE RATIO GOAL MET LABEL
 bench_figure() {
 	local line
-	line=$(printf 'BENCH component=%s name=%s value=%s unit=%s baseline=%s ratio=%s goal="%s" met=%s label="%s"' \
+	line=$(printf 'BENCH component=%s name=%s value=%s unit="%s" baseline=%s ratio=%s goal="%s" met=%s label="%s"' \
 		"${1:--}" "${2:--}" "${3:--}" "${4:--}" "${5:--}" "${6:--}" \
 		"${7:--}" "${8:--}" "${9:--}")
 	echo "$line"

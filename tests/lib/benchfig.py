@@ -1,7 +1,7 @@
 """benchfig: the machine-readable figures of the Python benchmarks (the
 same lines as tests/lib/bench.sh writes for the shell ones):
 
-  BENCH component=C name=N value=V unit=U baseline=B ratio=R goal="G"
+  BENCH component=C name=N value=V unit="U" baseline=B ratio=R goal="G"
         met=M label="L"
 
 printed to stdout and appended to $BUILD/bench/STEP.figures, which
@@ -14,7 +14,7 @@ import shlex
 BUILD = os.environ.get('BUILD', 'build')
 KEYS = ('component', 'name', 'value', 'unit', 'baseline', 'ratio', 'goal',
         'met', 'label')
-QUOTED = ('goal', 'label')
+QUOTED = ('unit', 'goal', 'label')
 
 
 class Figures:
