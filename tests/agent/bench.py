@@ -178,9 +178,9 @@ def main():
         fig.add('agent', 'rss', rss / MiB, 'MiB', goal='< %d MiB' %
                 (GOAL_RSS // MiB), met=yn(rss < GOAL_RSS),
                 label='peak RSS of the agent')
-        fig.add('agent', 'cpu', cpu1, 'CPU s', full_s, cpu1 / full_s,
-                label='agent CPU time in the full sync (baseline: its '
-                'wall time)')
+        fig.add('agent', 'cpu', cpu1, 's', full_s, cpu1 / full_s,
+                label='agent CPU seconds in the full sync (baseline: its '
+                'wall seconds)')
         md += ['', 'Lag under a steady write load needs ferry.ko: '
                'measured in a QEMU guest, not in this run.']
         with open(os.path.join(bench, 'agent.md'), 'w') as f:
