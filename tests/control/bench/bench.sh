@@ -200,7 +200,7 @@ for c in "${levels[@]}"; do
 	# Latency against the unsigned requests' at the same level.
 	bp50=$(val "$b" p50_ms)
 	bp99=$(val "$b" p99_ms)
-	bench_figure control "c$c.heartbeats" "$hrps" heartbeats/s "$brps" \
+	bench_figure control "c$c.heartbeats" "$hrps" req/s "$brps" \
 		"$ratio" ">= $GOAL_RPS heartbeats/s" "$rpsok" \
 		"heartbeats/s, $c in flight (baseline: unsigned requests/s)"
 	bench_figure control "c$c.p50" "$p50" ms "$bp50" \
