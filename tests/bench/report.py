@@ -88,7 +88,10 @@ def facts():
     rev = run('git', 'rev-parse', '--short', 'HEAD') or '?'
     # Uncommitted changes to tracked files make the revision a lie.
     if run('git', 'status', '--porcelain', '--untracked-files=no'):
-        rev += ' (with uncommitted changes)'
+        rev += '+changes'
+    start = f.get('git_start')
+    if start and start != rev:
+        rev = '%s at the start, %s at the end' % (start, rev)
     cpu = '?'
     try:
         with open('/proc/cpuinfo') as fh:
@@ -109,7 +112,7 @@ def facts():
     return [
         ('date', f.get('started', '?') + ' to ' +
          time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())),
-        ('git revision', '%s (branch %s)' % (
+        ('git revision (+changes: uncommitted)', '%s (branch %s)' % (
             rev, run('git', 'rev-parse', '--abbrev-ref', 'HEAD') or '?')),
         ('CPUs (nproc)', '%d x %s' % (os.cpu_count() or 0, cpu)),
         ('memory', mem),

@@ -47,6 +47,10 @@ rm -f "$OUT"/*.figures "$OUT/status"
 {
 	echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "loadavg_start $(cut -d' ' -f1-3 /proc/loadavg)"
+	# What ran: the tree may change while the steps run.
+	echo "git_start $(git rev-parse --short HEAD 2>/dev/null)$(
+		git status --porcelain --untracked-files=no 2>/dev/null |
+			grep -q . && echo +changes)"
 } >"$OUT/facts"
 
 for step in $(tr ',' ' ' <<<"$STEPS"); do

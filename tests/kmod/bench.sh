@@ -20,8 +20,8 @@
 # FERRY_BENCH_GB (null_blk size, 1), FERRY_BENCH_BIG_GB (memory disk, 1024),
 # FERRY_BENCH_DISK (virtio disk, 1G), FERRY_BENCH_STRICT=1 (exit 1 when a
 # ratio misses the goal), FERRY_BENCH_REPORT_ONLY=1 (boot nothing: report
-# the figures of the last run, $BUILD/vm-logs/SUITE-bench.results). TCG emulation makes absolute IOPS meaningless;
-# the ratio is what to read.
+# the figures of the last run, $BUILD/vm-logs/SUITE-bench.results). TCG
+# emulation makes absolute IOPS meaningless; the ratio is what to read.
 set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/../../scripts/vm/lib.sh"

@@ -15,8 +15,9 @@
 # Prints one line per figure (heartbeats/s, ratio to the baseline and to
 # the 5,000/s goal, p50/p99/max latency, p99 < 50 ms) and writes
 # $BUILD/bench/control.md; the same figures as BENCH lines (tests/lib/
-# bench.sh) in $BUILD/bench/control.figures for make bench's report.  Ratios, not timed assertions: the machine's
-# other load moves both columns of a level together.
+# bench.sh) in $BUILD/bench/control.figures for make bench's report.
+# Ratios, not timed assertions: the machine's other load moves both
+# columns of a level together.
 #
 # Environment: FERRY_BENCH_CONCURRENCY (16,64,256), FERRY_BENCH_SECONDS
 # (counted seconds per run, 8), FERRY_BENCH_WARMUP (2), FERRY_BENCH_AGENTS
