@@ -41,6 +41,18 @@ target_of() {
 	esac
 }
 
+# make -n bench still runs this script (its recipe names $(MAKE)): list
+# the steps and leave the last run's figures alone.
+flags=${MAKEFLAGS:-}
+flags=${flags%% *}
+case $flags in -* | *=*) flags= ;; esac
+if [[ $flags == *n* ]]; then
+	for step in $(tr ',' ' ' <<<"$STEPS"); do
+		echo "bench: $step: $MAKE $(target_of "$step" || echo '?')"
+	done
+	exit 0
+fi
+
 mkdir -p "$OUT/logs"
 # Only this run's figures may reach the report.
 rm -f "$OUT"/*.figures "$OUT/status"
