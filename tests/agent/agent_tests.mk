@@ -37,9 +37,29 @@ $(BUILD)/obj/tests/agent/src/ferry-control-test.o: CFLAGS += -Iagent
 # read rate of the same device, a half-empty disk against a full one, and
 # the agent's peak RSS (tests/agent/bench.py), then its lag under a steady
 # write load with ferry.ko in a QEMU guest (tests/agent/bench-lag.sh);
-# report in $(BUILD)/bench/agent.md.
-.PHONY: bench-agent
-bench-agent: $(BIN)/ferry-agent $(BIN)/ferry-replicator $(BIN)/ferry-control
+# report in $(BUILD)/bench/agent.md.  bench-agent-sync and bench-agent-lag
+# are its two halves, separate steps of make bench.
+#
+# `make bench-baseline`: ferry's initial sync of a disk with zeros and text
+# against dd | openssl s_client -> openssl s_server | dd of the same disk
+# (tests/agent/bench-baseline.py); report in $(BUILD)/bench/baseline.md.
+AGENT_BENCH_BINS := $(BIN)/ferry-agent $(BIN)/ferry-replicator \
+                    $(BIN)/ferry-control
+AGENT_BENCH_SYNC := BUILD=$(BUILD) /usr/bin/python3 tests/agent/bench.py
+AGENT_BENCH_LAG  := BUILD=$(BUILD) tests/agent/bench-lag.sh
+.PHONY: bench-agent bench-agent-sync bench-agent-lag bench-baseline
+bench-agent: $(AGENT_BENCH_BINS)
 	@scripts/deps.sh vm
-	@BUILD=$(BUILD) /usr/bin/python3 tests/agent/bench.py
-	@BUILD=$(BUILD) tests/agent/bench-lag.sh
+	@$(AGENT_BENCH_SYNC)
+	@$(AGENT_BENCH_LAG)
+
+bench-agent-sync: $(AGENT_BENCH_BINS)
+	@scripts/deps.sh vm
+	@$(AGENT_BENCH_SYNC)
+
+bench-agent-lag: $(AGENT_BENCH_BINS)
+	@$(AGENT_BENCH_LAG)
+
+bench-baseline: $(AGENT_BENCH_BINS)
+	@scripts/deps.sh agent
+	@BUILD=$(BUILD) /usr/bin/python3 tests/agent/bench-baseline.py

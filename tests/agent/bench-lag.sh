@@ -8,7 +8,8 @@
 # agent_stack.py, on loopback); once CONTINUOUS, fio writes 4 KiB at
 # random at a fixed rate for RUNTIME seconds while the agent's lag is
 # sampled every second.  Prints p50 and p99 of the lag against the goal
-# (p99 < 1 s) and appends them to $BUILD/bench/agent.md.  The lag counts
+# (p99 < 1 s) and appends them to $BUILD/bench/agent.md (as BENCH lines,
+# tests/lib/bench.sh, to $BUILD/bench/agent-lag.figures).  The lag counts
 # from the drain that found a change; a change waits up to one drain
 # interval (100 ms) before that.  TCG emulation makes the guest slow:
 # read the figure as an upper bound for a real machine.
@@ -19,6 +20,8 @@ set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/../../scripts/vm/lib.sh"
 cd "$FERRY_ROOT"
+# shellcheck source=tests/lib/bench.sh
+. tests/lib/bench.sh
 
 SUITE=${1:-bookworm}
 RUNTIME=${FERRY_BENCH_LAG_RUNTIME:-60}
@@ -31,6 +34,7 @@ fig() {
 	awk -v k="$2" '$1 == "FERRY-BENCH" && $2 == k { print $3; exit }' "$1" | tr -d '\r'
 }
 
+bench_init agent-lag
 scripts/deps.sh build vm
 initrd="$BUILD/vm/$SUITE-bench-agent.cpio.gz"
 guest_image "$SUITE" "$initrd" tests/agent/bench-guest \
@@ -54,6 +58,12 @@ printf 'bench-agent: %-42s %8s  (goal reported)   [%s samples, fio %s IOPS]\n' \
 	"lag p50 (ms), $RATE writes/s" "$p50" "$n" "$iops"
 printf 'bench-agent: %-42s %8s  (goal < %d) %s\n' \
 	"lag p99 (ms), $RATE writes/s" "$p99" "$GOAL_MS" "$met"
+yes_no=no
+[ "$met" = met ] && yes_no=yes
+bench_figure agent lag.p50 "$p50" ms - - - - \
+	"lag p50, fio 4 KiB random writes at $RATE/s in a QEMU guest"
+bench_figure agent lag.p99 "$p99" ms - - "< $GOAL_MS ms" "$yes_no" \
+	"lag p99, fio 4 KiB random writes at $RATE/s in a QEMU guest"
 if [ -f "$MD" ]; then
 	sed -i '/^Lag under a steady write load needs ferry.ko/d' "$MD"
 	{

@@ -18,7 +18,9 @@ In one run, on a loop device (direct I/O) over a file in $BUILD/bench:
 Goals: sync rate >= 0.9 of fio's, peak RSS < 64 MiB.  Lag under a steady
 write load needs ferry.ko: it is measured in a QEMU guest, not here.
 
-Prints one line per figure and writes $BUILD/bench/agent.md.
+Prints one line per figure and writes $BUILD/bench/agent.md; the same
+figures as BENCH lines (tests/lib/benchfig.py) in
+$BUILD/bench/agent.figures for make bench's report.
 Environment: FERRY_BENCH_SIZE_MB (1024), FERRY_BENCH_STRICT=1 (exit 1
 when a goal is missed).
 """
@@ -33,6 +35,7 @@ import time
 
 import repl
 from repl import MiB, R
+from benchfig import Figures  # tests/lib, on the path through repl
 
 SIZE = int(os.environ.get('FERRY_BENCH_SIZE_MB', '1024')) * MiB
 STRICT = os.environ.get('FERRY_BENCH_STRICT') == '1'
@@ -97,6 +100,10 @@ def agent_sync(s, disk, sid):
     return SIZE / secs, secs, max(rss, before) * 1024, cpu
 
 
+def yn(ok):
+    return 'yes' if ok else 'no'
+
+
 def main():
     bench = os.path.join(R.BUILD, 'bench')
     os.makedirs(bench, exist_ok=True)
@@ -134,6 +141,7 @@ def main():
                                                's-0000000000bench02')
         rss = max(rss1, rss2)
 
+        fig = Figures('agent')
         rate = full_bps / fio_bps
         half = half_s / full_s
         lines = [
@@ -162,6 +170,17 @@ def main():
             md.append('| %s | %.3f | %s | %s | %s |' %
                       (name, v, goal, met or '-', detail))
             missed += not ok
+        fig.add('agent', 'sync.rate', full_bps / 1e6, 'MB/s', fio_bps / 1e6,
+                rate, 'ratio >= %.1f' % GOAL_RATE, yn(rate >= GOAL_RATE),
+                'initial sync, random data (baseline: fio sequential read)')
+        fig.add('agent', 'sync.half_empty', half_s, 's', full_s, half,
+                label='initial sync time, half zeros (baseline: all data)')
+        fig.add('agent', 'rss', rss / MiB, 'MiB', goal='< %d MiB' %
+                (GOAL_RSS // MiB), met=yn(rss < GOAL_RSS),
+                label='peak RSS of the agent')
+        fig.add('agent', 'cpu', cpu1, 's', full_s, cpu1 / full_s,
+                label='agent CPU seconds in the full sync (baseline: its '
+                'wall seconds)')
         md += ['', 'Lag under a steady write load needs ferry.ko: '
                'measured in a QEMU guest, not in this run.']
         with open(os.path.join(bench, 'agent.md'), 'w') as f:

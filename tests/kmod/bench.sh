@@ -12,17 +12,22 @@
 #     1 TiB data-less null_blk disk: clean, 1 % written sequentially, 0.1 %
 #     of blocks written at random, one block in every 64 MiB (every bitmap
 #     chunk touched: the worst case), against a flat bitmap's 32 MiB.
-# Prints one line per figure and writes $BUILD/bench/kmod.md.
+# Prints one line per figure and writes $BUILD/bench/kmod.md; the same
+# figures as BENCH lines (tests/lib/bench.sh, component tracker) in
+# $BUILD/bench/kmod.figures for make bench's report.
 #
 # Environment: FERRY_BENCH_RUNTIME (12 s), FERRY_BENCH_ROUNDS (5),
 # FERRY_BENCH_GB (null_blk size, 1), FERRY_BENCH_BIG_GB (memory disk, 1024),
 # FERRY_BENCH_DISK (virtio disk, 1G), FERRY_BENCH_STRICT=1 (exit 1 when a
-# ratio misses the goal). TCG emulation makes absolute IOPS meaningless;
-# the ratio is what to read.
+# ratio misses the goal), FERRY_BENCH_REPORT_ONLY=1 (boot nothing: report
+# the figures of the last run, $BUILD/vm-logs/SUITE-bench.results). TCG
+# emulation makes absolute IOPS meaningless; the ratio is what to read.
 set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/../../scripts/vm/lib.sh"
 cd "$FERRY_ROOT"
+# shellcheck source=tests/lib/bench.sh
+. tests/lib/bench.sh
 
 RUNTIME=${FERRY_BENCH_RUNTIME:-12}
 ROUNDS=${FERRY_BENCH_ROUNDS:-5}
@@ -91,6 +96,10 @@ report_suite() {
 		echo "$suite $label IOPS tracking on: $on"
 		echo "$suite $label ratio on/off (median of $ROUNDS rounds): $ratio (goal >= $GOAL: $met)"
 		echo "| | $label (off/on per round: $(rounds_of "$res" "$label")) | $off | $on | $ratio ($met) |" >>"$MD"
+		# The ratio is the median of the rounds', not on / off.
+		bench_figure tracker "$suite.$label.iops" "$on" IOPS "$off" \
+			"$ratio" "ratio >= $GOAL" "$([ "$met" = met ] && echo yes || echo no)" \
+			"$suite: fio 4 KiB random writes on $label, tracking on (baseline: off; ratio: median of $ROUNDS rounds)"
 	done
 	local flat case
 	flat=$(fig "$res" memory.flat_bytes)
@@ -100,6 +109,9 @@ report_suite() {
 		pct=$(awk -v m="$mem" -v f="$flat" 'BEGIN { if (f > 0) printf "%.2f", 100 * m / f }')
 		echo "$suite module memory on a ${BIG_GB} GiB disk, $(case_text "$case"): $mem bytes ($pct % of a flat bitmap's $flat; dirty_blocks $dirty)"
 		echo "| | memory, ${BIG_GB} GiB disk, $(case_text "$case") | | | $mem bytes = $pct % of flat ($dirty blocks dirty) |" >>"$MD"
+		bench_figure tracker "$suite.memory.$case" "$mem" bytes "$flat" \
+			"$(awk -v m="$mem" -v f="$flat" 'BEGIN { if (f > 0) printf "%.4f", m / f }')" - - \
+			"$suite: module memory, ${BIG_GB} GiB disk, $(case_text "$case") (baseline: a flat bitmap)"
 	done
 	echo "| | guest time: fill $(fig "$res" seconds.fill)s, IOPS runs $(fig "$res" seconds.iops)s, memory runs $(fig "$res" seconds.memory)s | | | |" >>"$MD"
 	return "$rc"
@@ -107,13 +119,18 @@ report_suite() {
 
 bench_suite() {
 	local suite=$1 initrd res limit
+	res="$BUILD/vm-logs/$suite-bench.results"
+	if [ -n "${FERRY_BENCH_REPORT_ONLY:-}" ]; then
+		[ -f "$res" ] || die "no $res to report"
+		report_suite "$suite" "$res"
+		return
+	fi
 	initrd="$BUILD/vm/$suite-bench.cpio.gz"
 	guest_image "$suite" "$initrd" tests/kmod/bench-guest \
 		"$BUILD/vm-logs/$suite-bench-prepare.out" ||
 		die "the benchmark guest for $suite could not be built (see above)"
 	# Two devices x rounds x two modes x runtime, fills, memory runs.
 	limit=$((2 * ROUNDS * 2 * (RUNTIME + 10) + 300))
-	res="$BUILD/vm-logs/$suite-bench.results"
 	info "$suite: benchmark guest, up to $((limit / 60)) minutes"
 	if ! scripts/vm/run.sh --suite "$suite" --initrd "$initrd" --test bench \
 		--disk "$DISK" --mem "$((GB + 2))G" --smp 2 --timeout "$limit" \
@@ -129,8 +146,8 @@ main() {
 	local suite rc=0 r
 	local -a suites=("$@")
 	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${FERRY_BENCH_SUITES:-bookworm}"
-	scripts/deps.sh build vm
-	mkdir -p "$(dirname "$MD")"
+	[ -n "${FERRY_BENCH_REPORT_ONLY:-}" ] || scripts/deps.sh build vm
+	bench_init kmod
 	{
 		echo "# ferry.ko tracking overhead ($(date -u +%Y-%m-%d))"
 		echo

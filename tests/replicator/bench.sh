@@ -17,7 +17,9 @@
 #     compression cost, not the server's).  Each run is timed from the
 #     common start to the last CP acknowledged (everything durable); the
 #     staged image of the 1-stream raw run is compared with its source.
-# Prints one line per figure and writes $BUILD/bench/replicator.md.  Goal:
+# Prints one line per figure and writes $BUILD/bench/replicator.md (and the
+# figures as BENCH lines, tests/lib/bench.sh, in
+# $BUILD/bench/replicator.figures for make bench's report).  Goal:
 # 1-stream raw ingest >= 0.9 of fio's rate, STREAMS-stream aggregate >=
 # 0.8 of the 1-stream rate.  Client and server share this machine: the CPU
 # seconds of each (the server's from /proc/PID/stat, the clients' as the
@@ -47,6 +49,8 @@ die() {
 	echo "bench-replicator: $*" >&2
 	exit 1
 }
+# shellcheck source=tests/lib/bench.sh
+. tests/lib/bench.sh
 
 for f in "$REPL" "$CONTROL" "$CLIENT"; do
 	[ -x "$f" ] || die "$f is missing: run make bench-replicator"
@@ -54,7 +58,7 @@ done
 command -v fio >/dev/null || die "fio is missing: scripts/deps.sh vm"
 [ "$SIZE_MB" -ge "$STREAMS" ] || die "FERRY_BENCH_SIZE_MB < streams"
 
-mkdir -p "$BUILD/bench"
+bench_init replicator
 TMP=$(mktemp -d "$BUILD/bench/replicator.XXXXXX")
 TMP=$(cd "$TMP" && pwd)
 SHM=$(mktemp -d /dev/shm/ferry-bench-replicator.XXXXXX)
@@ -269,6 +273,17 @@ echo "replicator ingest raw $STREAMS streams ratio to 1 stream: $RN (goal $GOAL_
 echo "replicator ingest raw $STREAMS streams CPUs busy: server $(cores "$MANY_SCPU" "$MANY_WALL"), clients $(cores "$MANY_CCPU" "$MANY_WALL"), others $(cores "$MANY_OCPU" "$MANY_WALL") of $(nproc)"
 for c in "${codec_list[@]}"; do
 	echo "replicator ingest $c 1 stream MB/s: ${C_MBS[$c]} (${C_SECS[$c]} s; CPUs busy: server $(cores "${C_SCPU[$c]}" "${C_WALL[$c]}"), client $(cores "${C_CCPU[$c]}" "${C_WALL[$c]}"), others $(cores "${C_OCPU[$c]}" "${C_WALL[$c]}"))"
+done
+bench_figure replicator ingest.raw1 "$ONE_MBS" MB/s "$FIO_MBS" "$R1" \
+	"ratio >= $GOAL_ONE" "$OK1" \
+	"ingest, raw, 1 stream (baseline: fio writes to the staging directory)"
+bench_figure replicator "ingest.raw$STREAMS" "$MANY_MBS" MB/s "$ONE_MBS" \
+	"$RN" "ratio >= $GOAL_MANY" "$OKN" \
+	"ingest, raw, $STREAMS streams together (baseline: 1 stream)"
+for c in "${codec_list[@]}"; do
+	bench_figure replicator "ingest.$c" "${C_MBS[$c]}" MB/s "$FIO_MBS" \
+		"$(calc "printf \"%.3f\", ${C_MBS[$c]} / $FIO_MBS")" - - \
+		"ingest, $c of incompressible data, 1 stream (baseline: fio)"
 done
 
 {

@@ -14,8 +14,10 @@
 #                temporary credentials, agents in turn.
 # Prints one line per figure (heartbeats/s, ratio to the baseline and to
 # the 5,000/s goal, p50/p99/max latency, p99 < 50 ms) and writes
-# $BUILD/bench/control.md.  Ratios, not timed assertions: the machine's
-# other load moves both columns of a level together.
+# $BUILD/bench/control.md; the same figures as BENCH lines (tests/lib/
+# bench.sh) in $BUILD/bench/control.figures for make bench's report.
+# Ratios, not timed assertions: the machine's other load moves both
+# columns of a level together.
 #
 # Environment: FERRY_BENCH_CONCURRENCY (16,64,256), FERRY_BENCH_SECONDS
 # (counted seconds per run, 8), FERRY_BENCH_WARMUP (2), FERRY_BENCH_AGENTS
@@ -42,11 +44,14 @@ die() {
 	echo "bench-control: $*" >&2
 	exit 1
 }
+# shellcheck source=tests/lib/bench.sh
+. tests/lib/bench.sh
 
 for f in "$BIN" "$LOAD"; do
 	[ -x "$f" ] || die "$f is missing: run make bench-control"
 done
 
+bench_init control
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-control.XXXXXX")
 DATA="$TMP/data"
 LOG="$TMP/control.log"
@@ -193,6 +198,19 @@ for c in "${levels[@]}"; do
 	echo "control c=$c CPU per heartbeat ms: server $scpu, client $ccpu"
 	echo "control c=$c CPUs busy during heartbeats (server + client + others): $cores of $(nproc)"
 	echo "| $c | $brps | $hrps | $ratio | $goal | $p50 | $p99 | $max | $p99ok | $errs | $scpu | $ccpu | $cores |" >>"$MD"
+	# Latency against the unsigned requests' at the same level.
+	bp50=$(val "$b" p50_ms)
+	bp99=$(val "$b" p99_ms)
+	bench_figure control "c$c.heartbeats" "$hrps" req/s "$brps" \
+		"$ratio" ">= $GOAL_RPS heartbeats/s" "$rpsok" \
+		"heartbeats/s, $c in flight (baseline: unsigned requests/s)"
+	bench_figure control "c$c.p50" "$p50" ms "$bp50" \
+		"$(calc "if ($bp50 > 0) printf \"%.3f\", $p50 / $bp50")" - - \
+		"heartbeat latency p50, $c in flight (baseline: unsigned)"
+	bench_figure control "c$c.p99" "$p99" ms "$bp99" \
+		"$(calc "if ($bp99 > 0) printf \"%.3f\", $p99 / $bp99")" \
+		"< $GOAL_P99_MS ms" "$p99ok" \
+		"heartbeat latency p99, $c in flight (baseline: unsigned)"
 done
 {
 	echo
