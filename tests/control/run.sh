@@ -20,4 +20,7 @@ export FERRY_CONTROL_BIN=${FERRY_CONTROL_BIN:-$build/bin/ferry-control}
 }
 
 shopt -s nullglob
+# Two files at once: each runs its own ferry-control on a port the kernel
+# picks, and most of their time is the aws CLI starting up.
+export FERRY_PY_JOBS=${FERRY_PY_JOBS:-2}
 exec "$root/tests/lib/run-py-tests.sh" control "$root" "$root"/tests/control/t_*.py

@@ -8,26 +8,41 @@
 # non-zero without a FAIL line as one failure, and ends with "N passed,
 # N failed" (exit 1 if any failed).  Shared by tests/control/run.sh and
 # tests/replicator/run.sh.
+# FERRY_PY_JOBS=N (default 1) runs N files at once, for suites whose files
+# share nothing (their own daemons on ports the kernel picks, their own
+# temporary directories); results are still printed in file order.
 set -u
 
 suite=$1 dir=$2
 shift 2
 py=/usr/bin/python3
 passed=0 failed=0
-out=$(mktemp "${TMPDIR:-/tmp}/ferry-$suite-test.XXXXXX")
-trap 'rm -f "$out"' EXIT
+jobs=${FERRY_PY_JOBS:-1}
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-$suite-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 
 if [ $# -eq 0 ]; then
 	echo "FAIL $suite: no test files"
 	failed=1
 fi
-for t in "$@"; do
-	name=$(basename "$t" .py)
+
+# Run file number I ($1) in the background; its output and exit code
+# land in $work/I.out and $work/I.rc.
+start() {
+	local t=$2 limit
 	# A file may ask for more time with a line "# ferry-timeout: SECS".
 	limit=$(sed -n 's/^# ferry-timeout: \([0-9][0-9]*\).*/\1/p' "$t" | head -n 1)
 	limit=${limit:-600}
-	(cd "$dir" && timeout "$limit" "$py" "$t") >"$out" 2>&1
-	rc=$?
+	echo "$limit" >"$work/$1.limit"
+	( (cd "$dir" && timeout "$limit" "$py" "$t") >"$work/$1.out" 2>&1
+	  echo $? >"$work/$1.rc.new" && mv "$work/$1.rc.new" "$work/$1.rc" ) &
+}
+
+# Count and print the results of file number I ($1), named $2.
+report() {
+	local out=$work/$1.out name=$2 rc p f limit
+	rc=$(cat "$work/$1.rc")
+	limit=$(cat "$work/$1.limit")
 	p=$(grep -c '^PASS ' "$out")
 	f=$(grep -c '^FAIL ' "$out")
 	grep -E '^(PASS|FAIL) ' "$out" | sed "s/^\(PASS\|FAIL\) /\1 $name: /"
@@ -41,6 +56,25 @@ for t in "$@"; do
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
+}
+
+files=("$@")
+next=0 shown=0 running=0
+while [ "$shown" -lt ${#files[@]} ]; do
+	while [ "$next" -lt ${#files[@]} ] && [ "$running" -lt "$jobs" ]; do
+		start "$next" "${files[$next]}"
+		next=$((next + 1))
+		running=$((running + 1))
+	done
+	wait -n 2>/dev/null || :
+	running=0
+	for ((i = shown; i < next; i++)); do
+		[ -f "$work/$i.rc" ] || running=$((running + 1))
+	done
+	while [ "$shown" -lt "$next" ] && [ -f "$work/$shown.rc" ]; do
+		report "$shown" "$(basename "${files[$shown]}" .py)"
+		shown=$((shown + 1))
+	done
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
