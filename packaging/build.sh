@@ -44,7 +44,7 @@ EOT
 	info "building the Debian packages of ferry $version"
 	(cd "$src" && env -u BUILD -u MAKEFLAGS \
 		DEB_BUILD_OPTIONS="noautodbgsym${DEB_BUILD_OPTIONS:+ $DEB_BUILD_OPTIONS}" \
-		dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1 ||
+		dpkg-buildpackage -b -us -uc -J"$(nproc)") >"$work/build.log" 2>&1 ||
 		die "dpkg-buildpackage failed: $(tail -n 5 "$work/build.log" | tr '\n' ' ') (whole log: $work/build.log)"
 	rm -f "$out"/*.deb
 	mv "$work"/ferry-*_"$version"-1_*.deb "$out/"
