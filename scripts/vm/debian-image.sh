@@ -120,6 +120,8 @@ eval "$("$KSH" "$SUITE")"
 rev=$(sha256sum "$0" | cut -c1-12)
 # shellcheck disable=SC2153 # KVER and KPKG come from kernel.sh
 dir="$FERRY_CACHE/images/$SUITE/${KPKG//=/_}-$rev"
+# Only the env lines go to stdout, which callers eval: what the tools
+# print (mke2fs says "Creating regular file" even with -q) goes to stderr.
 # shellcheck disable=SC2153
-with_lock "image-$SUITE" build_image "$dir" "$KVER" "$KPKG"
+with_lock "image-$SUITE" build_image "$dir" "$KVER" "$KPKG" >&2
 cat "$dir/env"
