@@ -14,6 +14,7 @@
 #include "ca.h"
 #include "config.h"
 #include "keys.h"
+#include "launch.h"
 #include "model.h"
 #include "replication.h"
 #include "source_server.h"
@@ -211,7 +212,8 @@ static int may_stay(struct api_ctx *ctx, const char *id, const char *rid,
 		" FROM assignments a JOIN source_servers s"
 		" ON s.id = a.source_server_id"
 		" WHERE a.replicator_id = ?2 AND a.source_server_id != ?1"
-		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'";
+		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'"
+		" AND s.replication_state != 'DISCONNECTED'";
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 	int rc, ok = 0;
 
@@ -248,7 +250,8 @@ static int pick_replicator(struct api_ctx *ctx, const char *id,
 		"  JOIN source_servers s ON s.id = a.source_server_id"
 		"  WHERE a.replicator_id != '' AND a.source_server_id != ?1"
 		"  AND s.is_archived = 0"
-		"  AND s.lifecycle_state != 'DISCONNECTED') l"
+		"  AND s.lifecycle_state != 'DISCONNECTED'"
+		"  AND s.replication_state != 'DISCONNECTED') l"
 		" ON l.rid = r.id"
 		" WHERE r.last_seen >= ?2"
 		" GROUP BY r.id"
@@ -552,7 +555,8 @@ static int count_assigned(struct api_ctx *ctx, const char *rid)
 	static const char sql[] =
 		"SELECT count(*) FROM assignments a JOIN source_servers s"
 		" ON s.id = a.source_server_id WHERE a.replicator_id = ?"
-		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'";
+		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'"
+		" AND s.replication_state != 'DISCONNECTED'";
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 	int n = -1;
 
@@ -859,7 +863,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 {
 	static const char *const known[] = {
 		"replicatorID", "freeBytes", "capacityBytes", "sourceServers",
-		NULL
+		"launches", NULL
 	};
 	static const char sql[] =
 		"UPDATE replicators SET free_bytes = ?,"
@@ -867,7 +871,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 		" WHERE id = ?";
 	char rid[REPLICATOR_ID_MAX + 1];
 	long long freeb = 0, cap = -1;
-	json_t *list, *r, *unknown;
+	json_t *list, *r, *unknown, *launches;
 	sqlite3_stmt *s;
 	size_t i;
 
@@ -877,6 +881,8 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 			  &cap) ||
 	    model_get_array(ctx, in, "sourceServers", false,
 			    MAX_SERVERS_PER_REPLICATOR, &list) ||
+	    model_get_array(ctx, in, "launches", false,
+			    MAX_SERVERS_PER_REPLICATOR, &launches) ||
 	    caller_replicator(ctx, in, rid))
 		return -1;
 	if (cap >= 0 && freeb > cap)
@@ -904,7 +910,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 			json_array_append(unknown,
 					  json_object_get(r, "sourceServerID"));
 	}
-	if (assign_pending(ctx)) {
+	if (launch_report(ctx, rid, launches) || assign_pending(ctx)) {
 		json_decref(unknown);
 		return -1;
 	}
@@ -963,6 +969,7 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 		" FROM assignments a JOIN source_servers s"
 		" ON s.id = a.source_server_id WHERE a.replicator_id = ?"
 		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'"
+		" AND s.replication_state != 'DISCONNECTED'"
 		" ORDER BY a.assigned, a.source_server_id";
 	char rid[REPLICATOR_ID_MAX + 1];
 	json_t *rows, *row, *list;
@@ -1010,8 +1017,13 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 			json_array_append_new(list, e);
 	}
 	json_decref(rows);
-	*out = json_pack("{s:s,s:o}", "replicatorID", rid, "sourceServers",
-			 list);
+	rows = launch_pending(ctx, rid);
+	if (!rows) {
+		json_decref(list);
+		return -1;
+	}
+	*out = json_pack("{s:s,s:o,s:o}", "replicatorID", rid,
+			 "sourceServers", list, "launches", rows);
 	return *out ? 0 : api_error(ctx, API_INTERNAL, "out of memory");
 }
 
