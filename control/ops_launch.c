@@ -506,7 +506,8 @@ static int check_item(struct api_ctx *ctx, json_t *r, size_t idx)
 	};
 	static const char *const times[] = { "startDateTime", "endDateTime",
 					     "snapshotDateTime", NULL };
-	const char *job = NULL, *id = NULL, *status = NULL, *err = NULL, *t;
+	const char *job = NULL, *id = NULL, *status = NULL, *err = NULL;
+	const char *t;
 	json_t *images = NULL, *img;
 	char field[64];
 	size_t i;
@@ -524,6 +525,7 @@ static int check_item(struct api_ctx *ctx, json_t *r, size_t idx)
 	    model_get_array(ctx, r, "images", false, 1000, &images))
 		return -1;
 	for (i = 0; times[i]; i++) {
+		t = NULL;
 		if (model_get_string(ctx, r, times[i], false, 32, &t))
 			return -1;
 		if (t && (model_time_parse(t) < 0 ||
