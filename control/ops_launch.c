@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent_state.h"
 #include "api_service.h"
 #include "config.h"
 #include "jobs.h"
@@ -111,13 +112,28 @@ static const char *shown_lc(const char *lc)
 	return *lc ? lc : "not yet known";
 }
 
-static int step(struct api_ctx *ctx, sqlite3_stmt *s, const char *what)
+/*
+ * The first row of SQL, a query of one text column with the text
+ * parameters A and B (B may be NULL), into OUT ("" if no row).  0 or -1.
+ */
+static int query_text(struct api_ctx *ctx, const char *sql, const char *a,
+		      const char *b, char *out, size_t len)
 {
-	int rc = sqlite3_step(s);
+	sqlite3_stmt *s = store_prepare(ctx->st, sql);
+	int rc;
 
+	out[0] = '\0';
+	if (!s)
+		return api_error(ctx, API_INTERNAL, "database error");
+	store_bind_text(s, 1, a);
+	if (b)
+		store_bind_text(s, 2, b);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(s, 0));
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		return api_error(ctx, API_INTERNAL, "cannot %s: %s", what,
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return api_error(ctx, API_INTERNAL, "database error: %s",
 				 sqlite3_errmsg(store_db(ctx->st)));
 	return 0;
 }
@@ -126,25 +142,11 @@ static int step(struct api_ctx *ctx, sqlite3_stmt *s, const char *what)
 static int running_job(struct api_ctx *ctx, const char *id,
 		       char job[MODEL_ID_MAX])
 {
-	static const char sql[] =
-		"SELECT job_id FROM launch_tasks WHERE source_server_id = ?"
-		" AND status IN ('PENDING', 'IN_PROGRESS') LIMIT 1";
-	sqlite3_stmt *s = store_prepare(ctx->st, sql);
-	int rc;
-
-	job[0] = '\0';
-	if (!s)
-		return api_error(ctx, API_INTERNAL, "database error");
-	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		snprintf(job, MODEL_ID_MAX, "%s",
-			 (const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return api_error(ctx, API_INTERNAL, "database error: %s",
-				 sqlite3_errmsg(store_db(ctx->st)));
-	return 0;
+	return query_text(ctx,
+			  "SELECT job_id FROM launch_tasks"
+			  " WHERE source_server_id = ?"
+			  " AND status IN ('PENDING', 'IN_PROGRESS') LIMIT 1",
+			  id, NULL, job, MODEL_ID_MAX);
 }
 
 /*
@@ -178,10 +180,12 @@ static json_t *usable_server(struct api_ctx *ctx, const char *id,
 /*
  * The request of StartTest, StartCutover and TerminateTargetInstances:
  * {"sourceServerIDs": [1-200], "tags", "accountID"}.  *IDS gets the
- * distinct IDs (new reference), *TAGS the tags (borrowed, may be NULL).
+ * distinct IDs, *DOCS their records, each a usable_server() for WHAT
+ * (new references, NULL on error), *TAGS the tags (borrowed, may be
+ * NULL).
  */
-static int read_servers(struct api_ctx *ctx, json_t *in, json_t **ids,
-			json_t **tags)
+static int read_servers(struct api_ctx *ctx, json_t *in, const char *what,
+			json_t **ids, json_t **docs, json_t **tags)
 {
 	static const char *const known[] = { "sourceServerIDs", "tags",
 					     "accountID", NULL };
@@ -189,7 +193,7 @@ static int read_servers(struct api_ctx *ctx, json_t *in, json_t **ids,
 	json_t *list, *v, *w;
 	size_t i, k;
 
-	*ids = NULL;
+	*ids = *docs = NULL;
 	if (api_require_initialized(ctx) || model_only_keys(ctx, in, known) ||
 	    model_get_array(ctx, in, "sourceServerIDs", true, MAX_SERVERS,
 			    &list) ||
@@ -221,28 +225,44 @@ static int read_servers(struct api_ctx *ctx, json_t *in, json_t **ids,
 	if (account && strcmp(account, ctx->cfg->account_id)) {
 		api_not_found(ctx, "SOURCE_SERVER",
 			      json_string_value(json_array_get(*ids, 0)));
-		json_decref(*ids);
-		*ids = NULL;
-		return -1;
+		goto fail;
+	}
+	*docs = json_array();
+	json_array_foreach(*ids, i, v) {
+		json_t *doc = usable_server(ctx, json_string_value(v), what);
+
+		if (!doc)
+			goto fail;
+		json_array_append_new(*docs, doc);
 	}
 	return 0;
+fail:
+	json_decref(*ids);
+	json_decref(*docs);
+	*ids = *docs = NULL;
+	return -1;
 }
 
-static int insert_task(struct api_ctx *ctx, const char *job_id,
-		       const char *id, const char *initiated_by)
+/* Task (JOB, ID) made with STATUS (INITIATED_BY its job's), or its
+ * STATUS changed. */
+static int set_task(struct api_ctx *ctx, const char *job, const char *id,
+		    const char *status, const char *initiated_by)
 {
 	static const char sql[] =
 		"INSERT INTO launch_tasks(job_id, source_server_id,"
-		" initiated_by, status, created) VALUES(?, ?, ?, 'PENDING', ?)";
+		" initiated_by, status, created) VALUES(?1, ?2, ?3, ?4, ?5)"
+		" ON CONFLICT(job_id, source_server_id) DO UPDATE"
+		" SET status = ?4";
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 
 	if (!s)
 		return api_error(ctx, API_INTERNAL, "database error");
-	store_bind_text(s, 1, job_id);
+	store_bind_text(s, 1, job);
 	store_bind_text(s, 2, id);
 	store_bind_text(s, 3, initiated_by);
-	sqlite3_bind_int64(s, 4, ctx->now);
-	return step(ctx, s, "store the launch task");
+	store_bind_text(s, 4, status);
+	sqlite3_bind_int64(s, 5, ctx->now);
+	return sql_step_done(ctx, s, "store the launch task");
 }
 
 /* {"job": the public JOB} into *OUT. */
@@ -261,25 +281,19 @@ static int answer_job(struct api_ctx *ctx, json_t *job, json_t **out)
 static int start_launch(struct api_ctx *ctx, const struct launch_kind *k,
 			json_t *in, json_t **out)
 {
-	json_t *ids, *tags = NULL, *docs, *doc, *job = NULL, *v;
+	json_t *ids, *tags = NULL, *docs, *doc, *job = NULL;
 	const char *job_id;
 	char path[64];
 	size_t i;
 	int rc = -1;
 
-	if (read_servers(ctx, in, &ids, &tags))
-		return -1;
 	/* Every server is checked before anything changes. */
-	docs = json_array();
-	json_array_foreach(ids, i, v) {
-		const char *id = json_string_value(v);
-		const char *lc;
+	if (read_servers(ctx, in, k->what, &ids, &docs, &tags))
+		return -1;
+	json_array_foreach(docs, i, doc) {
+		const char *id = ss_str(doc, "sourceServerID");
+		const char *lc = ss_str(doc, LC);
 
-		doc = usable_server(ctx, id, k->what);
-		if (!doc)
-			goto out;
-		json_array_append_new(docs, doc);
-		lc = ss_str(doc, LC);
 		if (!state_in(lc, k->from)) {
 			ss_conflict(ctx, id,
 				    "Cannot %s source server %s: its lifecycle state is %s; %s needs %s",
@@ -304,7 +318,7 @@ static int start_launch(struct api_ctx *ctx, const struct launch_kind *k,
 	json_array_foreach(docs, i, doc) {
 		const char *id = ss_str(doc, "sourceServerID");
 
-		if (insert_task(ctx, job_id, id, k->initiated_by))
+		if (set_task(ctx, job_id, id, "PENDING", k->initiated_by))
 			goto out;
 		ss_set(doc, LC, json_string(k->state));
 		/* A new launch starts a new record of it: an older
@@ -387,23 +401,17 @@ out:
 static int op_terminate(struct api_ctx *ctx, json_t *in, json_t **out)
 {
 	static const char what[] = "terminate the launched instance of";
-	json_t *ids, *tags = NULL, *docs, *doc, *job = NULL, *v, *ps;
+	json_t *ids, *tags = NULL, *docs, *doc, *job = NULL, *ps;
 	const char *job_id;
 	size_t i;
 	int rc = -1;
 
-	if (read_servers(ctx, in, &ids, &tags))
+	if (read_servers(ctx, in, what, &ids, &docs, &tags))
 		return -1;
-	docs = json_array();
-	json_array_foreach(ids, i, v) {
-		const char *id = json_string_value(v);
-		const char *lc;
+	json_array_foreach(docs, i, doc) {
+		const char *id = ss_str(doc, "sourceServerID");
+		const char *lc = ss_str(doc, LC);
 
-		doc = usable_server(ctx, id, what);
-		if (!doc)
-			goto out;
-		json_array_append_new(docs, doc);
-		lc = ss_str(doc, LC);
 		if (state_in(lc, " TESTING CUTTING_OVER CUTOVER ")) {
 			ss_conflict(ctx, id,
 				    "Cannot %s source server %s: its lifecycle state is %s; TerminateTargetInstances needs another than TESTING, CUTTING_OVER or CUTOVER",
@@ -561,23 +569,14 @@ static int check_item(struct api_ctx *ctx, json_t *r, size_t idx)
  * otherwise. */
 static int check_owner(struct api_ctx *ctx, const char *rid, const char *id)
 {
-	static const char sql[] =
-		"SELECT replicator_id FROM assignments"
-		" WHERE source_server_id = ?";
-	sqlite3_stmt *s = store_prepare(ctx->st, sql);
-	bool mine = false;
-	int rc;
+	char owner[64];
 
-	if (!s)
-		return api_error(ctx, API_INTERNAL, "database error");
-	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		mine = !strcmp((const char *)sqlite3_column_text(s, 0), rid);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return api_error(ctx, API_INTERNAL, "database error");
-	if (!mine)
+	if (query_text(ctx,
+		       "SELECT replicator_id FROM assignments"
+		       " WHERE source_server_id = ?",
+		       id, NULL, owner, sizeof(owner)))
+		return -1;
+	if (strcmp(owner, rid))
 		return api_error(ctx, API_ACCESS_DENIED,
 				 "Source server %s is not assigned to replicator %s",
 				 id, rid);
@@ -588,41 +587,10 @@ static int check_owner(struct api_ctx *ctx, const char *rid, const char *id)
 static int task_status(struct api_ctx *ctx, const char *job, const char *id,
 		       char status[16])
 {
-	static const char sql[] =
-		"SELECT status FROM launch_tasks"
-		" WHERE job_id = ? AND source_server_id = ?";
-	sqlite3_stmt *s = store_prepare(ctx->st, sql);
-	int rc;
-
-	status[0] = '\0';
-	if (!s)
-		return api_error(ctx, API_INTERNAL, "database error");
-	store_bind_text(s, 1, job);
-	store_bind_text(s, 2, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		snprintf(status, 16, "%s",
-			 (const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return api_error(ctx, API_INTERNAL, "database error");
-	return 0;
-}
-
-static int set_task(struct api_ctx *ctx, const char *job, const char *id,
-		    const char *status)
-{
-	static const char sql[] =
-		"UPDATE launch_tasks SET status = ?"
-		" WHERE job_id = ? AND source_server_id = ?";
-	sqlite3_stmt *s = store_prepare(ctx->st, sql);
-
-	if (!s)
-		return api_error(ctx, API_INTERNAL, "database error");
-	store_bind_text(s, 1, status);
-	store_bind_text(s, 2, job);
-	store_bind_text(s, 3, id);
-	return step(ctx, s, "update the launch task");
+	return query_text(ctx,
+			  "SELECT status FROM launch_tasks"
+			  " WHERE job_id = ? AND source_server_id = ?",
+			  job, id, status, 16);
 }
 
 static json_t *participant(json_t *job, const char *id)
@@ -712,7 +680,7 @@ static int apply_item(struct api_ctx *ctx, const char *rid, json_t *r)
 				    json_string("IN_PROGRESS"));
 		if (job_log_add(ctx, job_id, "SNAPSHOT_START",
 				report_time(ctx, r, "startDateTime"), data) ||
-		    set_task(ctx, job_id, id, "IN_PROGRESS"))
+		    set_task(ctx, job_id, id, "IN_PROGRESS", ""))
 			goto out;
 	}
 	if (!strcmp(status, "LAUNCHED")) {
@@ -735,7 +703,7 @@ static int apply_item(struct api_ctx *ctx, const char *rid, json_t *r)
 			json_object_get(r, "snapshotDateTime"), "images",
 			json_object_get(r, "images"), "error",
 			json_object_get(r, "error")));
-		if (set_task(ctx, job_id, id, status))
+		if (set_task(ctx, job_id, id, status, ""))
 			goto out;
 	}
 	if (job_done(job)) {

@@ -162,7 +162,7 @@ long long doc_disk_bytes(json_t *doc)
 	return sum;
 }
 
-static int step_done(struct api_ctx *ctx, sqlite3_stmt *s, const char *what)
+int sql_step_done(struct api_ctx *ctx, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 
@@ -305,7 +305,7 @@ static int save_assignment(struct api_ctx *ctx, const char *id,
 	sqlite3_bind_int(s, 3, dedicated);
 	sqlite3_bind_int64(s, 4, bytes);
 	sqlite3_bind_int64(s, 5, ctx->now);
-	return step_done(ctx, s, "save the assignment");
+	return sql_step_done(ctx, s, "save the assignment");
 }
 
 int assign_server(struct api_ctx *ctx, json_t *doc)
@@ -367,7 +367,7 @@ int assign_update_bytes(struct api_ctx *ctx, json_t *doc)
 		return api_error(ctx, API_INTERNAL, "database error");
 	sqlite3_bind_int64(s, 1, doc_disk_bytes(doc));
 	store_bind_text(s, 2, ss_str(doc, "sourceServerID"));
-	return step_done(ctx, s, "update the assignment");
+	return sql_step_done(ctx, s, "update the assignment");
 }
 
 json_t *replicator_endpoint(struct api_ctx *ctx, const char *replicator_id)
@@ -431,7 +431,7 @@ static int assign_pending(struct api_ctx *ctx)
 				return api_error(ctx, API_INTERNAL,
 						 "database error");
 			store_bind_text(s, 1, ids[i]);
-			if (step_done(ctx, s, "drop an assignment"))
+			if (sql_step_done(ctx, s, "drop an assignment"))
 				return -1;
 			continue;
 		}
@@ -644,7 +644,7 @@ static int op_register(struct api_ctx *ctx, json_t *in, json_t **out)
 	sqlite3_bind_int64(s, 6, max);
 	store_bind_text(s, 7, admin ? "" : ctx->who->access_key_id);
 	sqlite3_bind_int64(s, 8, ctx->now);
-	if (step_done(ctx, s, "save the replicator"))
+	if (sql_step_done(ctx, s, "save the replicator"))
 		return -1;
 	if (!admin && keys_bind_replicator(ctx->st, ctx->who->access_key_id,
 					   rid))
@@ -828,7 +828,7 @@ static int report_server(struct api_ctx *ctx, const char *rid, json_t *r,
 		store_bind_json(s, 1, disks);
 	sqlite3_bind_int64(s, 2, snap > prev ? snap : prev);
 	store_bind_text(s, 3, id);
-	if (step_done(ctx, s, "store the replicator's report"))
+	if (sql_step_done(ctx, s, "store the replicator's report"))
 		return -1;
 
 	/* The record is rewritten only when something MGN shows changes:
@@ -896,7 +896,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 		sqlite3_bind_int64(s, 2, cap);
 	sqlite3_bind_int64(s, 3, ctx->now);
 	store_bind_text(s, 4, rid);
-	if (step_done(ctx, s, "update the replicator"))
+	if (sql_step_done(ctx, s, "update the replicator"))
 		return -1;
 	unknown = json_array();
 	json_array_foreach(list, i, r) {

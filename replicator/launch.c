@@ -104,17 +104,6 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-static int sync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* M into PATH, durably. */
 static int write_manifest(const char *path, json_t *m, char *err,
 			  size_t errlen)
@@ -153,6 +142,7 @@ static json_t *run_task(const struct task *t, char *err, size_t errlen)
 	json_error_t jerr;
 	unsigned int n, i;
 	uint64_t cp = 0, ms = 0;
+	int fd;
 
 	snprintf(top, sizeof(top), "%s/%s", data_dir, LAUNCH_DIR);
 	snprintf(job_dir, sizeof(job_dir), "%s/%s", top, t->job);
@@ -196,10 +186,16 @@ static json_t *run_task(const struct task *t, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/%s", tmp, LAUNCH_MANIFEST);
 	if (!m || write_manifest(path, m, err, errlen))
 		goto fail;
-	if (rename(tmp, dir) || sync_path(job_dir)) {
+	if (rename(tmp, dir)) {
 		set_err(err, errlen, "cannot rename %s to %s: %s", tmp, dir,
 			strerror(errno));
 		goto fail;
+	}
+	/* The rename itself durable: the directory's entry. */
+	fd = open(job_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
 	}
 	free(disks);
 	return m;
@@ -293,6 +289,13 @@ void launch_stop(void)
 	}
 }
 
+/* The task E names: its jobID and sourceServerID (NULL if missing). */
+static void task_key(json_t *e, const char **job, const char **src)
+{
+	*job = json_string_value(json_object_get(e, "jobID"));
+	*src = json_string_value(json_object_get(e, "sourceServerID"));
+}
+
 void launch_offer(json_t *launches)
 {
 	struct task **tail, *t;
@@ -303,11 +306,9 @@ void launch_offer(json_t *launches)
 		return;
 	pthread_mutex_lock(&L.lock);
 	json_array_foreach(launches, i, e) {
-		const char *job = json_string_value(json_object_get(e,
-								    "jobID"));
-		const char *src = json_string_value(
-			json_object_get(e, "sourceServerID"));
+		const char *job, *src;
 
+		task_key(e, &job, &src);
 		if (!job_id_ok(job) || !src || !ferry_id_valid(src))
 			continue;
 		for (tail = &L.tasks; (t = *tail); tail = &t->next)
@@ -374,12 +375,11 @@ void launch_reported(json_t *sent)
 
 	pthread_mutex_lock(&L.lock);
 	json_array_foreach(sent, i, e) {
-		const char *job = json_string_value(json_object_get(e,
-								    "jobID"));
-		const char *src = json_string_value(
-			json_object_get(e, "sourceServerID"));
 		const char *st = json_string_value(
 			json_object_get(e, "launchStatus"));
+		const char *job, *src;
+
+		task_key(e, &job, &src);
 
 		if (!job || !src || !st || (strcmp(st, "LAUNCHED") &&
 					    strcmp(st, "FAILED")))
