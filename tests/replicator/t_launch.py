@@ -64,8 +64,19 @@ def newest_snapshot(data, sid):
     return snaps[-1]['id'] if snaps else None
 
 
-def launched_ok(ctl, t, data, sid, job_id, imgs, what):
-    """The checks of a completed launch job JOB_ID of SID."""
+def as_raw(t, path, fmt):
+    """PATH itself (raw) or a raw copy of it made by qemu-img."""
+    if fmt == 'raw':
+        return path
+    out = path + '.check.raw'
+    subprocess.run(['qemu-img', 'convert', '-f', fmt, '-O', 'raw', path,
+                    out], check=False, capture_output=True, timeout=120)
+    return out
+
+
+def launched_ok(ctl, t, data, sid, job_id, imgs, what, fmt='raw'):
+    """The checks of a completed launch job JOB_ID of SID, its images in
+    FMT."""
     j = wait_for(lambda: completed(ctl, job_id), timeout=60)
     check('%s: job COMPLETED' % what, j, job(ctl, job_id))
     ps = (j or {}).get('participatingServers', [{}])[0]
@@ -86,24 +97,30 @@ def launched_ok(ctl, t, data, sid, job_id, imgs, what):
 
     snap = newest_snapshot(data, sid)
     base = os.path.join(data, 'launch', job_id, sid)
+    ext = 'img' if fmt == 'raw' else fmt
+
+    def image(name):
+        return os.path.join(base, '%s.%s' % (name.lstrip('/').replace(
+            '/', '_'), ext))
     for name, _ in DISKS:
-        f = os.path.join(base, name.lstrip('/').replace('/', '_') + '.img')
+        f = image(name)
         out = t.sub('export-%s-%s.raw' % (job_id, name[-3:]))
         r = subprocess.run([REPLICATOR, 'snapshot', 'export', '--data-dir',
                             data, '--id', snap, '--disk', name, '--format',
                             'raw', '--out', out], capture_output=True,
                            text=True, timeout=120)
-        check('%s: %s image exists and equals `snapshot export` of %s' %
-              (what, name, snap),
-              os.path.exists(f) and r.returncode == 0 and
-              same_file(f, out), (f, r.stderr))
+        raw = as_raw(t, f, fmt) if os.path.exists(f) else f
+        check('%s: %s %s image exists and equals `snapshot export` of %s' %
+              (what, fmt, name, snap),
+              os.path.exists(raw) and r.returncode == 0 and
+              same_file(raw, out), (f, r.stderr))
         check('%s: %s image equals the source disk' % (what, name),
-              os.path.exists(f) and sha256(f) == sha256(imgs[name]), f)
+              os.path.exists(raw) and sha256(raw) == sha256(imgs[name]), f)
     ll = launch_list(data) or {}
-    mine = sorted((i['deviceName'], i['path'], i['bytes'], i['fileBytes'])
+    mine = sorted((i['deviceName'], i['path'], i['format'], i['bytes'],
+                   fmt != 'raw' or i['fileBytes'] == i['bytes'])
                   for i in ll.get('launches', []) if i['jobID'] == job_id)
-    want = sorted((n, os.path.join(base, n.lstrip('/').replace('/', '_') +
-                                   '.img'), sz, sz) for n, sz in DISKS)
+    want = sorted((n, image(n), fmt, sz, True) for n, sz in DISKS)
     check('%s: `launch list` shows the images' % what, mine == want,
           (mine, want))
     return iid
@@ -216,6 +233,22 @@ def main():
               rc == 0 and res and res['ok'] and newer,
               '%s %s' % (describe(res), err.strip()))
 
+        # The replicator restarted with QCOW2 images for launches.
+        check('replicator stops for a new launch_format',
+              repl.stop() == 0, repl.log_tail())
+        bad = t.sub('bad.conf')
+        with open(bad, 'w') as f:
+            f.write('launch_format = vmdk\n')
+        r = subprocess.run([REPLICATOR, '--data-dir', data, '--config', bad],
+                           capture_output=True, text=True, timeout=30)
+        check('launch_format vmdk refused', r.returncode == 2 and
+              'launch-format' in r.stderr, r.stderr)
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, 'w') as f:
+            f.write(text.replace('launch_format = raw',
+                                 'launch_format = qcow2'))
+        repl = Repl(data, conf).start()
         r = ctl.aws('mgn', 'start-cutover', '--source-server-ids', sid)
         cut_job = r.get('job', {}).get('jobID', '')
         lc = server(ctl, sid)['lifeCycle']
@@ -224,7 +257,8 @@ def main():
               r['job'].get('initiatedBy') == 'START_CUTOVER' and
               lc['state'] == 'CUTTING_OVER' and
               lc['lastCutover']['initiated']['jobID'] == cut_job, (r, lc))
-        launched_ok(ctl, t, data, sid, cut_job, imgs, 'cutover launch')
+        launched_ok(ctl, t, data, sid, cut_job, imgs, 'cutover launch',
+                    fmt='qcow2')
 
         r = ctl.aws('mgn', 'finalize-cutover', '--source-server-id', sid)
         dri = r['dataReplicationInfo']
