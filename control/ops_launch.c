@@ -14,8 +14,8 @@
  *                      CUTTING_OVER                CUTOVER), lc CUTTING_
  *                                                  OVER, lastCutover.
  *                                                  initiated
- * FinalizeCutover      lc CUTTING_OVER             lc CUTOVER, lastCutover.
- *                                                  finalized, drs
+ * FinalizeCutover      lc CUTTING_OVER, the        lc CUTOVER, lastCutover.
+ *                      cutover launched            finalized, drs
  *                                                  DISCONNECTED, agent:
  *                                                  uninstall
  * TerminateTarget-     a launchedInstance, lc not  TERMINATE job, done at
@@ -375,6 +375,16 @@ static int op_finalize(struct api_ctx *ctx, json_t *in, json_t **out)
 		ss_conflict(ctx, id,
 			    "Cannot %s source server %s: its lifecycle state is %s; FinalizeCutover needs CUTTING_OVER",
 			    what, id, shown_lc(lc));
+		goto out;
+	}
+	/* Ending replication without the cutover instance would leave
+	 * nothing to run the workload on. */
+	if (strcmp(ss_str(doc, "launchedInstance.jobID"),
+		   ss_str(doc, "lifeCycle.lastCutover.initiated.jobID"))) {
+		ss_conflict(ctx, id,
+			    "Cannot %s source server %s: its cutover launch (job %s) launched no instance; launch it again with StartCutover",
+			    what, id,
+			    ss_str(doc, "lifeCycle.lastCutover.initiated.jobID"));
 		goto out;
 	}
 	/* MGN: replication ends and the agent uninstalls itself; the

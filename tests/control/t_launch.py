@@ -294,6 +294,18 @@ def main():
         check('disconnect-from-service while CUTTING_OVER: '
               'ConflictException', code == 'ConflictException', code)
         report(c, rep, [{'jobID': cj, 'sourceServerID': b,
+                         'launchStatus': 'FAILED', 'error': 'disk gone'}])
+        code, msg = error(c.aws, 'mgn', 'finalize-cutover',
+                          '--source-server-id', b)
+        check('finalize-cutover after a failed cutover launch: '
+              'ConflictException', code == 'ConflictException' and
+              cj in msg and 'launched no instance' in msg, msg)
+        r = c.aws('mgn', 'start-cutover', '--source-server-ids', b)
+        cj = r['job']['jobID']
+        check('start-cutover again from CUTTING_OVER',
+              describe(c, b)['lifeCycle']['lastCutover']['initiated']
+              ['jobID'] == cj)
+        report(c, rep, [{'jobID': cj, 'sourceServerID': b,
                          'launchStatus': 'LAUNCHED'}])
         r = c.aws('mgn', 'finalize-cutover', '--source-server-id', b)
         check('finalize-cutover: CUTOVER, DISCONNECTED, finalized',
