@@ -13,6 +13,7 @@
 #define FERRY_CONTROL_AGENT_STATE_H
 
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 
 #include "api.h"
@@ -58,6 +59,10 @@ int assign_update_bytes(struct api_ctx *ctx, json_t *doc);
 /* {"replicatorID","address","port"} of REPLICATOR_ID (new reference), or
  * NULL (no such replicator, or on error with the error recorded). */
 json_t *replicator_endpoint(struct api_ctx *ctx, const char *replicator_id);
+
+/* Step S (an INSERT, UPDATE or DELETE) to its end and reset it; on
+ * failure record InternalServerException "cannot WHAT: ..." and -1. */
+int sql_step_done(struct api_ctx *ctx, sqlite3_stmt *s, const char *what);
 
 /* Sum of sourceProperties.disks[].bytes of DOC. */
 long long doc_disk_bytes(json_t *doc);

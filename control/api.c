@@ -11,6 +11,7 @@ const struct api_module *const api_modules[] = {
 	&api_module_replication, &api_module_tags,
 	&api_module_jobs,	&api_module_agent,
 	&api_module_replicator,	&api_module_assets,
+	&api_module_launch,
 };
 const size_t api_n_modules = sizeof(api_modules) / sizeof(api_modules[0]);
 

@@ -111,6 +111,7 @@ extern const struct api_module api_module_jobs;		  /* ops_jobs.c */
 extern const struct api_module api_module_agent;	  /* ops_agent.c */
 extern const struct api_module api_module_replicator;	  /* ops_replicator.c */
 extern const struct api_module api_module_assets;	  /* ops_assets.c */
+extern const struct api_module api_module_launch;	  /* ops_launch.c */
 
 extern const struct api_module *const api_modules[];
 extern const size_t api_n_modules;

@@ -11,6 +11,7 @@
 #define FERRY_CONTROL_JOBS_H
 
 #include <stdbool.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "api.h"
@@ -40,8 +41,18 @@ json_t *job_load(struct api_ctx *ctx, const char *job_id);
  */
 int job_save(struct api_ctx *ctx, json_t *job);
 
-/* A copy of JOB as the public API answers it (with "tags"), or NULL. */
+/* A copy of JOB as the public API answers it (with "tags", without
+ * ferry's private "ferry" member), or NULL. */
 json_t *job_public(struct api_ctx *ctx, json_t *job);
+
+/*
+ * Record log item EVENT (MGN's JobLogEvent: "JOB_START", "SNAPSHOT_START",
+ * "LAUNCH_START", "JOB_END", ...) of job JOB_ID at WHEN, with DATA (an
+ * object of JobLogEventData members, borrowed; NULL or empty for none).
+ * DescribeJobLogItems answers them.  0 or -1.
+ */
+int job_log_add(struct api_ctx *ctx, const char *job_id, const char *event,
+		time_t when, json_t *data);
 
 /* True if JOB_ID names a stored job. */
 bool job_exists(struct api_ctx *ctx, const char *job_id);

@@ -672,7 +672,13 @@ static json_t *own_server(struct api_ctx *ctx, json_t *in)
 	if (model_get_string(ctx, in, "sourceServerID", false, 19, &id))
 		return NULL;
 	doc = ss_require(ctx, id);
-	if (doc && !strcmp(ss_str(doc, "lifeCycle.state"), "DISCONNECTED")) {
+	/* A finalized cutover disconnects too (lifeCycle CUTOVER, data
+	 * replication DISCONNECTED): the agent only fetches its
+	 * uninstall command. */
+	if (doc && (!strcmp(ss_str(doc, "lifeCycle.state"), "DISCONNECTED") ||
+		    !strcmp(ss_str(doc,
+				   "dataReplicationInfo.dataReplicationState"),
+			    "DISCONNECTED"))) {
 		api_error(ctx, API_ACCESS_DENIED,
 			  "Source server %s is disconnected from the service: register the agent again",
 			  id);

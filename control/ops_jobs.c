@@ -4,12 +4,15 @@
  *
  * seq orders jobs by creation: DescribeJobs answers the latest first, as
  * MGN does, and its nextToken is the seq of the last job answered.
+ * A job's log items (job_log) are answered oldest first, paged by their
+ * own seq.
  */
 #include "jobs.h"
 
 #include <string.h>
 
 #include "api_service.h"
+#include "config.h"
 #include "model.h"
 #include "paging.h"
 #include "source_server.h"
@@ -22,7 +25,14 @@ static const char jobs_schema_sql[] =
 	" id TEXT NOT NULL UNIQUE,"
 	" created INTEGER NOT NULL,"
 	" doc TEXT NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);";
+	"CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);"
+	"CREATE TABLE IF NOT EXISTS job_log ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" job_id TEXT NOT NULL,"
+	" time INTEGER NOT NULL,"
+	" event TEXT NOT NULL,"
+	" data TEXT);"
+	"CREATE INDEX IF NOT EXISTS job_log_job ON job_log(job_id, seq);";
 
 static const char *const job_types[] = { "LAUNCH", "TERMINATE", NULL };
 static const char *const job_initiators[] = {
@@ -179,8 +189,48 @@ json_t *job_public(struct api_ctx *ctx, json_t *job)
 	if (!tags)
 		return NULL;
 	out = json_deep_copy(job);
+	json_object_del(out, "ferry"); /* ferry's own, not MGN's */
 	json_object_set_new(out, "tags", tags);
 	return out;
+}
+
+static const char *const log_events[] = {
+	"JOB_START", "SERVER_SKIPPED", "CLEANUP_START", "CLEANUP_END",
+	"CLEANUP_FAIL", "SNAPSHOT_START", "SNAPSHOT_END", "SNAPSHOT_FAIL",
+	"USING_PREVIOUS_SNAPSHOT", "CONVERSION_START", "CONVERSION_END",
+	"CONVERSION_FAIL", "LAUNCH_START", "LAUNCH_FAILED", "JOB_CANCEL",
+	"JOB_END", NULL
+};
+
+int job_log_add(struct api_ctx *ctx, const char *job_id, const char *event,
+		time_t when, json_t *data)
+{
+	static const char sql[] =
+		"INSERT INTO job_log(job_id, time, event, data)"
+		" VALUES(?, ?, ?, ?)";
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!one_of(event, log_events))
+		return api_error(ctx, API_INTERNAL,
+				 "job_log_add: unknown event %s", event);
+	s = store_prepare(ctx->st, sql);
+	if (!s)
+		return api_error(ctx, API_INTERNAL, "database error");
+	store_bind_text(s, 1, job_id);
+	sqlite3_bind_int64(s, 2, when);
+	store_bind_text(s, 3, event);
+	if (data && json_object_size(data))
+		store_bind_json(s, 4, data);
+	else
+		sqlite3_bind_null(s, 4);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return api_error(ctx, API_INTERNAL,
+				 "cannot log %s of job %s: %s", event, job_id,
+				 sqlite3_errmsg(store_db(ctx->st)));
+	return 0;
 }
 
 /* ISO-8601 date filter member NAME of FILTERS into *T (unchanged if
@@ -296,9 +346,74 @@ static int op_describe_jobs(struct api_ctx *ctx, json_t *in, json_t **out)
 	return 0;
 }
 
+/* Oldest first, as a job proceeds; nextToken is the seq of the last
+ * item answered. */
+static int op_describe_log(struct api_ctx *ctx, json_t *in, json_t **out)
+{
+	static const char *const known[] = { "jobID", "maxResults",
+					     "nextToken", "accountID", NULL };
+	static const char sql[] =
+		"SELECT seq, time, event, data FROM job_log"
+		" WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+	const char *id = NULL, *account = NULL;
+	long long limit, after, last = 0, n = 0;
+	json_t *items;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (api_require_initialized(ctx) || model_only_keys(ctx, in, known) ||
+	    model_get_string(ctx, in, "jobID", true, 24, &id) ||
+	    model_get_string(ctx, in, "accountID", false, 12, &account) ||
+	    paging_read(ctx, in, "joblog", &limit, &after))
+		return -1;
+	if (!job_id_valid(id))
+		return api_invalid_field(ctx, "jobID",
+			"jobID '%s' does not match ^mgnjob-[0-9a-zA-Z]{17}$",
+			id);
+	if ((account && strcmp(account, ctx->cfg->account_id)) ||
+	    !job_exists(ctx, id))
+		return ctx->err ? -1 : api_not_found(ctx, "JOB", id);
+	s = store_prepare(ctx->st, sql);
+	if (!s)
+		return api_error(ctx, API_INTERNAL, "database error");
+	store_bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, after);
+	/* One more than asked tells whether another page follows. */
+	sqlite3_bind_int64(s, 3, limit + 1);
+	items = json_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *item, *data;
+
+		if (n == limit)
+			break;
+		last = sqlite3_column_int64(s, 0);
+		item = json_pack("{s:o,s:s}", "logDateTime",
+				 model_time_json(sqlite3_column_int64(s, 1)),
+				 "event",
+				 (const char *)sqlite3_column_text(s, 2));
+		data = store_column_json(s, 3);
+		if (data)
+			json_object_set_new(item, "eventData", data);
+		json_array_append_new(items, item);
+		n++;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		json_decref(items);
+		return api_error(ctx, API_INTERNAL,
+				 "cannot list the log of job %s", id);
+	}
+	*out = json_pack("{s:o}", "items", items);
+	if (rc == SQLITE_ROW)
+		return paging_set_token(ctx, *out, "joblog", last);
+	return 0;
+}
+
 static const struct api_op jobs_ops[] = {
 	{ "DescribeJobs", "POST", "/DescribeJobs", ROLE_ADMIN, 200,
 	  op_describe_jobs },
+	{ "DescribeJobLogItems", "POST", "/DescribeJobLogItems", ROLE_ADMIN,
+	  200, op_describe_log },
 };
 
 const struct api_module api_module_jobs = {

@@ -14,6 +14,7 @@
 #include "ca.h"
 #include "config.h"
 #include "keys.h"
+#include "launch.h"
 #include "model.h"
 #include "replication.h"
 #include "source_server.h"
@@ -161,7 +162,7 @@ long long doc_disk_bytes(json_t *doc)
 	return sum;
 }
 
-static int step_done(struct api_ctx *ctx, sqlite3_stmt *s, const char *what)
+int sql_step_done(struct api_ctx *ctx, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 
@@ -211,7 +212,8 @@ static int may_stay(struct api_ctx *ctx, const char *id, const char *rid,
 		" FROM assignments a JOIN source_servers s"
 		" ON s.id = a.source_server_id"
 		" WHERE a.replicator_id = ?2 AND a.source_server_id != ?1"
-		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'";
+		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'"
+		" AND s.replication_state != 'DISCONNECTED'";
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 	int rc, ok = 0;
 
@@ -248,7 +250,8 @@ static int pick_replicator(struct api_ctx *ctx, const char *id,
 		"  JOIN source_servers s ON s.id = a.source_server_id"
 		"  WHERE a.replicator_id != '' AND a.source_server_id != ?1"
 		"  AND s.is_archived = 0"
-		"  AND s.lifecycle_state != 'DISCONNECTED') l"
+		"  AND s.lifecycle_state != 'DISCONNECTED'"
+		"  AND s.replication_state != 'DISCONNECTED') l"
 		" ON l.rid = r.id"
 		" WHERE r.last_seen >= ?2"
 		" GROUP BY r.id"
@@ -302,7 +305,7 @@ static int save_assignment(struct api_ctx *ctx, const char *id,
 	sqlite3_bind_int(s, 3, dedicated);
 	sqlite3_bind_int64(s, 4, bytes);
 	sqlite3_bind_int64(s, 5, ctx->now);
-	return step_done(ctx, s, "save the assignment");
+	return sql_step_done(ctx, s, "save the assignment");
 }
 
 int assign_server(struct api_ctx *ctx, json_t *doc)
@@ -364,7 +367,7 @@ int assign_update_bytes(struct api_ctx *ctx, json_t *doc)
 		return api_error(ctx, API_INTERNAL, "database error");
 	sqlite3_bind_int64(s, 1, doc_disk_bytes(doc));
 	store_bind_text(s, 2, ss_str(doc, "sourceServerID"));
-	return step_done(ctx, s, "update the assignment");
+	return sql_step_done(ctx, s, "update the assignment");
 }
 
 json_t *replicator_endpoint(struct api_ctx *ctx, const char *replicator_id)
@@ -428,7 +431,7 @@ static int assign_pending(struct api_ctx *ctx)
 				return api_error(ctx, API_INTERNAL,
 						 "database error");
 			store_bind_text(s, 1, ids[i]);
-			if (step_done(ctx, s, "drop an assignment"))
+			if (sql_step_done(ctx, s, "drop an assignment"))
 				return -1;
 			continue;
 		}
@@ -552,7 +555,8 @@ static int count_assigned(struct api_ctx *ctx, const char *rid)
 	static const char sql[] =
 		"SELECT count(*) FROM assignments a JOIN source_servers s"
 		" ON s.id = a.source_server_id WHERE a.replicator_id = ?"
-		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'";
+		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'"
+		" AND s.replication_state != 'DISCONNECTED'";
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 	int n = -1;
 
@@ -640,7 +644,7 @@ static int op_register(struct api_ctx *ctx, json_t *in, json_t **out)
 	sqlite3_bind_int64(s, 6, max);
 	store_bind_text(s, 7, admin ? "" : ctx->who->access_key_id);
 	sqlite3_bind_int64(s, 8, ctx->now);
-	if (step_done(ctx, s, "save the replicator"))
+	if (sql_step_done(ctx, s, "save the replicator"))
 		return -1;
 	if (!admin && keys_bind_replicator(ctx->st, ctx->who->access_key_id,
 					   rid))
@@ -824,7 +828,7 @@ static int report_server(struct api_ctx *ctx, const char *rid, json_t *r,
 		store_bind_json(s, 1, disks);
 	sqlite3_bind_int64(s, 2, snap > prev ? snap : prev);
 	store_bind_text(s, 3, id);
-	if (step_done(ctx, s, "store the replicator's report"))
+	if (sql_step_done(ctx, s, "store the replicator's report"))
 		return -1;
 
 	/* The record is rewritten only when something MGN shows changes:
@@ -859,7 +863,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 {
 	static const char *const known[] = {
 		"replicatorID", "freeBytes", "capacityBytes", "sourceServers",
-		NULL
+		"launches", NULL
 	};
 	static const char sql[] =
 		"UPDATE replicators SET free_bytes = ?,"
@@ -867,7 +871,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 		" WHERE id = ?";
 	char rid[REPLICATOR_ID_MAX + 1];
 	long long freeb = 0, cap = -1;
-	json_t *list, *r, *unknown;
+	json_t *list, *r, *unknown, *launches;
 	sqlite3_stmt *s;
 	size_t i;
 
@@ -877,6 +881,8 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 			  &cap) ||
 	    model_get_array(ctx, in, "sourceServers", false,
 			    MAX_SERVERS_PER_REPLICATOR, &list) ||
+	    model_get_array(ctx, in, "launches", false,
+			    MAX_SERVERS_PER_REPLICATOR, &launches) ||
 	    caller_replicator(ctx, in, rid))
 		return -1;
 	if (cap >= 0 && freeb > cap)
@@ -890,7 +896,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 		sqlite3_bind_int64(s, 2, cap);
 	sqlite3_bind_int64(s, 3, ctx->now);
 	store_bind_text(s, 4, rid);
-	if (step_done(ctx, s, "update the replicator"))
+	if (sql_step_done(ctx, s, "update the replicator"))
 		return -1;
 	unknown = json_array();
 	json_array_foreach(list, i, r) {
@@ -904,7 +910,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 			json_array_append(unknown,
 					  json_object_get(r, "sourceServerID"));
 	}
-	if (assign_pending(ctx)) {
+	if (launch_report(ctx, rid, launches) || assign_pending(ctx)) {
 		json_decref(unknown);
 		return -1;
 	}
@@ -963,6 +969,7 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 		" FROM assignments a JOIN source_servers s"
 		" ON s.id = a.source_server_id WHERE a.replicator_id = ?"
 		" AND s.is_archived = 0 AND s.lifecycle_state != 'DISCONNECTED'"
+		" AND s.replication_state != 'DISCONNECTED'"
 		" ORDER BY a.assigned, a.source_server_id";
 	char rid[REPLICATOR_ID_MAX + 1];
 	json_t *rows, *row, *list;
@@ -1010,8 +1017,13 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 			json_array_append_new(list, e);
 	}
 	json_decref(rows);
-	*out = json_pack("{s:s,s:o}", "replicatorID", rid, "sourceServers",
-			 list);
+	rows = launch_pending(ctx, rid);
+	if (!rows) {
+		json_decref(list);
+		return -1;
+	}
+	*out = json_pack("{s:s,s:o,s:o}", "replicatorID", rid,
+			 "sourceServers", list, "launches", rows);
 	return *out ? 0 : api_error(ctx, API_INTERNAL, "out of memory");
 }
 

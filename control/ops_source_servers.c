@@ -43,7 +43,6 @@
  * its own server (ferry-agent --disconnect, run by scripts/uninstall.sh):
  * its credentials end at once.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -134,26 +133,6 @@ static bool id_valid(const char *prefix, const char *id)
 		      (id[i] >= 'A' && id[i] <= 'Z')))
 			return false;
 	return true;
-}
-
-static int conflict(struct api_ctx *ctx, const char *id, const char *fmt,
-		    ...) __attribute__((format(printf, 3, 4)));
-
-static int conflict(struct api_ctx *ctx, const char *id, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-
-	if (ctx->err != API_OK)
-		return -1; /* the first error recorded wins */
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	api_error(ctx, API_CONFLICT, "%s", msg);
-	api_error_field(ctx, "code", json_string("CONFLICT"));
-	api_error_field(ctx, "resourceId", json_string(id));
-	api_error_field(ctx, "resourceType", json_string("SOURCE_SERVER"));
-	return -1;
 }
 
 /*
@@ -252,18 +231,8 @@ static void apply_retry(struct api_ctx *ctx, json_t *doc)
 
 static void apply_disconnect(struct api_ctx *ctx, json_t *doc)
 {
-	json_t *dri, *disks, *d;
-	size_t i;
-
-	set_str(doc, DRS, "DISCONNECTED");
+	ss_replication_disconnected(doc);
 	set_str(doc, LC, "DISCONNECTED");
-	dri = json_object_get(doc, "dataReplicationInfo");
-	json_object_del(dri, "lagDuration");
-	json_object_del(dri, "etaDateTime");
-	json_object_del(dri, "dataReplicationError");
-	disks = json_object_get(dri, "replicatedDisks");
-	json_array_foreach(disks, i, d)
-		json_object_set_new(d, "totalStorageBytes", json_integer(0));
 }
 
 static void apply_archive(struct api_ctx *ctx, json_t *doc)
@@ -310,7 +279,7 @@ static int refuse(struct api_ctx *ctx, const struct ss_action *act,
 
 	list_text(allowed, list, sizeof(list));
 	if (act->refusal == API_CONFLICT)
-		return conflict(ctx, id,
+		return ss_conflict(ctx, id,
 				"Cannot %s source server %s: its %s is %s; %s needs %s",
 				act->what, id, name, *state ? state : "not yet known",
 				act->op, list);
@@ -337,7 +306,7 @@ static int run_action(struct api_ctx *ctx, const struct ss_action *act,
 	lc = ss_str(doc, LC);
 	if (!act->archived_ok &&
 	    json_is_true(json_object_get(doc, "isArchived"))) {
-		conflict(ctx, id, "Cannot %s source server %s: it is archived",
+		ss_conflict(ctx, id, "Cannot %s source server %s: it is archived",
 			 act->what, id);
 		goto out;
 	}
@@ -462,7 +431,7 @@ static int op_change_lifecycle(struct api_ctx *ctx, json_t *in, json_t **out)
 		return -1;
 	lc = ss_str(doc, LC);
 	if (json_is_true(json_object_get(doc, "isArchived"))) {
-		conflict(ctx, id, "Cannot %s source server %s: it is archived",
+		ss_conflict(ctx, id, "Cannot %s source server %s: it is archived",
 			 act.what, id);
 		goto out;
 	}
@@ -471,7 +440,7 @@ static int op_change_lifecycle(struct api_ctx *ctx, json_t *in, json_t **out)
 		goto out;
 	}
 	if (!*ss_str(doc, "dataReplicationInfo.lagDuration")) {
-		conflict(ctx, id,
+		ss_conflict(ctx, id,
 			 "Cannot %s source server %s: it is not launchable (dataReplicationInfo.lagDuration is not set)",
 			 act.what, id);
 		goto out;

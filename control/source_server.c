@@ -2,7 +2,9 @@
 /* source_server.c - source server records and the agent command queue. */
 #include "source_server.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "keys.h"
@@ -458,4 +460,37 @@ int ss_set(json_t *doc, const char *path, json_t *value)
 		return -1;
 	}
 	return json_object_set_new(parent, leaf, value);
+}
+
+int ss_conflict(struct api_ctx *ctx, const char *id, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	if (ctx->err != API_OK)
+		return -1; /* the first error recorded wins */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	api_error(ctx, API_CONFLICT, "%s", msg);
+	api_error_field(ctx, "code", json_string("CONFLICT"));
+	api_error_field(ctx, "resourceId", json_string(id));
+	api_error_field(ctx, "resourceType", json_string("SOURCE_SERVER"));
+	return -1;
+}
+
+void ss_replication_disconnected(json_t *doc)
+{
+	json_t *dri, *disks, *d;
+	size_t i;
+
+	ss_set(doc, "dataReplicationInfo.dataReplicationState",
+	       json_string("DISCONNECTED"));
+	dri = json_object_get(doc, "dataReplicationInfo");
+	json_object_del(dri, "lagDuration");
+	json_object_del(dri, "etaDateTime");
+	json_object_del(dri, "dataReplicationError");
+	disks = json_object_get(dri, "replicatedDisks");
+	json_array_foreach(disks, i, d)
+		json_object_set_new(d, "totalStorageBytes", json_integer(0));
 }

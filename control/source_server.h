@@ -85,6 +85,20 @@ const char *ss_replicator(json_t *doc);
 int ss_command_push(struct api_ctx *ctx, const char *id,
 		    const char *command, json_t *args);
 
+/* ConflictException about source server ID, with MGN's code,
+ * resourceId and resourceType.  Returns -1; the first error recorded
+ * wins. */
+int ss_conflict(struct api_ctx *ctx, const char *id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Replication of DOC ends (DisconnectFromService, FinalizeCutover), as
+ * MGN shows it: dataReplicationState DISCONNECTED, no lag, ETA or error,
+ * every replicated disk's totalStorageBytes 0.  The caller sets the
+ * lifecycle state.
+ */
+void ss_replication_disconnected(json_t *doc);
+
 /* Small accessors on DOC; missing members read as "" / 0. */
 const char *ss_str(json_t *doc, const char *path); /* "lifeCycle.state" */
 int ss_set(json_t *doc, const char *path, json_t *value); /* steals */

@@ -256,6 +256,15 @@ int rep_config_set(struct rep_config *c, const char *key, const char *value,
 		return add_allow(c, value, err, errlen);
 	if (!strcmp(key, "pit-policy"))
 		return snap_policy_parse(&c->pit, value, err, errlen);
+	if (!strcmp(key, "launch-format")) {
+		if (strcmp(value, "raw") && strcmp(value, "qcow2")) {
+			set_err(err, errlen, "launch-format \"%s\" is not raw "
+				"or qcow2", value);
+			return -1;
+		}
+		c->launch_qcow2 = !strcmp(value, "qcow2");
+		return 0;
+	}
 	set_err(err, errlen, "unknown setting \"%s\"", key);
 	return -1;
 }

@@ -8,6 +8,7 @@
 #ifndef FERRY_REPLICATOR_CONFIG_H
 #define FERRY_REPLICATOR_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,9 @@ struct rep_config {
 	unsigned int max_source_servers;
 	/* pit_policy: which snapshots are taken and kept (snapshot.h). */
 	struct snap_policy pit;
+	/* launch_format: raw (default) or qcow2 images of launches
+	 * (launch.h). */
+	bool launch_qcow2;
 };
 
 /* Defaults (no allow lines). */

@@ -34,6 +34,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "launch.h"
 #include "log.h"
 #include "peer_id.h"
 
@@ -776,8 +777,17 @@ static json_t *report_body(char *err, size_t errlen)
 	body = json_pack("{s:I,s:I,s:o}", "freeBytes", (json_int_t)avail,
 			 "capacityBytes", (json_int_t)cap, "sourceServers",
 			 list);
-	if (!body)
+	if (!body) {
 		set_err(err, errlen, "out of memory for the report");
+		return NULL;
+	}
+	/* Left out when there is nothing to say: a ferry-control without
+	 * launches refuses the member. */
+	list = launch_reports();
+	if (json_array_size(list))
+		json_object_set_new(body, "launches", list);
+	else
+		json_decref(list);
 	return body;
 }
 
@@ -1010,6 +1020,7 @@ static int cycle(char *err, size_t errlen)
 		json_decref(resp);
 		return -1;
 	}
+	launch_offer(json_object_get(resp, "launches"));
 	json_decref(resp);
 	body = report_body(err, errlen);
 	if (!body)
@@ -1019,6 +1030,7 @@ static int cycle(char *err, size_t errlen)
 		json_decref(body);
 		return -1;
 	}
+	launch_reported(json_object_get(body, "launches"));
 	json_decref(body);
 	json_array_foreach(json_object_get(resp, "unknownSourceServerIDs"),
 			   i, id)
@@ -1084,6 +1096,8 @@ int ctl_start(int stop_fd, char *err, size_t errlen)
 	int rc;
 
 	ctl.stop_fd = stop_fd;
+	if (launch_start(ctl.cfg, err, errlen))
+		return -1;
 	rc = pthread_create(&ctl.thread, NULL, report_thread, NULL);
 	if (rc) {
 		set_err(err, errlen, "cannot start the ferry-control thread: "
@@ -1100,4 +1114,5 @@ void ctl_stop(void)
 		return;
 	pthread_join(ctl.thread, NULL);
 	ctl.running = false;
+	launch_stop();
 }

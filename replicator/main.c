@@ -32,6 +32,7 @@
 #include "config.h"
 #include "conn.h"
 #include "control_client.h"
+#include "launch.h"
 #include "log.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -75,7 +76,11 @@ REP_DEFAULT_REGION ")\n"
 "point-in-time snapshots (docs/replicator.md):\n"
 "  pit_policy = INTERVAL:RETENTION, ...  in the --config file (default\n"
 "                        " SNAP_DEFAULT_POLICY ")\n"
-"  ferry-replicator snapshot list|delete|export --data-dir DIR ...\n",
+"  ferry-replicator snapshot list|delete|export --data-dir DIR ...\n"
+"\n"
+"launches (StartTest, StartCutover at ferry-control; docs/replicator.md):\n"
+"  --launch-format raw|qcow2  images in DATA_DIR/launch/ (default raw)\n"
+"  ferry-replicator launch list --data-dir DIR\n",
 		REP_DEFAULT_IDLE, REP_DEFAULT_MAX_CONNS,
 		REP_DEFAULT_REPORT_INTERVAL, REP_DEFAULT_MAX_SOURCES);
 }
@@ -101,6 +106,7 @@ static int parse_args(int argc, char **argv, struct rep_config *cfg)
 		{ "advertise", required_argument, NULL, 'o' },
 		{ "report-interval", required_argument, NULL, 'o' },
 		{ "max-source-servers", required_argument, NULL, 'o' },
+		{ "launch-format", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -298,6 +304,9 @@ int main(int argc, char **argv)
 	/* ferry-replicator snapshot list|delete|export (snapshot.c) */
 	if (argc > 1 && !strcmp(argv[1], "snapshot"))
 		return snap_cli(argc - 1, argv + 1);
+	/* ferry-replicator launch list (launch.c) */
+	if (argc > 1 && !strcmp(argv[1], "launch"))
+		return launch_cli(argc - 1, argv + 1);
 	rep_config_init(&cfg);
 	if (parse_args(argc, argv, &cfg)) {
 		rep_config_free(&cfg);

@@ -1316,6 +1316,99 @@ static int to_qcow2(const char *raw, const char *out)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/*
+ * Disk D of snapshot S[I] (of N, in DIR; the live volumes in SRC_DIR)
+ * into the file OUT: raw and sparse, or QCOW2 through a raw OUT.raw.tmp.
+ * The caller holds the snapshots' lock, shared at least.
+ */
+static int export_disk(const char *src_dir, const char *dir,
+		       const struct snap *s, unsigned int n, unsigned int i,
+		       const struct snap_disk *d, bool qcow2, const char *out,
+		       char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 16];
+	struct chain *c = calloc(1, sizeof(*c));
+	int fd, rc = -1;
+
+	if (!c) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	if (chain_open(c, src_dir, dir, s, n, i, d, err, errlen)) {
+		free(c);
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.raw.tmp", out);
+	fd = open(qcow2 ? tmp : out, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		set_err(err, errlen, "cannot create %s: %s", qcow2 ? tmp : out,
+			strerror(errno));
+	else if (export_raw(c, fd, err, errlen))
+		;
+	else if (qcow2 && to_qcow2(tmp, out))
+		set_err(err, errlen, "qemu-img convert to %s failed", out);
+	else
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	if (qcow2)
+		unlink(tmp);
+	chain_close(c);
+	free(c);
+	return rc;
+}
+
+int snap_export_newest(const char *data_dir, const char *source,
+		       const char *out_dir, bool qcow2,
+		       struct snap_export *out, unsigned int *n_out,
+		       uint64_t *cp_id, uint64_t *time_ms, char *err,
+		       size_t errlen)
+{
+	char dir[PATH_MAX], src_dir[PATH_MAX], path[PATH_MAX + 300];
+	const struct snap *last;
+	unsigned int n, k;
+	struct snap *s;
+	int lock, rc = -1;
+
+	*n_out = 0;
+	snprintf(src_dir, sizeof(src_dir), "%s/%s", data_dir, source);
+	snap_dir(dir, sizeof(dir), data_dir, source);
+	/* Shared: snapshots are postponed, not lost, while it runs. */
+	lock = lock_snaps(dir, LOCK_SH);
+	if (lock < 0) {
+		set_err(err, errlen, "no snapshots of %s in %s (%s)", source,
+			data_dir, strerror(errno));
+		return -1;
+	}
+	s = list_snaps(dir, &n);
+	if (!n) {
+		set_err(err, errlen, "source server %s has no snapshot in %s "
+			"yet", source, data_dir);
+		goto out;
+	}
+	last = &s[n - 1];	/* list_snaps sorts oldest first */
+	for (k = 0; k < last->n; k++) {
+		const struct snap_disk *d = &last->d[k];
+
+		snprintf(path, sizeof(path), "%s/%s.%s", out_dir, d->file,
+			 qcow2 ? "qcow2" : "img");
+		if (export_disk(src_dir, dir, s, n, n - 1, d, qcow2, path,
+				err, errlen))
+			goto out;
+		snprintf(out[k].name, sizeof(out[k].name), "%s", d->name);
+		snprintf(out[k].path, sizeof(out[k].path), "%s", path);
+		out[k].size = d->size;
+	}
+	*n_out = last->n;
+	*cp_id = last->cp_id;
+	*time_ms = last->cp_time_ms ? last->cp_time_ms : last->time_ms;
+	rc = 0;
+out:
+	free(s);
+	close(lock);
+	return rc;
+}
+
 int snap_cli(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1417,9 +1510,6 @@ int snap_cli(int argc, char **argv)
 	}
 	{
 		const struct snap_disk *d = snap_find_disk(&s[i], disk);
-		char tmp[PATH_MAX + 16];
-		struct chain *c;
-		int fd;
 
 		if (!d && !volume_file_name(disk, file, sizeof(file)))
 			d = snap_find_disk(&s[i], file);
@@ -1428,35 +1518,13 @@ int snap_cli(int argc, char **argv)
 				"disk %s\n", id, disk);
 			goto out;
 		}
-		c = calloc(1, sizeof(*c));
-		if (!c || chain_open(c, src_dir, dir, s, n, i, d, err,
-				     sizeof(err))) {
-			fprintf(stderr, "ferry-replicator: cannot export %s: "
-				"%s\n", id, c ? err : "out of memory");
-			free(c);
-			goto out;
-		}
-		snprintf(tmp, sizeof(tmp), "%s.raw.tmp", out);
-		fd = open(strcmp(format, "raw") ? tmp : out,
-			  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			fprintf(stderr, "ferry-replicator: cannot create %s: "
-				"%s\n", out, strerror(errno));
-		} else if (export_raw(c, fd, err, sizeof(err))) {
+		if (export_disk(src_dir, dir, s, n, i, d,
+				!strcmp(format, "qcow2"), out, err,
+				sizeof(err)))
 			fprintf(stderr, "ferry-replicator: cannot export %s "
 				"disk %s: %s\n", id, disk, err);
-		} else if (strcmp(format, "raw") && to_qcow2(tmp, out)) {
-			fprintf(stderr, "ferry-replicator: qemu-img convert "
-				"to %s failed\n", out);
-		} else {
+		else
 			rc = 0;
-		}
-		if (fd >= 0)
-			close(fd);
-		if (strcmp(format, "raw"))
-			unlink(tmp);
-		chain_close(c);
-		free(c);
 	}
 out:
 	free(s);

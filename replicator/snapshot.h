@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ferry/wire.h"
+
 struct volume;
 
 #define SNAP_MAX_RULES 8
@@ -71,6 +73,28 @@ bool snap_due(const struct volume *vols, unsigned int n, const char *data_dir,
 int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	       const char *source, const struct snap_policy *policy,
 	       uint64_t cp_id, uint64_t cp_time_ms, char *err, size_t errlen);
+
+/* One disk exported by snap_export_newest(). */
+struct snap_export {
+	char name[FERRY_WIRE_MAX_NAME + 1];	/* the source's device name */
+	char path[4096 + 300];			/* the image file */
+	uint64_t size;				/* the disk's bytes */
+};
+
+/*
+ * Export every disk of SOURCE's newest snapshot into the existing
+ * directory OUT_DIR, as FILE.img (raw, sparse) or FILE.qcow2 (QCOW2,
+ * through qemu-img), FILE being the escaped disk name of its staging
+ * volume.  OUT (FERRY_WIRE_MAX_DISKS entries) gets *N_OUT disks;
+ * *CP_ID and *TIME_MS (the consistency point's time) name the snapshot.
+ * Holds the snapshots' shared lock meanwhile, as `snapshot export` does.
+ * 0, or -1 with ERR.
+ */
+int snap_export_newest(const char *data_dir, const char *source,
+		       const char *out_dir, bool qcow2,
+		       struct snap_export *out, unsigned int *n_out,
+		       uint64_t *cp_id, uint64_t *time_ms, char *err,
+		       size_t errlen);
 
 /* `ferry-replicator snapshot ...`; returns the exit status. */
 int snap_cli(int argc, char **argv);

@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+"""The launch operations of ferry-control, with the replicator's side
+played by signed requests: StartTest / StartCutover / FinalizeCutover /
+TerminateTargetInstances state rules and errors, the launch tasks a
+replicator is given and reports (IN_PROGRESS, LAUNCHED, FAILED), the job
+and its log items (DescribeJobLogItems, paged), and who may call what.
+tests/replicator/t_launch.py runs the same with a real replicator."""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ferrytest as ft  # noqa: E402
+from t_agent import describe, err_type, no_replays  # noqa: E402
+
+check = ft.check
+TIB = 1 << 40
+
+
+def now_iso(delta=0):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + delta))
+
+
+def error(fn, *args):
+    """(code, message) of the aws CLI error FN raises, or (None, None)."""
+    try:
+        fn(*args)
+    except ft.AwsError as e:
+        return e.code, e.message
+    return None, None
+
+
+def launches(c, rep):
+    st, _, r = c.call('GetReplicatorAssignmentsForMgn', {}, creds=rep)
+    return r.get('launches') if st == 200 else None
+
+
+def report(c, rep, items, sid=None):
+    body = {'freeBytes': TIB, 'launches': items}
+    if sid:
+        body['sourceServers'] = [{'sourceServerID': sid}]
+    return c.call('UpdateReplicatorInfoForMgn', body, creds=rep)
+
+
+def job(c, job_id):
+    return c.aws('mgn', 'describe-jobs', '--filters',
+                 'jobIDs=%s' % job_id)['items'][0]
+
+
+def log_events(c, job_id):
+    r = c.aws('mgn', 'describe-job-log-items', '--job-id', job_id)
+    return [i['event'] for i in r['items']], r['items']
+
+
+def ready_server(c, rep, name):
+    """A registered server on replicator r1 with a snapshot reported."""
+    sid, cr = c.register_agent(name, machine_id='m-' + name)
+    st, _, r = c.call('UpdateReplicatorInfoForMgn', {
+        'freeBytes': TIB, 'sourceServers': [
+            {'sourceServerID': sid, 'lastSnapshotDateTime': now_iso(-5)}]},
+        creds=rep)
+    if st != 200:
+        raise ft.AwsError('HTTP%d' % st, str(r))
+    return sid, cr
+
+
+def main():
+    with ft.Control() as c:
+        no_replays(c)
+        rep = c.replicator
+        rep2 = c.keys_create('rep2', 'replicator')
+        c.call('RegisterReplicatorForMgn', {
+            'replicatorID': 'r1', 'address': '127.0.0.1', 'port': 1501,
+            'capacityBytes': TIB, 'freeBytes': TIB}, creds=rep)
+
+        # NOT_READY: refused, naming the server and its state.
+        a, cra = c.register_agent('a', machine_id='m-a')
+        code, msg = error(c.aws, 'mgn', 'start-test',
+                          '--source-server-ids', a)
+        check('start-test NOT_READY: ConflictException naming the server '
+              'and its state', code == 'ConflictException' and a in msg and
+              'NOT_READY' in msg, (code, msg))
+        code, _ = error(c.aws, 'mgn', 'start-test', '--source-server-ids',
+                        's-0123456789abcdef0')
+        check('start-test unknown server: ResourceNotFoundException',
+              code == 'ResourceNotFoundException', code)
+        st, hdrs, r = c.call('StartTest', {'sourceServerIDs': ['s-nope']})
+        check('start-test malformed ID: ValidationException',
+              st == 400 and err_type(hdrs) == 'ValidationException', r)
+        st, hdrs, r = c.call('StartTest', {'sourceServerIDs': []})
+        check('start-test no IDs: ValidationException',
+              st == 400 and err_type(hdrs) == 'ValidationException', r)
+        st, hdrs, r = c.call('StartTest', {'sourceServerIDs': [a],
+                                           'colour': 'red'})
+        check('start-test unknown member: ValidationException',
+              st == 400 and err_type(hdrs) == 'ValidationException', r)
+        for who, creds in [('agent', cra), ('replicator', rep),
+                           ('installer', c.installer)]:
+            for op in ['StartTest', 'StartCutover', 'FinalizeCutover',
+                       'TerminateTargetInstances', 'DescribeJobLogItems']:
+                st, hdrs, _ = c.call(op, {'sourceServerIDs': [a]},
+                                     creds=creds)
+                check('%s key refused: %s' % (who, op),
+                      st == 403 and err_type(hdrs) == 'AccessDeniedException',
+                      (st, err_type(hdrs)))
+
+        # READY_FOR_TEST: a test launch.
+        b, crb = ready_server(c, rep, 'b')
+        check('setup: snapshot reported, READY_FOR_TEST',
+              describe(c, b)['lifeCycle']['state'] == 'READY_FOR_TEST')
+        c.call('RegisterReplicatorForMgn', {
+            'replicatorID': 'r2', 'address': '127.0.0.1', 'port': 1502,
+            'capacityBytes': TIB, 'freeBytes': TIB}, creds=rep2)
+        st, hdrs, r = c.call('StartTest', {'sourceServerIDs': [b, b],
+                                           'tags': {'wave': '1'}})
+        j = (r or {}).get('job', {})
+        jid = j.get('jobID', '')
+        check('StartTest: 202 with a PENDING LAUNCH job (START_TEST), the '
+              'server once, its tags',
+              st == 202 and re.fullmatch(r'mgnjob-[0-9a-f]{17}', jid) and
+              j['type'] == 'LAUNCH' and j['initiatedBy'] == 'START_TEST' and
+              j['status'] == 'PENDING' and j['tags'] == {'wave': '1'} and
+              j['participatingServers'] ==
+              [{'sourceServerID': b, 'launchStatus': 'PENDING'}], (st, r))
+        lc = describe(c, b)['lifeCycle']
+        check('StartTest: TESTING, lastTest.initiated {jobID, '
+              'apiCallDateTime}', lc['state'] == 'TESTING' and
+              lc['lastTest']['initiated']['jobID'] == jid, lc)
+        code, msg = error(c.aws, 'mgn', 'start-test', '--source-server-ids',
+                          b)
+        check('start-test while its launch runs: ConflictException naming '
+              'the job', code == 'ConflictException' and jid in msg,
+              (code, msg))
+        check('the replicator is given the task',
+              launches(c, rep) == [{'jobID': jid, 'sourceServerID': b,
+                                    'initiatedBy': 'START_TEST'}],
+              launches(c, rep))
+        check('another replicator is not', launches(c, rep2) == [])
+        st, hdrs, _ = report(c, rep2, [{'jobID': jid, 'sourceServerID': b,
+                                        'launchStatus': 'IN_PROGRESS'}])
+        check('report by another replicator: AccessDeniedException',
+              st == 403 and err_type(hdrs) == 'AccessDeniedException', st)
+        for why, item in [
+                ('bad status', {'launchStatus': 'DONE'}),
+                ('FAILED without error', {'launchStatus': 'FAILED'}),
+                ('unknown member', {'launchStatus': 'LAUNCHED',
+                                    'colour': 'red'}),
+                ('time in the future', {'launchStatus': 'IN_PROGRESS',
+                                        'startDateTime': now_iso(3600)}),
+                ('image without path', {'launchStatus': 'LAUNCHED',
+                                        'images': [{'deviceName': '/dev/vda',
+                                                    'format': 'raw',
+                                                    'bytes': 1}]})]:
+            it = {'jobID': jid, 'sourceServerID': b}
+            it.update(item)
+            st, hdrs, _ = report(c, rep, [it])
+            check('report refused: %s' % why,
+                  st == 400 and err_type(hdrs) == 'ValidationException',
+                  (st, err_type(hdrs)))
+        check('refused reports changed nothing',
+              job(c, jid)['status'] == 'PENDING')
+        st, _, _ = report(c, rep, [{'jobID': jid, 'sourceServerID': b,
+                                    'launchStatus': 'IN_PROGRESS',
+                                    'startDateTime': now_iso(-2)}])
+        j = job(c, jid)
+        check('IN_PROGRESS: job STARTED, server IN_PROGRESS',
+              st == 200 and j['status'] == 'STARTED' and
+              j['participatingServers'][0]['launchStatus'] == 'IN_PROGRESS',
+              j)
+        st, _, r = report(c, rep, [{
+            'jobID': jid, 'sourceServerID': b, 'launchStatus': 'FAILED',
+            'endDateTime': now_iso(), 'error': 'no snapshot of ' + b}])
+        j = job(c, jid)
+        check('FAILED: job COMPLETED with an end time, server FAILED',
+              st == 200 and j['status'] == 'COMPLETED' and
+              'endDateTime' in j and
+              j['participatingServers'][0]['launchStatus'] == 'FAILED', j)
+        ev, items = log_events(c, jid)
+        check('FAILED: log JOB_START, SNAPSHOT_START, LAUNCH_FAILED with '
+              'the reason, JOB_END',
+              ev == ['JOB_START', 'SNAPSHOT_START', 'LAUNCH_FAILED',
+                     'JOB_END'] and items[2]['eventData'] ==
+              {'sourceServerID': b, 'rawError': 'no snapshot of ' + b},
+              items)
+        check('FAILED: no launched instance',
+              'launchedInstance' not in describe(c, b))
+        check('finished task no longer given', launches(c, rep) == [])
+        st, _, _ = report(c, rep, [{'jobID': jid, 'sourceServerID': b,
+                                    'launchStatus': 'LAUNCHED'}])
+        check('a repeated report of a finished task is ignored',
+              st == 200 and job(c, jid)['participatingServers'][0]
+              ['launchStatus'] == 'FAILED')
+
+        # Relaunch from TESTING, this time a success.
+        r = c.aws('mgn', 'start-test', '--source-server-ids', b)
+        jid2 = r['job']['jobID']
+        imgs = [{'deviceName': '/dev/vda', 'format': 'raw',
+                 'bytes': 8 << 30,
+                 'path': '/var/lib/ferry-replicator/launch/%s/%s/dev_vda.img'
+                 % (jid2, b)}]
+        st, _, _ = report(c, rep, [{'jobID': jid2, 'sourceServerID': b,
+                                    'launchStatus': 'LAUNCHED',
+                                    'snapshotDateTime': now_iso(-5),
+                                    'images': imgs}], sid=b)
+        j = job(c, jid2)
+        ps = j['participatingServers'][0]
+        iid = ps.get('launchedEc2InstanceID', '')
+        check('relaunch from TESTING, LAUNCHED at once: job COMPLETED, an '
+              'instance ID', st == 200 and j['status'] == 'COMPLETED' and
+              ps['launchStatus'] == 'LAUNCHED' and
+              re.fullmatch(r'i-[0-9a-f]{17}', iid), j)
+        check('private launch details are not in the public job',
+              'ferry' not in j and 'images' not in str(j), j)
+        s = describe(c, b)
+        check('launchedInstance {ec2InstanceID, jobID, firstBoot WAITING}',
+              s.get('launchedInstance') == {'ec2InstanceID': iid,
+                                            'jobID': jid2,
+                                            'firstBoot': 'WAITING'}, s)
+        ev, _ = log_events(c, jid2)
+        check('LAUNCHED: log items', ev == [
+            'JOB_START', 'SNAPSHOT_START', 'SNAPSHOT_END', 'LAUNCH_START',
+            'JOB_END'], ev)
+        r = c.aws('mgn', 'describe-job-log-items', '--job-id', jid2,
+                  '--max-items', '2')
+        r2 = c.aws('mgn', 'describe-job-log-items', '--job-id', jid2,
+                   '--starting-token', r.get('NextToken', ''))
+        check('describe-job-log-items pages',
+              [i['event'] for i in r['items'] + r2['items']] == ev,
+              (r, r2))
+        code, _ = error(c.aws, 'mgn', 'describe-job-log-items', '--job-id',
+                        'mgnjob-0123456789abcdef0')
+        check('describe-job-log-items unknown job: '
+              'ResourceNotFoundException',
+              code == 'ResourceNotFoundException', code)
+        st, hdrs, _ = c.call('DescribeJobLogItems', {'jobID': 'job-1'})
+        check('describe-job-log-items malformed ID: ValidationException',
+              st == 400 and err_type(hdrs) == 'ValidationException', st)
+
+        # Wrong states for the others.
+        code, msg = error(c.aws, 'mgn', 'terminate-target-instances',
+                          '--source-server-ids', b)
+        check('terminate-target-instances while TESTING: ConflictException',
+              code == 'ConflictException' and 'TESTING' in msg, msg)
+        code, msg = error(c.aws, 'mgn', 'start-cutover',
+                          '--source-server-ids', b)
+        check('start-cutover while TESTING: ConflictException naming the '
+              'state', code == 'ConflictException' and 'TESTING' in msg and
+              b in msg, msg)
+        code, msg = error(c.aws, 'mgn', 'finalize-cutover',
+                          '--source-server-id', b)
+        check('finalize-cutover while TESTING: ConflictException',
+              code == 'ConflictException' and 'CUTTING_OVER' in msg, msg)
+        code, _ = error(c.aws, 'mgn', 'finalize-cutover',
+                        '--source-server-id', 's-0123456789abcdef0')
+        check('finalize-cutover unknown server: ResourceNotFoundException',
+              code == 'ResourceNotFoundException', code)
+
+        c.call('UpdateAgentReplicationInfoForMgn',
+               {'dataReplicationState': 'CONTINUOUS', 'lagSeconds': 1},
+               creds=crb)
+        c.aws('mgn', 'change-server-life-cycle-state', '--source-server-id',
+              b, '--life-cycle', 'state=READY_FOR_CUTOVER')
+        r = c.aws('mgn', 'terminate-target-instances',
+                  '--source-server-ids', b)
+        tj = r['job']
+        check('terminate-target-instances (READY_FOR_CUTOVER): a COMPLETED '
+              'TERMINATE job naming the instance',
+              tj['type'] == 'TERMINATE' and tj['status'] == 'COMPLETED' and
+              tj['participatingServers'] ==
+              [{'sourceServerID': b, 'launchStatus': 'TERMINATED',
+                'launchedEc2InstanceID': iid}], tj)
+        check('terminate: launchedInstance gone',
+              'launchedInstance' not in describe(c, b))
+        code, _ = error(c.aws, 'mgn', 'terminate-target-instances',
+                        '--source-server-ids', b)
+        check('terminate with nothing launched: ConflictException',
+              code == 'ConflictException', code)
+
+        r = c.aws('mgn', 'start-cutover', '--source-server-ids', b)
+        cj = r['job']['jobID']
+        lc = describe(c, b)['lifeCycle']
+        check('start-cutover: CUTTING_OVER, lastCutover.initiated',
+              r['job']['initiatedBy'] == 'START_CUTOVER' and
+              lc['state'] == 'CUTTING_OVER' and
+              lc['lastCutover']['initiated']['jobID'] == cj, lc)
+        code, msg = error(c.aws, 'mgn', 'finalize-cutover',
+                          '--source-server-id', b)
+        check('finalize-cutover while the cutover launch runs: '
+              'ConflictException', code == 'ConflictException' and cj in msg,
+              msg)
+        code, _ = error(c.aws, 'mgn', 'disconnect-from-service',
+                        '--source-server-id', b)
+        check('disconnect-from-service while CUTTING_OVER: '
+              'ConflictException', code == 'ConflictException', code)
+        report(c, rep, [{'jobID': cj, 'sourceServerID': b,
+                         'launchStatus': 'FAILED', 'error': 'disk gone'}])
+        code, msg = error(c.aws, 'mgn', 'finalize-cutover',
+                          '--source-server-id', b)
+        check('finalize-cutover after a failed cutover launch: '
+              'ConflictException', code == 'ConflictException' and
+              cj in msg and 'launched no instance' in msg, msg)
+        r = c.aws('mgn', 'start-cutover', '--source-server-ids', b)
+        cj = r['job']['jobID']
+        check('start-cutover again from CUTTING_OVER',
+              describe(c, b)['lifeCycle']['lastCutover']['initiated']
+              ['jobID'] == cj)
+        report(c, rep, [{'jobID': cj, 'sourceServerID': b,
+                         'launchStatus': 'LAUNCHED'}])
+        r = c.aws('mgn', 'finalize-cutover', '--source-server-id', b)
+        check('finalize-cutover: CUTOVER, DISCONNECTED, finalized',
+              r['lifeCycle']['state'] == 'CUTOVER' and
+              r['dataReplicationInfo']['dataReplicationState'] ==
+              'DISCONNECTED' and
+              'finalized' in r['lifeCycle']['lastCutover'], r)
+        st, _, r = c.call('GetReplicatorAssignmentsForMgn', {}, creds=rep)
+        check('finalized: no longer assigned to the replicator',
+              b not in [s['sourceServerID'] for s in r['sourceServers']], r)
+        st, hdrs, _ = c.call('GetAgentRuntimeConfigurationForMgn', {},
+                             creds=crb)
+        st2, _, cmds = c.call('GetAgentCommandForMgn', {}, creds=crb)
+        check('finalized: agent refused its runtime configuration but '
+              'fetches uninstall', st == 403 and st2 == 200 and
+              [x['command'] for x in cmds['commands']][-1:] ==
+              ['uninstall'], (st, cmds))
+        code, msg = error(c.aws, 'mgn', 'start-test', '--source-server-ids',
+                          b)
+        check('start-test after cutover: ConflictException (CUTOVER)',
+              code == 'ConflictException' and 'CUTOVER' in msg, msg)
+        r = c.aws('mgn', 'describe-source-servers', '--filters',
+                  'lifeCycleStates=CUTOVER')
+        check('describe-source-servers filters CUTOVER',
+              [s['sourceServerID'] for s in r['items']] == [b], r)
+
+        # All or nothing: one server in the wrong state refuses the
+        # request for all.
+        d, _ = ready_server(c, rep2, 'd')
+        n_jobs = len(c.aws('mgn', 'describe-jobs')['items'])
+        st, hdrs, r = c.call('StartTest', {'sourceServerIDs': [d, a]})
+        check('start-test with one server in the wrong state: '
+              'ConflictException, nothing changed',
+              st == 409 and a in r['message'] and
+              describe(c, d)['lifeCycle']['state'] == 'READY_FOR_TEST' and
+              len(c.aws('mgn', 'describe-jobs')['items']) == n_jobs,
+              (st, r))
+    ft.done()
+
+
+if __name__ == '__main__':
+    main()
