@@ -10,10 +10,12 @@
 #      the keys as flags; the demo shows `ferryctl status` and `aws mgn
 #      describe-source-servers` until CONTINUOUS, runs a write workload,
 #      checks that the staging volumes equal the disks once the writes
-#      pause, and takes a snapshot;
-#   3. a second guest, the test instance, boots from the exported
-#      snapshot: the data written before the snapshot is there, the data
-#      written after is not.
+#      pause, waits for a snapshot and runs `aws mgn start-test`: the
+#      server goes to TESTING and the replicator launches the newest
+#      snapshot as image files;
+#   3. a second guest, the test instance, boots from those images: the
+#      data written before the snapshot is there, the data written after
+#      is not.
 # The host side is scripts/demo/demo.py; the guests, scripts/vm/debian-vm.sh.
 set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh

@@ -11,9 +11,10 @@
      describe-source-servers on the host) until CONTINUOUS;
   5. a write workload (fio) during continuous replication; once the
      writes pause, both staging volumes equal the source disks;
-  6. a snapshot; StartTest (TESTING); the test instance, a second guest
-     booted from the exported snapshot, reaches userspace with the data
-     written before the snapshot and without what came after;
+  6. a snapshot; `aws mgn start-test` (READY_FOR_TEST to TESTING): the
+     replicator launches the newest snapshot as image files; the test
+     instance, a second guest booted from them, reaches userspace with
+     the data written before the snapshot and without what came after;
   7. a summary, and everything stopped.
 
 Run by scripts/demo.sh (as root, after `make` and `make deb`).
@@ -138,14 +139,44 @@ def snapshots(stack, sid):
             for x in s.get('snapshots', [])]
 
 
-def export(stack, snap, name, out):
-    r = subprocess.run([repltest.REPLICATOR, 'snapshot', 'export',
-                        '--data-dir', stack.data, '--id', snap['id'],
-                        '--disk', name, '--format', 'raw', '--out', out],
-                       capture_output=True, text=True)
-    if r.returncode:
-        die('exporting %s of snapshot %s: %s' % (name, snap['id'],
-                                                 r.stderr.strip()))
+def lifecycle(stack, sid):
+    """The server's states, as describe-source-servers says them."""
+    s = stack.source_server() or {}
+    return '%s: lifeCycle %s, dataReplicationState %s\n' % (
+        sid, s.get('lifeCycle', {}).get('state'),
+        s.get('dataReplicationInfo', {}).get('dataReplicationState'))
+
+
+def wait_job(stack, job_id, limit=600):
+    """The job once it is COMPLETED (dies if it does not get there)."""
+    end = time.time() + limit
+    while True:
+        job = stack.ctl.aws('mgn', 'describe-jobs', '--filters',
+                            'jobIDs=%s' % job_id)['items'][0]
+        if job['status'] == 'COMPLETED':
+            break
+        if time.time() > end:
+            die('job %s still %s after %d s' % (job_id, job['status'],
+                                                 limit))
+        time.sleep(3)
+    launch = job['participatingServers'][0].get('launchStatus')
+    if launch != 'LAUNCHED':
+        die('job %s completed with launchStatus %s' % (job_id, launch))
+    return job
+
+
+def launched(stack, job_id, sid):
+    """The image files the replicator wrote for the job, by disk."""
+    r = subprocess.run([repltest.REPLICATOR, 'launch', 'list',
+                        '--data-dir', stack.data], capture_output=True,
+                       text=True)
+    images = {x['deviceName']: x['path']
+              for x in json.loads(r.stdout or '{}').get('launches', [])
+              if x['jobID'] == job_id and x['sourceServerID'] == sid}
+    if sorted(images) != ['/dev/vda', '/dev/vdb']:
+        die('launch list has %s for job %s: %s' % (sorted(images), job_id,
+                                                   r.stderr[-300:]))
+    return images
 
 
 def main():
@@ -164,10 +195,8 @@ def main():
                 if not ok:
                     print('the guest in %s: %s' % (g.dir, why))
         stack.stop()
+        # The staging area, its snapshots and the launched images.
         shutil.rmtree(stack.ctl.tmp, ignore_errors=True)
-        for f in ('snapshot-vda.img', 'snapshot-vdb.img'):
-            if os.path.exists(os.path.join(OUT, f)):
-                os.unlink(os.path.join(OUT, f))
 
 
 def run(stack, src, test):
@@ -238,8 +267,9 @@ sync; df -h / /data''')
     print('both staging volumes equal the source disks (qemu-img compare '
           'of the whole devices)')
 
-    say('A snapshot: data written now is in it, data written later is not')
-    with Phase('snapshot and export'):
+    say('A snapshot, then StartTest: the test instance is launched from '
+        'the newest snapshot')
+    with Phase('snapshot and StartTest'):
         base = max([s.get('cp_id', 0) for s in snapshots(stack, sid)] + [0])
         src.sh('echo "written before the snapshot, $(date)" '
                '>/data/before-snapshot.txt; sync')
@@ -255,13 +285,29 @@ sync; df -h / /data''')
                 time.sleep(3)
         if not snap:
             die('no snapshot after consistency point %d' % (base + 1))
+        print('snapshot %s (consistency point %d, %s)' %
+              (snap['id'], snap['cp_id'], snap.get('time', '')))
+        show('aws mgn describe-source-servers', lifecycle(stack, sid))
+        job = stack.ctl.aws('mgn', 'start-test', '--source-server-ids',
+                            sid)['job']
+        show('aws mgn start-test --source-server-ids %s' % sid,
+             'job %s %s\n' % (job['jobID'], job['status']))
+        job = wait_job(stack, job['jobID'])
+        items = stack.ctl.aws('mgn', 'describe-job-log-items', '--job-id',
+                              job['jobID'])['items']
+        show('aws mgn describe-job-log-items --job-id %s' % job['jobID'],
+             ''.join('%s %s\n' % (x.get('logDateTime', ''), x['event'])
+                     for x in items))
+        show('aws mgn describe-source-servers', lifecycle(stack, sid))
+        if 'TESTING' not in lifecycle(stack, sid):
+            die('the source server is not TESTING after StartTest')
+        # Written once the launch took its snapshot: not in the instance.
         src.sh('echo "written after the snapshot" >/data/after-snapshot.txt;'
                ' sync')
-        for d in ('vda', 'vdb'):
-            export(stack, snap, '/dev/' + d,
-                   os.path.join(OUT, 'snapshot-%s.img' % d))
-    print('snapshot %s (consistency point %d, %s) exported raw' %
-          (snap['id'], snap['cp_id'], snap.get('time', '')))
+        images = launched(stack, job['jobID'], sid)
+    print('launched %s: %s' % (
+        job['participatingServers'][0].get('launchedEc2InstanceID'),
+        ', '.join('%s %s' % (d, images[d]) for d in sorted(images))))
     sent = sum(d.get('sentBytes', 0) for d in status(src).get('disks', []))
     total = sum(d.get('totalStorageBytes', 0)
                 for d in status(src).get('disks', []))
@@ -273,8 +319,8 @@ sync; df -h / /data''')
     with Phase('test instance'):
         # The copy carries the agent's service: a launched instance must
         # not replicate itself as the source server.
-        if not test.start('--root', os.path.join(OUT, 'snapshot-vda.img'),
-                          '--disk', os.path.join(OUT, 'snapshot-vdb.img'),
+        if not test.start('--root', images['/dev/vda'],
+                          '--disk', images['/dev/vdb'],
                           '--append', 'systemd.mask=ferry-agent.service',
                           '--timeout', '400'):
             die('the test instance did not boot: %s' % test.start_log)
