@@ -37,7 +37,33 @@ done
 
 total_pass=0 total_fail=0
 log=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all.XXXXXX")
-trap 'rm -f "$log"' EXIT
+prefetch_pid=
+trap 'rm -f "$log"; [ -z "$prefetch_pid" ] || kill "$prefetch_pid" 2>/dev/null' EXIT
+
+# What the guests need (the Debian kernels, the trixie build chroot, the
+# bookworm guest image: minutes on a fresh machine, mostly waiting on the
+# network and dpkg) is made in the background from the start, so that it
+# overlaps the native suites; a suite that needs it meanwhile waits on the
+# same lock (with_lock in scripts/vm/lib.sh) rather than making it again.
+# Every suite's packages are installed first, so that no two apt-get runs
+# meet.
+if [[ " $suites " == *" kmod "* || " $suites " == *" install "* ]] &&
+	[ "$(id -u)" -eq 0 ]; then
+	"$root/scripts/deps.sh" build control vm agent dkms pkg
+	vmlogs=${BUILD:-build}/vm-logs
+	case $vmlogs in /*) ;; *) vmlogs=$root/$vmlogs ;; esac
+	mkdir -p "$vmlogs"
+	(
+		set -e
+		for s in ${KMOD_SUITES:-bookworm trixie}; do
+			"$root/scripts/vm/kernel.sh" "$s" >/dev/null
+		done
+		if [[ " $suites " == *" install "* ]]; then
+			"$root/scripts/vm/debian-image.sh" bookworm >/dev/null
+		fi
+	) >"$vmlogs/prefetch.log" 2>&1 &
+	prefetch_pid=$!
+fi
 
 for suite in $suites; do
 	script=$root/tests/$suite/run.sh
@@ -69,5 +95,9 @@ for suite in $suites; do
 	fi
 done
 
+if [ -n "$prefetch_pid" ]; then
+	wait "$prefetch_pid" 2>/dev/null || :
+	prefetch_pid=
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

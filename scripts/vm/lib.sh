@@ -66,10 +66,12 @@ ensure_pkgs() {
 	need_root "installing $(echo "$missing" | tr '\n' ' ')"
 	# shellcheck disable=SC2086 # word splitting of the package list is wanted
 	echo "ferry-vm: installing" $missing >&2
-	apt-get update -q >/dev/null ||
+	# Another apt-get may be at work (tests/run-all.sh): wait for it.
+	apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null ||
 		die "apt-get update failed: check the network and /etc/apt/sources.list*"
 	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing >/dev/null ||
+	apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+		--no-install-recommends $missing >/dev/null ||
 		die "apt-get install $(echo "$missing" | tr '\n' ' ')failed: run it by hand to see why"
 }
 
