@@ -175,7 +175,7 @@ report() {
 			printf "    %-16s %4d/%-4d %6d  %12.3f  %6d\n", k, ok[k], n[k],
 				mis[k], w[k] ? s[k] / w[k] : 0, b[k]
 	}' "$STATS"
-	awk '$1 == "reset" { printf "    reset: rescans sent %.2f %% of the disk (goal < 1 %%)\n", $4 * 100 / '"$DISK_BYTES"' }' "$STATS"
+	awk '$1 == "reset" { printf "    reset: rescans sent %.3f %% of the disk (goal < 1 %%)\n", $4 * 100 / '"$DISK_BYTES"' }' "$STATS"
 }
 
 # The snapshot of a consistency point made under load passes e2fsck -fn.
