@@ -12,6 +12,9 @@
 #   reset            a hard reset of the guest (sysrq b): tracking lost,
 #                    the next boot rescans; ends every boot but the last
 #
+# Each round begins with the same load and no fault ("none"): what the
+# agent sends anyway for what is written, against which the faults' bytes
+# are compared ("vs no fault" in the report).
 # After each fault, with no help, the agent must be back to CONTINUOUS at
 # ferry-control and, once fio stops (its verify passing), the staging
 # volume must equal the disk (sha256 of both on the host).  Snapshots
@@ -97,6 +100,10 @@ start_fio() {
 inject() {
 	SENT_BEFORE_KILL=0
 	case $1 in
+	none)
+		# The same load without a fault: what the agent sends anyway.
+		sleep 6
+		;;
 	agent-kill)
 		SENT_BEFORE_KILL=$(agent_sent)
 		kill -9 "$AGENT_PID"
@@ -166,14 +173,18 @@ one_fault() {
 # report: the table of every fault of every boot.
 report() {
 	step "report"
-	echo "    fault            survived  mismatches  sent/written  back to CONTINUOUS (s, max)"
+	echo "    fault            survived  mismatches  sent/written  vs no fault  back to CONTINUOUS (s, max)"
 	awk '{
 		n[$1]++; ok[$1] += $2; mis[$1] += $3; s[$1] += $4; w[$1] += $5
 		if ($6 > b[$1]) b[$1] = $6
 	} END {
-		for (k in n)
-			printf "    %-16s %4d/%-4d %6d  %12.3f  %6d\n", k, ok[k], n[k],
-				mis[k], w[k] ? s[k] / w[k] : 0, b[k]
+		base = w["none"] ? s["none"] / w["none"] : 0
+		for (k in n) {
+			r = w[k] ? s[k] / w[k] : 0
+			printf "    %-16s %4d/%-4d %6d  %12.3f  %11.3f  %6d\n", k,
+				ok[k], n[k], mis[k], r,
+				(base && k != "reset") ? r / base : 0, b[k]
+		}
 	}' "$STATS"
 	awk '$1 == "reset" { printf "    reset: rescans sent %.3f %% of the disk (goal < 1 %%)\n", $4 * 100 / '"$DISK_BYTES"' }' "$STATS"
 }
@@ -198,8 +209,9 @@ campaign() {
 	round=1
 	while [ "$round" -le "$ROUNDS" ]; do
 		_o=$(order "$SEED" "$((FERRY_BOOT * 1000 + round))")
-		info "round $round of boot $FERRY_BOOT (seed $SEED): $_o"
-		for k in $_o; do
+		info "round $round of boot $FERRY_BOOT (seed $SEED): none, then $_o"
+		# First the load alone: the ratio the faults are measured against.
+		for k in none $_o; do
 			one_fault "$k"
 		done
 		round=$((round + 1))
