@@ -40,6 +40,10 @@
  * agent replicates (where each rewrite would be replicated in turn). */
 #define AGENT_RUN_DIR "/run/ferry-agent"
 #define AGENT_CONF_FILE "/etc/ferry/agent.conf"
+/* ferry-agent's exit status on a machine that is not the registered
+ * source server (a launched copy): EX_CONFIG, which the systemd unit
+ * does not restart (RestartPreventExitStatus). */
+#define AGENT_EXIT_NOT_THIS_MACHINE 78
 #define AGENT_CERT_FILE "agent.pem"	/* data-plane client certificate */
 #define AGENT_KEY_FILE "agent-key.pem"	/* its key, 0600 */
 #define AGENT_CA_FILE "ca.pem"		/* ferry-control's CA */

@@ -410,6 +410,8 @@ static int register_agent(char *err, size_t errlen)
 	snprintf(C.st.endpoint, sizeof(C.st.endpoint), "%s",
 		 C.api.endpoint);
 	C.st.registered_at = (int64_t)time(NULL);
+	snprintf(C.st.machine_id, sizeof(C.st.machine_id), "%s",
+		 h.machine_id);
 	C.st.disconnected_at = 0;
 	C.st.started = false;
 	if (state_save(&C.st, err, errlen))
@@ -422,6 +424,48 @@ out:
 	json_decref(body);
 	json_decref(resp);
 	return rc;
+}
+
+/*
+ * A registered agent replicates only on the machine that registered.  A
+ * test or cutover instance launched from the replicated disks boots with
+ * the source's state directory, credentials and service: if it
+ * replicated, it would write its own disks over its source server's
+ * staging volumes.  Its system UUID differs, and so its machine ID
+ * (hostinfo_machine_id()).  0 to go on (a registration that recorded
+ * none records this machine's), -1 with ERR to stop (*COPY: because this
+ * is another machine).
+ */
+static int check_machine(bool *copy, char *err, size_t errlen)
+{
+	char now[65], why[AGENT_MSG_MAX];
+
+	*copy = false;
+	if (hostinfo_machine_id(now, err, errlen))
+		return -1;
+	if (!strcmp(C.st.machine_id, now))
+		return 0;
+	if (C.st.machine_id[0]) {
+		*copy = true;
+		set_err(err, errlen, "this machine is not the one that "
+			"registered as source server %s (its machine ID, from "
+			"/etc/machine-id and the system UUID, changed): it "
+			"looks like a test or cutover instance launched from "
+			"that server's replicated disks, and a copy must not "
+			"replicate over its source.  To replicate it as a new "
+			"source server, run the installer with an installer "
+			"key; if it is the source server itself and only its "
+			"identity changed, run ferry-agent --accept-new-host "
+			"once", C.st.source_server_id);
+		return -1;
+	}
+	snprintf(C.st.machine_id, sizeof(C.st.machine_id), "%s", now);
+	if (state_save(&C.st, why, sizeof(why))) {
+		set_err(err, errlen, "cannot record this machine's identity "
+			"for source server %s: %s", C.st.source_server_id, why);
+		return -1;
+	}
+	return 0;
 }
 
 /* The facts again at every start (disks added, RAM changed). */
@@ -969,7 +1013,7 @@ int control_init(struct agent_shared *sh, struct agent_config *cfg,
 		 char *err, size_t errlen)
 {
 	char why[AGENT_MSG_MAX], when[32];
-	bool fresh = false;
+	bool fresh = false, copy;
 	const char *conf = cfg->conf_file[0] ? cfg->conf_file :
 			   AGENT_CONF_FILE;
 
@@ -1014,6 +1058,8 @@ int control_init(struct agent_shared *sh, struct agent_config *cfg,
 			"(access-key-id, secret-access-key) to register there",
 			C.st.endpoint, C.api.endpoint);
 		return -1;
+	} else if (check_machine(&copy, err, errlen)) {
+		return copy ? CONTROL_NOT_THIS_MACHINE : -1;
 	}
 	/* Registered: the installer's secret goes (invariant 5).  Also
 	 * after a start whose rewrite failed. */
@@ -1273,4 +1319,41 @@ int control_loop_start(struct agent_shared *sh, struct agent_config *cfg,
 		return -1;
 	}
 	return 0;
+}
+
+int control_accept_host(struct agent_config *cfg, char *msg, size_t msglen,
+			char *err, size_t errlen)
+{
+	char now[65], was[65];
+	int rc = -1;
+
+	memset(&C, 0, sizeof(C));
+	C.cfg = cfg;
+	if (state_load(&C.st, cfg->state_dir, err, errlen))
+		return -1;
+	if (!C.st.registered) {
+		set_err(err, errlen, "not registered with ferry-control (no "
+			"registration in %s): nothing to accept; run the "
+			"installer with an installer key", cfg->state_dir);
+		goto out;
+	}
+	if (hostinfo_machine_id(now, err, errlen))
+		goto out;
+	if (!strcmp(C.st.machine_id, now)) {
+		snprintf(msg, msglen, "this machine is source server %s "
+			 "already: nothing changed", C.st.source_server_id);
+		rc = 0;
+		goto out;
+	}
+	snprintf(was, sizeof(was), "%s", C.st.machine_id);
+	snprintf(C.st.machine_id, sizeof(C.st.machine_id), "%s", now);
+	if (state_save(&C.st, err, errlen))
+		goto out;
+	snprintf(msg, msglen, "this machine is source server %s from now on "
+		 "(machine ID %.12s..., was %.12s...); start ferry-agent",
+		 C.st.source_server_id, now, was[0] ? was : "unrecorded");
+	rc = 0;
+out:
+	state_forget(&C.st);
+	return rc;
 }

@@ -15,8 +15,12 @@
  * Synchronous start-up, before replication: register on first start
  * (then forget the installer's secret), load or refresh the credentials,
  * get the data-plane certificate, fetch the runtime configuration into
- * sh->rt.  0, or -1 with a one-line reason in ERR (the agent exits 1).
+ * sh->rt.  0, or -1 with a one-line reason in ERR (the agent exits 1),
+ * or CONTROL_NOT_THIS_MACHINE with ERR: the registration was made on
+ * another machine, this one is a copy booted from its disks (the agent
+ * exits AGENT_EXIT_NOT_THIS_MACHINE and systemd does not restart it).
  */
+#define CONTROL_NOT_THIS_MACHINE (-2)
 int control_init(struct agent_shared *sh, struct agent_config *cfg,
 		 char *err, size_t errlen);
 
@@ -34,5 +38,15 @@ int control_loop_start(struct agent_shared *sh, struct agent_config *cfg,
  */
 int control_disconnect(struct agent_config *cfg, char *msg, size_t msglen,
 		       char *err, size_t errlen);
+
+/*
+ * ferry-agent --accept-new-host: this machine is the registered source
+ * server although its machine ID changed (a new system UUID): record it
+ * in the registration, so that the agent runs here again (a launched
+ * copy is refused otherwise, docs/agent.md).  The agent must not be
+ * running.  0 with what was done in MSG, or -1 with ERR.
+ */
+int control_accept_host(struct agent_config *cfg, char *msg, size_t msglen,
+			char *err, size_t errlen);
 
 #endif

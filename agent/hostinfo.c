@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
@@ -591,10 +592,45 @@ static void hex(const unsigned char *b, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+bool hostinfo_real_uuid(const char *uuid)
+{
+	/* What firmware writes when nobody set a UUID: all zeros, all
+	 * ones, or the sequence some boards ship with; a hypervisor without
+	 * one (QEMU with no -uuid) gives zeros. */
+	static const char *const dummies[] = {
+		"03000200-0400-0500-0006-000700080009",
+	};
+	size_t n = 0;
+	char first = 0;
+	bool varied = false;
+
+	for (const char *p = uuid; *p; p++) {
+		if (*p == '-')
+			continue;
+		if (!isxdigit((unsigned char)*p))
+			return false;
+		if (!first)
+			first = (char)tolower((unsigned char)*p);
+		else if (tolower((unsigned char)*p) != first)
+			varied = true;
+		n++;
+	}
+	if (n != 32 || !varied)
+		return false;
+	for (size_t i = 0; i < sizeof(dummies) / sizeof(dummies[0]); i++)
+		if (!strcasecmp(uuid, dummies[i]))
+			return false;
+	return true;
+}
+
 /*
  * The machine ID ferry-control sees: HMAC-SHA256 keyed with
  * /etc/machine-id over ferry's application ID, as machine-id(5) asks
- * (stable per machine, not the ID itself).
+ * (stable per machine, not the ID itself), and over the firmware's
+ * system UUID when it has a real one.  machine-id alone travels with a
+ * copy of the disks: a test or cutover instance launched from them has
+ * the source's; the system UUID is the hypervisor's or the cloud's, one
+ * per machine (docs/agent.md, "A launched copy").
  */
 static int machine_id(char out[65], char *err, size_t errlen)
 {
@@ -604,13 +640,21 @@ static int machine_id(char out[65], char *err, size_t errlen)
 	};
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
-	char id[128];
+	char id[128], uuid[64] = "", msg[sizeof(app_id) + sizeof(uuid)];
 
+	if (read_attr("/sys/class/dmi/id/product_uuid", uuid, sizeof(uuid)) ||
+	    !hostinfo_real_uuid(uuid))
+		uuid[0] = '\0';
+	for (size_t i = 0; uuid[i]; i++)
+		uuid[i] = (char)tolower((unsigned char)uuid[i]);
+	/* Without a UUID, the ID of earlier versions. */
+	snprintf(msg, sizeof(msg), "%s%s%s", app_id, uuid[0] ? "\n" : "",
+		 uuid);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (read_attr(files[i], id, sizeof(id)) || strlen(id) < 8)
 			continue;
 		if (!HMAC(EVP_sha256(), id, (int)strlen(id),
-			  (const unsigned char *)app_id, sizeof(app_id) - 1,
+			  (const unsigned char *)msg, strlen(msg),
 			  mac, &maclen) || maclen != 32)
 			break;
 		hex(mac, 32, out);
@@ -621,6 +665,11 @@ static int machine_id(char out[65], char *err, size_t errlen)
 	set_err(err, errlen, "no machine identity: /etc/machine-id is missing "
 		"or empty (systemd-machine-id-setup creates it)");
 	return -1;
+}
+
+int hostinfo_machine_id(char out[65], char *err, size_t errlen)
+{
+	return machine_id(out, err, errlen);
 }
 
 static void names(struct host_info *h)

@@ -52,7 +52,7 @@ struct host_disk {
 struct host_info {
 	char hostname[HOST_TEXT_MAX];
 	char fqdn[HOST_TEXT_MAX];	/* "" when unknown */
-	char machine_id[65];		/* derived from /etc/machine-id */
+	char machine_id[65];		/* hostinfo_machine_id() */
 	uint64_t ram_bytes;
 	char os[HOST_TEXT_MAX];
 	unsigned int n_cpus;
@@ -70,6 +70,13 @@ struct host_info {
  */
 int hostinfo_collect(struct host_info *h, const char (*devices)[AGENT_PATH_MAX],
 		     unsigned int n, char *err, size_t errlen);
+
+/*
+ * This machine's identity as hostinfo_collect() puts it in machine_id:
+ * derived from /etc/machine-id and the firmware's system UUID, so that a
+ * machine booted from a copy of the disks has another.  0 or -1 with ERR.
+ */
+int hostinfo_machine_id(char out[65], char *err, size_t errlen);
 
 /* Only the disks, as hostinfo_collect() chooses them.  0 or -1 with ERR. */
 int hostinfo_disks(const char (*devices)[AGENT_PATH_MAX], unsigned int n,
@@ -107,6 +114,11 @@ int hostinfo_parse_mountinfo(const char *text, const char *mount_point,
 /* Names in /sys/block that are never physical disks (loop0, dm-1, md0,
  * zram0, ram0, nbd0, sr0, fd0). */
 bool hostinfo_virtual_name(const char *name);
+
+/* Whether UUID (/sys/class/dmi/id/product_uuid) names one machine: not
+ * a placeholder firmware writes when none was set (all zeros, all ones,
+ * 03000200-0400-0500-0006-000700080009). */
+bool hostinfo_real_uuid(const char *uuid);
 
 /* Interface of the default IPv4 route in a /proc/net/route text (lowest
  * metric) into OUT; 0, or -1 if there is none. */

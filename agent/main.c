@@ -50,7 +50,7 @@ struct repl_args {
 static void usage(FILE *f)
 {
 	fputs("usage: " PROG " [--config FILE] [--KEY VALUE ...] "
-	      "[--once | --disconnect]\n"
+	      "[--once | --disconnect | --accept-new-host]\n"
 	      "  --config FILE   configuration file (default "
 	      AGENT_CONF_FILE ")\n"
 	      "  --KEY VALUE     any configuration key (docs/agent.md), "
@@ -61,6 +61,12 @@ static void usage(FILE *f)
 	      "ferry-control and\n"
 	      "                  forget its registration (the agent "
 	      "stopped)\n"
+	      "  --accept-new-host\n"
+	      "                  this machine is the registered source "
+	      "server although its\n"
+	      "                  identity changed (a new system UUID): "
+	      "record it (the agent\n"
+	      "                  stopped)\n"
 	      "  -h, --help      this text\n", f);
 }
 
@@ -155,7 +161,7 @@ static void *repl_main(void *arg)
 
 /* --KEY VALUE and --KEY=VALUE, --config, --once, -h.  0, or exits. */
 static void parse_args(int argc, char **argv, struct agent_config *cfg,
-		       bool *once, bool *disconnect)
+		       bool *once, bool *disconnect, bool *accept_host)
 {
 	const char *conf = NULL;
 	char err[AGENT_MSG_MAX];
@@ -183,6 +189,10 @@ static void parse_args(int argc, char **argv, struct agent_config *cfg,
 		}
 		if (!strcmp(a, "--disconnect")) {
 			*disconnect = true;
+			continue;
+		}
+		if (!strcmp(a, "--accept-new-host")) {
+			*accept_host = true;
 			continue;
 		}
 		if (strncmp(a, "--", 2) || !a[2]) {
@@ -221,19 +231,23 @@ int main(int argc, char **argv)
 	struct timespec tick = { .tv_sec = 1 };
 	pthread_t repl, ctl;
 	bool once = false, disconnect = false, have_ctl = false;
+	bool accept_host = false;
 	bool reported = false;
+	int rc;
 	char err[AGENT_MSG_MAX];
 	sigset_t set;
 
 	agent_config_defaults(&cfg);
-	parse_args(argc, argv, &cfg, &once, &disconnect);
+	parse_args(argc, argv, &cfg, &once, &disconnect, &accept_host);
 	if (agent_config_check(&cfg, err, sizeof(err)))
 		die(2, "%s", err);
-	if (disconnect) {
+	if (disconnect || accept_host) {
 		char msg[AGENT_MSG_MAX];
 
-		if (control_disconnect(&cfg, msg, sizeof(msg), err,
-				       sizeof(err)))
+		if (disconnect ? control_disconnect(&cfg, msg, sizeof(msg), err,
+						    sizeof(err)) :
+		    control_accept_host(&cfg, msg, sizeof(msg), err,
+					sizeof(err)))
 			die(1, "%s", err);
 		printf("%s\n", msg);
 		return 0;
@@ -260,7 +274,10 @@ int main(int argc, char **argv)
 		if (standalone_runtime(&sh, &cfg, err, sizeof(err)))
 			die(1, "%s", err);
 	} else {
-		if (control_init(&sh, &cfg, err, sizeof(err)))
+		rc = control_init(&sh, &cfg, err, sizeof(err));
+		if (rc == CONTROL_NOT_THIS_MACHINE)
+			die(AGENT_EXIT_NOT_THIS_MACHINE, "%s", err);
+		if (rc)
 			die(1, "%s", err);
 		if (control_loop_start(&sh, &cfg, &ctl, err, sizeof(err)))
 			die(1, "%s", err);

@@ -210,6 +210,12 @@ int state_load(struct agent_state *s, const char *dir, char *err,
 		goto out;
 	}
 	s->registered_at = get_time(doc, "registeredDateTime");
+	if (get_str(doc, "machineId", s->machine_id, sizeof(s->machine_id),
+		    false)) {
+		set_err(err, errlen, "%s: machineId too long (remove it and "
+			"register again)", path);
+		goto out;
+	}
 	s->disconnected_at = get_time(doc, "disconnectedDateTime");
 	if (s->disconnected_at < 0)
 		s->disconnected_at = 0;
@@ -251,6 +257,9 @@ int state_save(const struct agent_state *s, char *err, size_t errlen)
 			"sourceServerID", s->source_server_id, "arn", s->arn,
 			"endpoint", s->endpoint, "registeredDateTime", reg,
 			"replicationStarted", s->started);
+	if (doc && s->machine_id[0])
+		json_object_set_new(doc, "machineId",
+				    json_string(s->machine_id));
 	if (doc && s->disconnected_at) {
 		state_format_time(s->disconnected_at, when, sizeof(when));
 		json_object_set_new(doc, "disconnectedDateTime",

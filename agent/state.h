@@ -47,6 +47,10 @@ struct agent_state {
 	char arn[256];
 	char endpoint[AGENT_URL_MAX];	/* where it registered */
 	int64_t registered_at;
+	/* hostinfo_machine_id() of the machine that registered: a machine
+	 * booted from a copy of its disks has another ("": not recorded
+	 * yet, the first start records it). */
+	char machine_id[65];
 	int64_t disconnected_at;	/* uninstall acknowledged; 0 never */
 	bool started;			/* no-replication: `start` came */
 	struct agent_creds creds;

@@ -159,6 +159,21 @@ static void test_whole_disk_errors(void)
 	CHECK_HAS(err, "device /dev/ferry-nonexistent: No such file");
 }
 
+/* Firmware UUIDs that name no machine are not part of the identity. */
+static void test_real_uuid(void)
+{
+	CHECK(hostinfo_real_uuid("4c4c4544-0042-3510-8052-b4c04f4e3232"));
+	CHECK(hostinfo_real_uuid("EC2A1B2C-3D4E-5F60-7182-93A4B5C6D7E8"));
+	CHECK(!hostinfo_real_uuid("00000000-0000-0000-0000-000000000000"));
+	CHECK(!hostinfo_real_uuid("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"));
+	CHECK(!hostinfo_real_uuid("ffffffff-FFFF-ffff-FFFF-ffffffffffff"));
+	CHECK(!hostinfo_real_uuid("03000200-0400-0500-0006-000700080009"));
+	CHECK(!hostinfo_real_uuid(""));
+	CHECK(!hostinfo_real_uuid("4c4c4544-0042-3510-8052"));
+	CHECK(!hostinfo_real_uuid("4c4c4544-0042-3510-8052-b4c04f4e3232aa"));
+	CHECK(!hostinfo_real_uuid("4c4c4544-0042-3510-8052-b4c04f4e323g"));
+}
+
 /* This machine's facts: what holds on any Linux machine. */
 static void test_this_machine(void)
 {
@@ -175,6 +190,9 @@ static void test_this_machine(void)
 	CHECK(h.hostname[0] != '\0');
 	CHECK_U64(strlen(h.machine_id), 64);
 	CHECK_U64(strspn(h.machine_id, "0123456789abcdef"), 64);
+	CHECK(!hostinfo_machine_id(mid, err, sizeof(err)));
+	CHECK_STR(mid, h.machine_id);
+	mid[0] = '\0';
 	f = fopen("/etc/machine-id", "r");
 	if (f) {
 		if (fgets(mid, sizeof(mid), f))
@@ -211,5 +229,6 @@ int main(void)
 	RUN(test_route);
 	RUN(test_whole_disk_errors);
 	RUN(test_this_machine);
+	RUN(test_real_uuid);
 	return check_exit();
 }
