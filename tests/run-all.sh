@@ -38,7 +38,7 @@ done
 total_pass=0 total_fail=0
 log=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all.XXXXXX")
 prefetch_pid=
-trap 'rm -f "$log"; [ -z "$prefetch_pid" ] || kill "$prefetch_pid" 2>/dev/null' EXIT
+trap 'rm -f "$log"; [ -z "$prefetch_pid" ] || kill -- -"$prefetch_pid" 2>/dev/null' EXIT
 
 # What the guests need (the Debian kernels, the trixie build chroot, the
 # bookworm guest image: minutes on a fresh machine, mostly waiting on the
@@ -53,15 +53,24 @@ if [[ " $suites " == *" kmod "* || " $suites " == *" install "* ]] &&
 	vmlogs=${BUILD:-build}/vm-logs
 	case $vmlogs in /*) ;; *) vmlogs=$root/$vmlogs ;; esac
 	mkdir -p "$vmlogs"
-	(
+	# In the order the suites want them: install (the bookworm kernel
+	# and image) runs before kmod (trixie too, built in a chroot).  In a
+	# session of its own, so that the EXIT trap stops all of it.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	ROOT=$root SUITES=$suites setsid bash -c '
 		set -e
-		for s in ${KMOD_SUITES:-bookworm trixie}; do
-			"$root/scripts/vm/kernel.sh" "$s" >/dev/null
-		done
-		if [[ " $suites " == *" install "* ]]; then
-			"$root/scripts/vm/debian-image.sh" bookworm >/dev/null
+		step() {
+			local t0=$SECONDS
+			"$@" >/dev/null
+			echo "prefetch: ${*#$ROOT/} done in $((SECONDS - t0)) s"
+		}
+		step "$ROOT/scripts/vm/kernel.sh" bookworm
+		if [[ " $SUITES " == *" install "* ]]; then
+			step "$ROOT/scripts/vm/debian-image.sh" bookworm
 		fi
-	) >"$vmlogs/prefetch.log" 2>&1 &
+		for s in ${KMOD_SUITES:-bookworm trixie}; do
+			[ "$s" = bookworm ] || step "$ROOT/scripts/vm/kernel.sh" "$s"
+		done' >"$vmlogs/prefetch.log" 2>&1 &
 	prefetch_pid=$!
 fi
 
@@ -98,6 +107,7 @@ done
 if [ -n "$prefetch_pid" ]; then
 	wait "$prefetch_pid" 2>/dev/null || :
 	prefetch_pid=
+	grep '^prefetch:' "$vmlogs/prefetch.log" || :
 fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
