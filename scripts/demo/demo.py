@@ -321,15 +321,24 @@ sync; df -h / /data''')
 
     say('The test instance: a guest booted from the snapshot')
     with Phase('test instance'):
-        # The copy carries the agent's service: a launched instance must
-        # not replicate itself as the source server.
+        # The copy carries the agent, its service and the source's
+        # registration; booted as another machine (its own system UUID),
+        # the agent must refuse to replicate it over its source.
         if not test.start('--root', images['/dev/vda'],
                           '--disk', images['/dev/vdb'],
-                          '--append', 'systemd.mask=ferry-agent.service',
                           '--timeout', '400'):
             die('the test instance did not boot: %s' % test.start_log)
         rc, out = test.sh('''set -e
 echo "\\$ systemctl is-system-running"; systemctl is-system-running || :
+for i in $(seq 60); do
+	r=$(systemctl show -p Result --value ferry-agent)
+	s=$(systemctl show -p ExecMainStatus --value ferry-agent)
+	[ "$s" = 0 ] || break
+	sleep 1
+done
+echo "\\$ systemctl status ferry-agent"
+echo "ferry-agent: $(systemctl is-active ferry-agent || :), result $r, exit status $s"
+journalctl -b -u ferry-agent -o cat | grep -m1 'is not the one that registered' | cut -c1-160
 echo "\\$ e2fsck -fn /dev/vdb"; e2fsck -fn /dev/vdb >/tmp/fsck 2>&1 && echo clean
 mkdir -p /data && mount -o ro /dev/vdb /data
 echo "\\$ ls /data | head -n 4"; ls /data | head -n 4
@@ -339,6 +348,9 @@ echo "after-snapshot.txt is absent, as it must be"''')
         print(out.rstrip())
         if rc or 'clean' not in out:
             die('the test instance does not hold the snapshot as taken')
+        if 'exit status 78' not in out or 'ferry-agent: active' in out:
+            die("the test instance's agent did not refuse to replicate "
+                "over its source server")
         ok, why = test.stop()
         if not ok:
             die("the test instance's kernel log: %s" % why)

@@ -21,7 +21,11 @@
 #   debian-vm.sh check DIR              only the kernel-log check
 #
 # DIR holds console.log (the serial console: kernel and systemd), qmp.sock,
-# pid and ssh-port.  DIR is kept after stop, for the logs.
+# pid, ssh-port and uuid: the guest's system UUID (QEMU's -uuid), made at
+# its first start, as a hypervisor gives every machine its own; a test
+# instance booted from a source's disks in another DIR is another machine
+# (ferry-agent refuses to replicate there).  DIR is kept after stop, for
+# the logs.
 set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -78,12 +82,14 @@ cmd_start() {
 		qemu-img create -q -f qcow2 -b "$IMAGE" -F raw "$dir/root.qcow2" ||
 			die "qemu-img could not make an overlay of $IMAGE in $dir"
 	fi
+	[ -s "$dir/uuid" ] || cat /proc/sys/kernel/random/uuid >"$dir/uuid"
 	port=$(free_port)
 	echo "$port" >"$dir/ssh-port"
 	echo "$SSHKEY" >"$dir/ssh-key"
 	# shellcheck disable=SC2054 # commas are QEMU's option syntax
 	local -a q=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max
-		-smp "$smp" -m "$mem" -display none -nodefaults -no-user-config
+		-smp "$smp" -m "$mem" -uuid "$(cat "$dir/uuid")"
+		-display none -nodefaults -no-user-config
 		-monitor none
 		-kernel "$VMLINUZ" -initrd "$INITRD"
 		-append "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 panic=-1${append:+ $append}"
