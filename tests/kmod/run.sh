@@ -1,13 +1,14 @@
 #!/bin/bash
 # tests/kmod/run.sh [SUITE...] — the kernel module tests, in QEMU guests.
 #
-# For each suite (default: $KMOD_SUITES or "bookworm trixie"), in turn:
+# For each suite (default: $KMOD_SUITES or "bookworm trixie"):
 #   1. build ferry.ko for the suite's Debian cloud kernel
 #      (scripts/vm/build-kmod.sh -> $BUILD/kmod/SUITE/ferry.ko);
 #   2. build one initramfs with it, the test binaries $BUILD/tests/kmod/bin/*
 #      and $BUILD/bin/ferryctl (whatever of them exists: `make userspace`
 #      builds them) and the guest tests tests/kmod/guest/;
-#   3. boot one guest per tests/kmod/guest/NAME.sh (scripts/vm/run.sh).
+#   3. boot one guest per tests/kmod/guest/NAME.sh (scripts/vm/run.sh),
+#      every suite's guests in one pool, longest timeout first.
 #
 # A guest test has a header line in its first 20 lines (defaults shown;
 # any key may be left out, a .sh file without the line is a helper such as
@@ -99,12 +100,12 @@ run_one() {
 		--log "$LOGS/$suite-$name.log" "${opts[@]}" >"$out" 2>&1 || :
 }
 
-run_suite() {
-	local suite=$1 name initrd out jobs=${FERRY_VM_JOBS:-2} running=0 only
-	local -a tests=() outs=()
+# Prepare SUITE's initramfs and add its tests to TASKS ("timeout suite
+# name initrd" lines), or count a FAIL if it cannot be built.
+prepare_suite() {
+	local suite=$1 name initrd only name_mods extra=''
+	local -a tests=()
 	mkdir -p "$LOGS"
-	# Modules the tests ask for, beyond initramfs.sh's defaults.
-	local mods='' name_mods
 	for name in $(list_tests); do
 		only=$(header_value "$GUEST_DIR/$name.sh" suites '')
 		if [ -n "$only" ] && ! [[ ",$only," == *",$suite,"* ]]; then
@@ -112,7 +113,7 @@ run_suite() {
 		fi
 		tests+=("$name")
 		name_mods=$(header_value "$GUEST_DIR/$name.sh" modules '')
-		mods="$mods ${name_mods//,/ }"
+		extra="$extra ${name_mods//,/ }"
 	done
 	if [ ${#tests[@]} -eq 0 ]; then
 		info "$suite: no guest tests to run in $GUEST_DIR"
@@ -120,14 +121,32 @@ run_suite() {
 	fi
 	initrd="$BUILD/vm/$suite.cpio.gz"
 	if ! guest_image "$suite" "$initrd" "$GUEST_DIR" "$LOGS/$suite-prepare.out" \
-		"$mods" 2>"$LOGS/$suite-prepare.err"; then
+		"$extra" 2>"$LOGS/$suite-prepare.err"; then
 		echo "FAIL $suite/prepare: $(cat "$LOGS/$suite-prepare.err") $(tail -n 25 "$LOGS/$suite-prepare.out")"
 		FAILED=$((FAILED + 1))
 		return
 	fi
 	for name in "${tests[@]}"; do
+		TASKS+=("$(header_value "$GUEST_DIR/$name.sh" timeout 600) $suite $name $initrd")
+	done
+}
+
+main() {
+	local suite t name initrd out jobs=${FERRY_VM_JOBS:-2} running=0
+	local -a suites=("$@") TASKS=() order=()
+	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${KMOD_SUITES:-bookworm trixie}"
+	scripts/deps.sh build vm
+	for suite in "${suites[@]}"; do
+		info "suite $suite"
+		prepare_suite "$suite"
+	done
+	# One pool for every suite's guests, the longest (by their timeout)
+	# first: a suite's last long test does not hold a slot idle while
+	# the next suite waits.  Results are printed in suite order.
+	mapfile -t order < <(printf '%s\n' "${TASKS[@]}" | sort -s -k1,1nr)
+	for t in "${order[@]}"; do
+		read -r _ suite name initrd <<<"$t"
 		out="$LOGS/$suite-$name.out"
-		outs+=("$out")
 		if [ "$jobs" -le 1 ]; then
 			run_one "$suite" "$name" "$initrd" "$out"
 			report "$out"
@@ -142,28 +161,15 @@ run_suite() {
 	done
 	if [ "$jobs" -gt 1 ]; then
 		wait || :
-		# Reported in the order of the tests, once all are done.
-		for out in "${outs[@]}"; do
-			report "$out"
+		for t in "${TASKS[@]}"; do
+			read -r _ suite name _ <<<"$t"
+			report "$LOGS/$suite-$name.out"
 		done
 	fi
-}
-
-main() {
-	local suite
-	local -a suites=("$@")
-	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${KMOD_SUITES:-bookworm trixie}"
-	scripts/deps.sh build vm
-	for suite in "${suites[@]}"; do
-		info "suite $suite"
-		run_suite "$suite"
-	done
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }
 
-# One compound command, parsed whole before it runs: bash reads a script
-# as it goes, and an edit of this file during a run must not be read.
 {
 	main "$@"
 	exit
