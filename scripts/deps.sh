@@ -16,7 +16,8 @@
 #           and the AWS command line and boto3 that drive ferry-control
 #   dkms    dkms, for the packaged module
 #   pkg     make deb / make rpm: debhelper, dh-dkms, dpkg-dev, fakeroot,
-#           lintian, rpm (rpmbuild), rpmlint
+#           lintian, rpm (rpmbuild), rpmlint, and man-db and groff-base
+#           (the manual pages' checks)
 #
 # Idempotent and silent when everything is present: installed packages are
 # checked with dpkg-query, and apt-get update runs only when something has
@@ -38,7 +39,8 @@ group_packages() {
 	agent) echo tinyproxy fdisk util-linux iproute2 openssl awscli \
 		python3-boto3 ;;
 	dkms) echo dkms ;;
-	pkg) echo debhelper dh-dkms dpkg-dev fakeroot lintian rpm rpmlint ;;
+	pkg) echo debhelper dh-dkms dpkg-dev fakeroot lintian rpm rpmlint \
+		man-db groff-base ;;
 	*) return 1 ;;
 	esac
 }

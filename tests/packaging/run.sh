@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/packaging/run.sh: make deb and make rpm, checked as a distribution
 # would: lintian and rpmlint without errors, each package's exact file
-# list, one version (VERSION) everywhere, the agent's dependency on the
+# list, a manual page for every command that man and groff format without
+# a warning, one version (VERSION) everywhere, the agent's dependency on the
 # module package of its version, maintainer scripts that leave the agent's
 # service alone (install.sh starts it), SHA512SUMS that match, and the
 # packaged DKMS source building ferry.ko against the bookworm test kernel's
@@ -57,16 +58,42 @@ expect() {		# PKG FORMAT -> the expected file list
 			"/usr/src/ferry-$V/features" "/usr/src/ferry-$V/include" \
 			"/usr/src/ferry-$V/include/ferry" ;;
 	agent) printf '%s\n' /usr/bin/ferry-agent /usr/bin/ferryctl \
-		/usr/share/ferry/uninstall.sh "$unit/ferry-agent.service"
+		/usr/share/ferry/uninstall.sh "$unit/ferry-agent.service" \
+		/usr/share/man/man8/ferry-agent.8.gz \
+		/usr/share/man/man8/ferryctl.8.gz
 		[ "$2" = deb ] || echo /usr/share/ferry ;;
 	replicator) printf '%s\n' /usr/bin/ferry-replicator \
-		"$unit/ferry-replicator.service"
+		"$unit/ferry-replicator.service" \
+		/usr/share/man/man8/ferry-replicator.8.gz
 		[ "$2" = rpm ] || echo /usr/lib/sysusers.d/ferry-replicator.conf ;;
-	control) printf '%s\n' /usr/bin/ferry-control "$unit/ferry-control.service"
+	control) printf '%s\n' /usr/bin/ferry-control "$unit/ferry-control.service" \
+		/usr/share/man/man8/ferry-control.8.gz
 		if [ "$2" = rpm ]; then echo /etc/sysconfig/ferry-control; else
 			echo /etc/default/ferry-control
 			echo /usr/lib/sysusers.d/ferry-control.conf; fi ;;
 	esac | sort
+}
+# The manual pages of a package unpacked in ROOT: one for every command in
+# /usr/bin and /usr/sbin (lintian's no-manual-page), and each formatted by
+# man as lintian does and by groff with every warning on, silently.
+pages_cover_commands() {	# ROOT
+	local c missing=''
+	for c in "$1"/usr/bin/* "$1"/usr/sbin/*; do
+		[ -e "$c" ] || continue
+		compgen -G "$1/usr/share/man/man[1-8]/${c##*/}.[1-8]*" >/dev/null ||
+			missing="$missing ${c##*/}"
+	done
+	[ -z "$missing" ] || { echo "no manual page for:$missing"; return 1; }
+}
+pages_format_cleanly() {	# ROOT
+	local page out bad=0
+	for page in "$1"/usr/share/man/man*/*; do
+		[ -f "$page" ] || continue
+		out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l "$page" 2>&1 >/dev/null
+			zcat -f "$page" | groff -man -ww -z 2>&1)
+		[ -z "$out" ] || { echo "${page#"$1"}: $out"; bad=1; }
+	done
+	return $bad
 }
 for p in dkms agent replicator control; do
 	arch=amd64 rarch=x86_64
@@ -80,6 +107,15 @@ for p in dkms agent replicator control; do
 		test "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$r" 2>/dev/null)" = "$V-1"
 	check "rpm ferry-$p: exactly the expected files" \
 		diff <(expect "$p" rpm) <(rpm_files "$r")
+	mkdir -p "$tmp/root-deb-$p" "$tmp/root-rpm-$p"
+	dpkg-deb -x "$d" "$tmp/root-deb-$p"
+	(cd "$tmp/root-rpm-$p" && rpm2cpio "$r" | cpio -idm --quiet) 2>/dev/null
+	for f in deb rpm; do
+		check "$f ferry-$p: a manual page for every command" \
+			pages_cover_commands "$tmp/root-$f-$p"
+		check "$f ferry-$p: its manual pages format without a warning" \
+			pages_format_cleanly "$tmp/root-$f-$p"
+	done
 done
 check "deb ferry-agent depends on ferry-dkms (= $V-1) and its libraries" \
 	bash -c "dpkg-deb -f '$DEB/ferry-agent_${V}-1_amd64.deb' Depends |
@@ -107,9 +143,22 @@ check "rpm ferry-dkms: its scripts build and install the module, and remove it" 
 	bash -c "rpm -qp --scripts '$RPM/ferry-dkms-$V-1.noarch.rpm' 2>/dev/null |
 		grep -q 'dkms install -m ferry -v $V' && rpm -qp --scripts \
 		'$RPM/ferry-dkms-$V-1.noarch.rpm' 2>/dev/null | grep -q 'dkms remove'"
-check "lintian: no error" lintian --fail-on error "$DEB"/ferry-*_"$V"-1_*.deb
-check "rpmlint: no error (packaging/rpm/rpmlint.toml)" \
+# Each linter runs once; its report is checked twice.
+lint() {		# REPORT COMMAND...: run it, keep and print its report
+	local report=$1 rc=0
+	shift
+	"$@" >"$report" 2>&1 || rc=$?
+	cat "$report"
+	return "$rc"
+}
+check "lintian: no error" lint "$tmp/lintian.txt" \
+	lintian -I --fail-on error "$DEB"/ferry-*_"$V"-1_*.deb
+check "lintian: nothing to say about manual pages" \
+	bash -c "! grep -E 'no-manual-page|manpage' '$tmp/lintian.txt'"
+check "rpmlint: no error (packaging/rpm/rpmlint.toml)" lint "$tmp/rpmlint.txt" \
 	rpmlint -c packaging/rpm/rpmlint.toml "$RPM"/ferry-*-"$V"-1.*.rpm
+check "rpmlint: nothing to say about manual pages" \
+	bash -c "! grep -E 'manual-page|manpage' '$tmp/rpmlint.txt'"
 check "deb SHA512SUMS match" bash -c "cd '$DEB' && sha512sum -c --quiet SHA512SUMS"
 check "rpm SHA512SUMS match" bash -c "cd '$RPM' && sha512sum -c --quiet SHA512SUMS"
 
