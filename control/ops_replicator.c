@@ -268,7 +268,8 @@ static int pick_replicator(struct api_ctx *ctx, const char *id,
 	if (!s)
 		return api_error(ctx, API_INTERNAL, "database error");
 	store_bind_text(s, 1, id);
-	sqlite3_bind_int64(s, 2, (long long)ctx->now - ctx->cfg->agent_timeout);
+	sqlite3_bind_int64(s, 2,
+			   (long long)ctx->now - ctx->cfg->replicator_timeout);
 	sqlite3_bind_int64(s, 3, need);
 	sqlite3_bind_int(s, 4, dedicated);
 	rc = sqlite3_step(s);
