@@ -25,7 +25,7 @@
 #define SWEEP_BATCH 50		/* tasks failed per second at most */
 #define RID_MAX 32
 #define ADDR_MAX 254
-#define ERROR_MAX 768
+#define ERROR_MAX 1024
 
 struct lost_task {
 	char job[MODEL_ID_MAX];

@@ -87,6 +87,12 @@ def wait_job(c, jid, timeout):
     return job_raw(c, jid)
 
 
+def server_raw(c, sid):
+    st, _, r = c.call('DescribeSourceServers',
+                      {'filters': {'sourceServerIDs': [sid]}})
+    return r['items'][0] if st == 200 and r['items'] else {}
+
+
 def heartbeat(c, rep):
     st, _, _ = c.call('UpdateReplicatorInfoForMgn', {'freeBytes': TIB},
                       creds=rep)
@@ -114,14 +120,13 @@ def lost_replicator():
               st == 200 and 'launchedInstance' in describe(c, s))
         check('lost: nothing to remove yet', removals(c, rep) == [],
               removals(c, rep))
-        # Signed requests, not the aws CLI, from here on where the
-        # time counts: the CLI takes seconds to start on a busy machine.
+        # Signed requests, not the aws CLI, until the PENDING check: the
+        # CLI can take longer than the timeout to start on a busy machine.
         st, _, r = c.call('StartTest', {'sourceServerIDs': [s]})
         jid = r['job']['jobID']
-        t0 = time.time()
         heartbeat(c, rep)
         check('relaunch: the previous test instance is terminated',
-              'launchedInstance' not in describe(c, s), describe(c, s))
+              'launchedInstance' not in server_raw(c, s), server_raw(c, s))
         check('relaunch: its images are to be removed by the replicator '
               'that wrote them', removals(c, rep) ==
               [{'jobID': j1['jobID'], 'sourceServerID': s}],
