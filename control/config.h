@@ -16,6 +16,9 @@ struct control_config {
 	const char *names[CONTROL_MAX_NAMES]; /* --hostname: extra SANs */
 	int n_names;
 	int agent_timeout;	  /* --agent-timeout SECS: AGENT_NOT_SEEN */
+	/* --replicator-timeout SECS: a replicator not heard from this long
+	 * is lost (no server placed on it, its launch tasks fail) */
+	int replicator_timeout;
 	int session_ttl;	  /* lifetime of issued agent credentials, s */
 	int threads;		  /* --threads: HTTP worker threads */
 	char account_id[16];	  /* 12 digits, made at first start */

@@ -40,6 +40,7 @@ static int usage(FILE *f, int rc)
 		"usage: ferry-control [serve] [--data-dir DIR] [--listen ADDR:PORT]\n"
 		"           [--region REGION] [--cert FILE --key FILE]\n"
 		"           [--hostname NAME]... [--agent-timeout SECS]\n"
+		"           [--replicator-timeout SECS]\n"
 		"           [--session-ttl SECS] [--threads N] [--quiet]\n"
 		"           [--assets-dir DIR]\n"
 		"       ferry-control keys create|list|delete --data-dir DIR ...\n"
@@ -47,7 +48,8 @@ static int usage(FILE *f, int rc)
 		"       ferry-control version\n"
 		"\n"
 		"Defaults: --data-dir /var/lib/ferry-control, --listen 0.0.0.0:443,\n"
-		"--region us-east-1, --agent-timeout 300, --session-ttl 43200.\n"
+		"--region us-east-1, --agent-timeout 300, --session-ttl 43200,\n"
+		"--replicator-timeout the agent timeout.\n"
 		"Without --cert/--key a server certificate is issued by the CA in\n"
 		"DATA_DIR (DATA_DIR/ca.pem is what clients pass as --ca-bundle).\n"
 		"--assets-dir (default DATA_DIR/assets) holds the agent's packages\n"
@@ -155,6 +157,7 @@ static int serve(int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "hostname", required_argument, NULL, 'n' },
 		{ "agent-timeout", required_argument, NULL, 't' },
+		{ "replicator-timeout", required_argument, NULL, 'R' },
 		{ "session-ttl", required_argument, NULL, 's' },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -200,6 +203,7 @@ static int serve(int argc, char **argv)
 			cfg.names[cfg.n_names++] = optarg;
 			break;
 		case 't': cfg.agent_timeout = atoi(optarg); break;
+		case 'R': cfg.replicator_timeout = atoi(optarg); break;
 		case 's': cfg.session_ttl = atoi(optarg); break;
 		case 'T': cfg.threads = atoi(optarg); break;
 		case 'q': log_set_quiet(1); break;
@@ -216,8 +220,12 @@ static int serve(int argc, char **argv)
 		fprintf(stderr, "ferry-control: --cert and --key go together\n");
 		return 2;
 	}
-	if (cfg.agent_timeout < 2 || cfg.session_ttl < 5) {
-		fprintf(stderr, "ferry-control: --agent-timeout must be >= 2 s and --session-ttl >= 5 s\n");
+	/* Unset: the replicators are held to the agents' rule. */
+	if (!cfg.replicator_timeout)
+		cfg.replicator_timeout = cfg.agent_timeout;
+	if (cfg.agent_timeout < 2 || cfg.replicator_timeout < 2 ||
+	    cfg.session_ttl < 5) {
+		fprintf(stderr, "ferry-control: --agent-timeout and --replicator-timeout must be >= 2 s and --session-ttl >= 5 s\n");
 		return 2;
 	}
 	if (cfg.threads <= 0) {

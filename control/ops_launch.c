@@ -20,7 +20,8 @@
  *                                                  uninstall
  * TerminateTarget-     a launchedInstance, lc not  TERMINATE job, done at
  *   Instances          TESTING, CUTTING_OVER or    once; launchedInstance
- *                      CUTOVER (MGN's rule)        removed
+ *                      CUTOVER (MGN's rule)        removed, its images
+ *                                                  removed by the replicator
  *
  * Every one also needs a server that is not archived and has no launch
  * still running (ConflictException naming the server, its state or the
@@ -33,7 +34,11 @@
  * is named by an ID of EC2's form ("i-" and 17 hex digits) that stands
  * for those images.  A launch task goes PENDING -> IN_PROGRESS (the
  * replicator started exporting) -> LAUNCHED or FAILED; the job is
- * STARTED with its first task and COMPLETED with its last.
+ * STARTED with its first task and COMPLETED with its last.  A task whose
+ * replicator is lost fails after the replicator timeout
+ * (launch_sweep.c).  As in MGN, a new launch (test or cutover) first
+ * terminates the server's launched test instance: its images are
+ * removed (launch_removal.c).
  */
 #include "launch.h"
 
@@ -62,7 +67,18 @@ static const char launch_schema_sql[] =
 	" created INTEGER NOT NULL,"
 	" PRIMARY KEY (job_id, source_server_id));"
 	"CREATE INDEX IF NOT EXISTS launch_tasks_server"
-	" ON launch_tasks(source_server_id, status);";
+	" ON launch_tasks(source_server_id, status);"
+	"CREATE INDEX IF NOT EXISTS launch_tasks_open"
+	" ON launch_tasks(status, created);"
+	/* The images replicators are to delete (launch_removal.c). */
+	"CREATE TABLE IF NOT EXISTS launch_removals ("
+	" job_id TEXT NOT NULL,"
+	" source_server_id TEXT NOT NULL,"
+	" replicator_id TEXT NOT NULL,"
+	" requested INTEGER NOT NULL,"
+	" PRIMARY KEY (job_id, source_server_id));"
+	"CREATE INDEX IF NOT EXISTS launch_removals_replicator"
+	" ON launch_removals(replicator_id, requested);";
 
 /* One of the launches. */
 struct launch_kind {
@@ -277,6 +293,45 @@ static int answer_job(struct api_ctx *ctx, json_t *job, json_t **out)
 	return 0;
 }
 
+/*
+ * Terminate the server's launched instance (DOC's launchedInstance), if
+ * any and, with ONLY_TEST, if a test launch made it: the record loses it
+ * and the replicator that wrote its images is asked to delete them.
+ * *IID gets the instance's ID ("" if none was terminated).  0 or -1.
+ */
+static int terminate_instance(struct api_ctx *ctx, json_t *doc,
+			      bool only_test, char iid[MODEL_ID_MAX])
+{
+	const char *id = ss_str(doc, "sourceServerID");
+	char job_id[MODEL_ID_MAX], path[128];
+	json_t *job;
+	int rc = 0;
+
+	iid[0] = '\0';
+	snprintf(job_id, sizeof(job_id), "%s",
+		 ss_str(doc, "launchedInstance.jobID"));
+	if (!*ss_str(doc, "launchedInstance.ec2InstanceID"))
+		return 0;
+	job = *job_id ? job_load(ctx, job_id) : NULL;
+	if (ctx->err)
+		return -1;
+	if (only_test && strcmp(ss_str(job, "initiatedBy"), "START_TEST")) {
+		json_decref(job);
+		return 0;
+	}
+	snprintf(iid, MODEL_ID_MAX, "%s",
+		 ss_str(doc, "launchedInstance.ec2InstanceID"));
+	/* The replicator that wrote them, which may no longer be the
+	 * server's. */
+	snprintf(path, sizeof(path), "ferry.launches.%s.replicatorID", id);
+	if (job && *ss_str(job, path))
+		rc = launch_removal_request(ctx, job_id, id,
+					    ss_str(job, path));
+	json_decref(job);
+	json_object_del(doc, "launchedInstance");
+	return rc;
+}
+
 /* StartTest and StartCutover. */
 static int start_launch(struct api_ctx *ctx, const struct launch_kind *k,
 			json_t *in, json_t **out)
@@ -318,7 +373,10 @@ static int start_launch(struct api_ctx *ctx, const struct launch_kind *k,
 	json_array_foreach(docs, i, doc) {
 		const char *id = ss_str(doc, "sourceServerID");
 
-		if (set_task(ctx, job_id, id, "PENDING", k->initiated_by))
+		char old_iid[MODEL_ID_MAX];
+
+		if (set_task(ctx, job_id, id, "PENDING", k->initiated_by) ||
+		    terminate_instance(ctx, doc, true, old_iid))
 			goto out;
 		ss_set(doc, LC, json_string(k->state));
 		/* A new launch starts a new record of it: an older
@@ -406,7 +464,8 @@ out:
 
 /*
  * The stand-in instances have nothing running to stop: the job is done
- * at once.  The images stay on the replicator (docs/api.md).
+ * at once.  Their images are removed by the replicators that wrote them
+ * when they next fetch their assignments.
  */
 static int op_terminate(struct api_ctx *ctx, json_t *in, json_t **out)
 {
@@ -442,14 +501,15 @@ static int op_terminate(struct api_ctx *ctx, json_t *in, json_t **out)
 	ps = json_object_get(job, "participatingServers");
 	json_array_foreach(docs, i, doc) {
 		json_t *p = json_array_get(ps, i);
+		char iid[MODEL_ID_MAX];
 
+		if (terminate_instance(ctx, doc, false, iid) ||
+		    ss_save(ctx, doc, NULL))
+			goto out;
 		json_object_set_new(p, "launchStatus",
 				    json_string("TERMINATED"));
-		json_object_set_new(p, "launchedEc2InstanceID", json_string(
-			ss_str(doc, "launchedInstance.ec2InstanceID")));
-		json_object_del(doc, "launchedInstance");
-		if (ss_save(ctx, doc, NULL))
-			goto out;
+		json_object_set_new(p, "launchedEc2InstanceID",
+				    json_string(iid));
 	}
 	json_object_set_new(job, "status", json_string("COMPLETED"));
 	if (job_log_add(ctx, job_id, "JOB_START", ctx->now, NULL) ||
@@ -657,42 +717,20 @@ static bool job_done(json_t *job)
 	return true;
 }
 
-static int apply_item(struct api_ctx *ctx, const char *rid, json_t *r)
+/*
+ * Move task (JOB_ID, ID) of JOB, its participant P, on to STATUS as R
+ * says (the report's times, images and error), for replicator RID: the
+ * job's log and entry, the task, the job's end.  Stores JOB.
+ */
+static int finish_task(struct api_ctx *ctx, json_t *job, json_t *p,
+		       const char *rid, const char *id, const char *status,
+		       json_t *r)
 {
-	const char *job_id = ss_str(r, "jobID");
-	const char *id = ss_str(r, "sourceServerID");
-	const char *status = ss_str(r, "launchStatus");
-	char cur[16], path[128];
-	json_t *job, *p, *data;
+	const char *job_id = ss_str(job, "jobID");
+	char path[128];
+	json_t *data = json_pack("{s:s}", "sourceServerID", id);
 	int rc = -1;
 
-	if (task_status(ctx, job_id, id, cur))
-		return -1;
-	/* Unknown, or reported before (the answer was lost): nothing to
-	 * do, and the replicator may forget it. */
-	if (!*cur || !state_in(cur, " PENDING IN_PROGRESS "))
-		return 0;
-	if (check_owner(ctx, rid, id))
-		return -1;
-	job = job_load(ctx, job_id);
-	p = job ? participant(job, id) : NULL;
-	if (!p) {
-		json_decref(job);
-		return ctx->err ? -1 : api_error(ctx, API_INTERNAL,
-			"launch task of %s has no job %s", id, job_id);
-	}
-	data = json_pack("{s:s}", "sourceServerID", id);
-	if (!strcmp(cur, "PENDING")) {
-		if (!strcmp(ss_str(job, "status"), "PENDING"))
-			json_object_set_new(job, "status",
-					    json_string("STARTED"));
-		json_object_set_new(p, "launchStatus",
-				    json_string("IN_PROGRESS"));
-		if (job_log_add(ctx, job_id, "SNAPSHOT_START",
-				report_time(ctx, r, "startDateTime"), data) ||
-		    set_task(ctx, job_id, id, "IN_PROGRESS", ""))
-			goto out;
-	}
 	if (!strcmp(status, "LAUNCHED")) {
 		if (launched(ctx, job, p, id,
 			     report_time(ctx, r, "endDateTime")))
@@ -716,6 +754,10 @@ static int apply_item(struct api_ctx *ctx, const char *rid, json_t *r)
 		if (set_task(ctx, job_id, id, status, ""))
 			goto out;
 	}
+	/* A server finished (by ferry-control's verdict, before any
+	 * report) is a job under way. */
+	if (!strcmp(ss_str(job, "status"), "PENDING"))
+		json_object_set_new(job, "status", json_string("STARTED"));
 	if (job_done(job)) {
 		json_object_set_new(job, "status", json_string("COMPLETED"));
 		if (job_log_add(ctx, job_id, "JOB_END", ctx->now, NULL))
@@ -724,6 +766,85 @@ static int apply_item(struct api_ctx *ctx, const char *rid, json_t *r)
 	rc = job_save(ctx, job);
 out:
 	json_decref(data);
+	return rc;
+}
+
+/* The job of an open task (new reference) and its participant *P, or
+ * NULL with the error recorded. */
+static json_t *task_job(struct api_ctx *ctx, const char *job_id,
+			const char *id, json_t **p)
+{
+	json_t *job = job_load(ctx, job_id);
+
+	*p = job ? participant(job, id) : NULL;
+	if (!*p) {
+		json_decref(job);
+		if (!ctx->err)
+			api_error(ctx, API_INTERNAL,
+				  "launch task of %s has no job %s", id,
+				  job_id);
+		return NULL;
+	}
+	return job;
+}
+
+static int apply_item(struct api_ctx *ctx, const char *rid, json_t *r)
+{
+	const char *job_id = ss_str(r, "jobID");
+	const char *id = ss_str(r, "sourceServerID");
+	const char *status = ss_str(r, "launchStatus");
+	char cur[16];
+	json_t *job, *p, *data;
+	int rc = -1;
+
+	if (task_status(ctx, job_id, id, cur))
+		return -1;
+	/* Unknown, or reported before (the answer was lost), or failed by
+	 * ferry-control meanwhile (launch_sweep.c): nothing to do, and the
+	 * replicator may forget it. */
+	if (!*cur || !state_in(cur, " PENDING IN_PROGRESS "))
+		return 0;
+	if (check_owner(ctx, rid, id))
+		return -1;
+	job = task_job(ctx, job_id, id, &p);
+	if (!job)
+		return -1;
+	data = json_pack("{s:s}", "sourceServerID", id);
+	if (!strcmp(cur, "PENDING")) {
+		if (!strcmp(ss_str(job, "status"), "PENDING"))
+			json_object_set_new(job, "status",
+					    json_string("STARTED"));
+		json_object_set_new(p, "launchStatus",
+				    json_string("IN_PROGRESS"));
+		if (job_log_add(ctx, job_id, "SNAPSHOT_START",
+				report_time(ctx, r, "startDateTime"), data) ||
+		    set_task(ctx, job_id, id, "IN_PROGRESS", ""))
+			goto out;
+	}
+	rc = finish_task(ctx, job, p, rid, id, status, r);
+out:
+	json_decref(data);
+	json_decref(job);
+	return rc;
+}
+
+int launch_task_fail(struct api_ctx *ctx, const char *job_id, const char *id,
+		     const char *rid, const char *error)
+{
+	char cur[16];
+	json_t *job, *p, *r;
+	int rc;
+
+	if (task_status(ctx, job_id, id, cur))
+		return -1;
+	if (!state_in(cur, " PENDING IN_PROGRESS "))
+		return 0;
+	job = task_job(ctx, job_id, id, &p);
+	if (!job)
+		return -1;
+	r = json_pack("{s:s}", "error", error);
+	rc = finish_task(ctx, job, p, rid, id, "FAILED", r);
+	json_decref(r);
 	json_decref(job);
 	return rc;
 }
@@ -757,4 +878,5 @@ const struct api_module api_module_launch = {
 	.schema_sql = launch_schema_sql,
 	.ops = launch_ops,
 	.n_ops = sizeof(launch_ops) / sizeof(launch_ops[0]),
+	.periodic = launch_sweep,
 };

@@ -268,7 +268,8 @@ static int pick_replicator(struct api_ctx *ctx, const char *id,
 	if (!s)
 		return api_error(ctx, API_INTERNAL, "database error");
 	store_bind_text(s, 1, id);
-	sqlite3_bind_int64(s, 2, (long long)ctx->now - ctx->cfg->agent_timeout);
+	sqlite3_bind_int64(s, 2,
+			   (long long)ctx->now - ctx->cfg->replicator_timeout);
 	sqlite3_bind_int64(s, 3, need);
 	sqlite3_bind_int(s, 4, dedicated);
 	rc = sqlite3_step(s);
@@ -863,7 +864,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 {
 	static const char *const known[] = {
 		"replicatorID", "freeBytes", "capacityBytes", "sourceServers",
-		"launches", NULL
+		"launches", "removedLaunches", NULL
 	};
 	static const char sql[] =
 		"UPDATE replicators SET free_bytes = ?,"
@@ -871,7 +872,7 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 		" WHERE id = ?";
 	char rid[REPLICATOR_ID_MAX + 1];
 	long long freeb = 0, cap = -1;
-	json_t *list, *r, *unknown, *launches;
+	json_t *list, *r, *unknown, *launches, *removed;
 	sqlite3_stmt *s;
 	size_t i;
 
@@ -883,6 +884,8 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 			    MAX_SERVERS_PER_REPLICATOR, &list) ||
 	    model_get_array(ctx, in, "launches", false,
 			    MAX_SERVERS_PER_REPLICATOR, &launches) ||
+	    model_get_array(ctx, in, "removedLaunches", false,
+			    MAX_SERVERS_PER_REPLICATOR, &removed) ||
 	    caller_replicator(ctx, in, rid))
 		return -1;
 	if (cap >= 0 && freeb > cap)
@@ -910,7 +913,8 @@ static int op_update(struct api_ctx *ctx, json_t *in, json_t **out)
 			json_array_append(unknown,
 					  json_object_get(r, "sourceServerID"));
 	}
-	if (launch_report(ctx, rid, launches) || assign_pending(ctx)) {
+	if (launch_report(ctx, rid, launches) ||
+	    launch_removals_done(ctx, rid, removed) || assign_pending(ctx)) {
 		json_decref(unknown);
 		return -1;
 	}
@@ -972,7 +976,7 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 		" AND s.replication_state != 'DISCONNECTED'"
 		" ORDER BY a.assigned, a.source_server_id";
 	char rid[REPLICATOR_ID_MAX + 1];
-	json_t *rows, *row, *list;
+	json_t *rows, *row, *list, *removals;
 	sqlite3_stmt *s;
 	size_t i;
 	int rc;
@@ -1018,12 +1022,15 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 	}
 	json_decref(rows);
 	rows = launch_pending(ctx, rid);
-	if (!rows) {
+	removals = rows ? launch_removals_pending(ctx, rid) : NULL;
+	if (!removals) {
+		json_decref(rows);
 		json_decref(list);
 		return -1;
 	}
-	*out = json_pack("{s:s,s:o,s:o}", "replicatorID", rid,
-			 "sourceServers", list, "launches", rows);
+	*out = json_pack("{s:s,s:o,s:o,s:o}", "replicatorID", rid,
+			 "sourceServers", list, "launches", rows,
+			 "removeLaunches", removals);
 	return *out ? 0 : api_error(ctx, API_INTERNAL, "out of memory");
 }
 

@@ -729,7 +729,7 @@ static json_t *iso_time(int64_t ms)
 	return json_string(buf);
 }
 
-static json_t *report_body(char *err, size_t errlen)
+static json_t *report_body(json_t *removed, char *err, size_t errlen)
 {
 	uint64_t cap, avail;
 	json_t *body, *list;
@@ -788,6 +788,8 @@ static json_t *report_body(char *err, size_t errlen)
 		json_object_set_new(body, "launches", list);
 	else
 		json_decref(list);
+	if (json_array_size(removed))
+		json_object_set(body, "removedLaunches", removed);
 	return body;
 }
 
@@ -997,7 +999,7 @@ int ctl_init(struct rep_config *cfg, const char *listening, char *err,
 /* Register if needed, fetch the assignments, report.  0 or -1 with ERR. */
 static int cycle(char *err, size_t errlen)
 {
-	json_t *resp = NULL, *body;
+	json_t *resp = NULL, *body, *removed;
 	size_t i;
 	json_t *id;
 
@@ -1021,8 +1023,12 @@ static int cycle(char *err, size_t errlen)
 		return -1;
 	}
 	launch_offer(json_object_get(resp, "launches"));
+	/* Not kept past this cycle: until ferry-control takes the report,
+	 * it asks again, and a directory already gone is removed again. */
+	removed = launch_remove(json_object_get(resp, "removeLaunches"));
 	json_decref(resp);
-	body = report_body(err, errlen);
+	body = report_body(removed, err, errlen);
+	json_decref(removed);
 	if (!body)
 		return -1;
 	if (call("UpdateReplicatorInfoForMgn", body, true, &resp, err,

@@ -56,6 +56,13 @@ static struct {
 	bool running;
 } L = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
+static void task_free(struct task *t)
+{
+	json_decref(t->manifest);
+	free(t->error);
+	free(t);
+}
+
 /* MGN's JobID: "mgnjob-" and 17 letters or digits (a path component). */
 static bool job_id_ok(const char *s)
 {
@@ -283,9 +290,7 @@ void launch_stop(void)
 	L.running = false;
 	while ((t = L.tasks)) {
 		L.tasks = t->next;
-		json_decref(t->manifest);
-		free(t->error);
-		free(t);
+		task_free(t);
 	}
 }
 
@@ -296,15 +301,44 @@ static void task_key(json_t *e, const char **job, const char **src)
 	*src = json_string_value(json_object_get(e, "sourceServerID"));
 }
 
+/* True if LIST ([{"jobID", "sourceServerID"}]) names task T. */
+static bool listed(json_t *list, const struct task *t)
+{
+	const char *job, *src;
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e) {
+		task_key(e, &job, &src);
+		if (job && src && !strcmp(job, t->job) &&
+		    !strcmp(src, t->source))
+			return true;
+	}
+	return false;
+}
+
 void launch_offer(json_t *launches)
 {
 	struct task **tail, *t;
 	json_t *e;
 	size_t i;
 
-	if (!L.running)
+	if (!L.running || !json_is_array(launches))
 		return;
 	pthread_mutex_lock(&L.lock);
+	/* The list is every open task of ours: one still queued and no
+	 * longer in it was failed by ferry-control (we were silent too
+	 * long) or went with its server to another replicator. */
+	for (tail = &L.tasks; (t = *tail);) {
+		if (t->state == T_QUEUED && !listed(launches, t)) {
+			rlog_info("launch %s of %s: no longer asked for by ferry-control, dropped",
+				  t->job, t->source);
+			*tail = t->next;
+			task_free(t);
+			continue;
+		}
+		tail = &t->next;
+	}
 	json_array_foreach(launches, i, e) {
 		const char *job, *src;
 
@@ -388,13 +422,131 @@ void launch_reported(json_t *sent)
 			if (strcmp(t->job, job) || strcmp(t->source, src))
 				continue;
 			*p = t->next;
-			json_decref(t->manifest);
-			free(t->error);
-			free(t);
+			task_free(t);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&L.lock);
+}
+
+/*
+ * Delete DIR and the files in it (an export's directory holds no
+ * other).  0 if it is gone (or never was), else -1 with ERR.
+ */
+static int delete_dir(const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 300];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		set_err(err, errlen, "cannot open %s: %s", dir,
+			strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (unlink(path) && errno != ENOENT) {
+			set_err(err, errlen, "cannot delete %s: %s", path,
+				strerror(errno));
+			closedir(d);
+			return -1;
+		}
+	}
+	closedir(d);
+	if (rmdir(dir) && errno != ENOENT) {
+		set_err(err, errlen, "cannot delete %s: %s", dir,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Delete the images of JOB's launch of SRC (complete or half-made) and
+ * the job's directory once empty.  0 or -1 with ERR. */
+static int delete_images(const char *job, const char *src, char *err,
+			 size_t errlen)
+{
+	char job_dir[PATH_MAX], dir[PATH_MAX + 120];
+	int fd;
+
+	snprintf(job_dir, sizeof(job_dir), "%s/%s/%s", L.cfg->data_dir,
+		 LAUNCH_DIR, job);
+	snprintf(dir, sizeof(dir), "%s/.%s.tmp", job_dir, src);
+	if (delete_dir(dir, err, errlen))
+		return -1;
+	snprintf(dir, sizeof(dir), "%s/%s", job_dir, src);
+	if (delete_dir(dir, err, errlen))
+		return -1;
+	/* Another server's images of the same job keep it (ENOTEMPTY). */
+	if (rmdir(job_dir) && errno != ENOENT && errno != ENOTEMPTY) {
+		set_err(err, errlen, "cannot delete %s: %s", job_dir,
+			strerror(errno));
+		return -1;
+	}
+	/* The removal durable before it is reported. */
+	snprintf(job_dir, sizeof(job_dir), "%s/%s", L.cfg->data_dir,
+		 LAUNCH_DIR);
+	fd = open(job_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return 0;
+}
+
+json_t *launch_remove(json_t *list)
+{
+	json_t *done = json_array(), *e;
+	struct task **p, *t;
+	char err[1024];
+	size_t i;
+
+	if (!L.running)
+		return done;
+	json_array_foreach(list, i, e) {
+		const char *job, *src;
+		bool busy = false;
+
+		task_key(e, &job, &src);
+		/* Names from the network become paths: only well-formed
+		 * IDs. */
+		if (!job_id_ok(job) || !src || !ferry_id_valid(src))
+			continue;
+		pthread_mutex_lock(&L.lock);
+		for (p = &L.tasks; (t = *p); p = &t->next) {
+			if (strcmp(t->job, job) || strcmp(t->source, src))
+				continue;
+			/* Its export still writes: asked again next time. */
+			if (t->state == T_RUNNING) {
+				busy = true;
+				break;
+			}
+			/* Nothing of it is wanted any more, nor its
+			 * report. */
+			*p = t->next;
+			task_free(t);
+			break;
+		}
+		pthread_mutex_unlock(&L.lock);
+		if (busy)
+			continue;
+		if (delete_images(job, src, err, sizeof(err))) {
+			rlog_error("launch %s of %s: cannot remove its images: %s",
+				   job, src, err);
+			continue;
+		}
+		rlog_info("launch %s of %s: images removed (%s/%s/%s/%s)", job,
+			  src, L.cfg->data_dir, LAUNCH_DIR, job, src);
+		json_array_append_new(done, json_pack("{s:s,s:s}", "jobID",
+						      job, "sourceServerID",
+						      src));
+	}
+	return done;
 }
 
 /* ---- command line ------------------------------------------------------ */

@@ -11,7 +11,9 @@
  * the reports (UpdateReplicatorInfoForMgn "launches") carry each task's
  * state until ferry-control has taken its outcome.  A task whose
  * directory is complete (a restart after the export, before the report)
- * is reported from its manifest, not exported again.  Thread-safe.
+ * is reported from its manifest, not exported again.  Images that
+ * ferry-control no longer wants are deleted when it says so.
+ * Thread-safe.
  */
 #ifndef FERRY_REPLICATOR_LAUNCH_H
 #define FERRY_REPLICATOR_LAUNCH_H
@@ -42,6 +44,16 @@ json_t *launch_reports(void);
 /* ferry-control took the report SENT (launch_reports()): forget the
  * finished tasks in it. */
 void launch_reported(json_t *sent);
+
+/*
+ * Take the "removeLaunches" list of GetReplicatorAssignmentsForMgn
+ * ([{"jobID", "sourceServerID"}]: a terminated or superseded instance,
+ * a task ferry-control failed): delete each one's directory under
+ * DATA_DIR/launch and forget its task.  One still being exported is
+ * left for a later list.  Returns the ones gone, for the next report's
+ * "removedLaunches" (new reference).
+ */
+json_t *launch_remove(json_t *list);
 
 /* `ferry-replicator launch list --data-dir DIR`; the exit status. */
 int launch_cli(int argc, char **argv);

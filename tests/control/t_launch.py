@@ -65,7 +65,148 @@ def ready_server(c, rep, name):
     return sid, cr
 
 
+def removals(c, rep):
+    st, _, r = c.call('GetReplicatorAssignmentsForMgn', {}, creds=rep)
+    return r.get('removeLaunches') if st == 200 else None
+
+
+def job_raw(c, jid):
+    """The job by a signed request: faster than the aws CLI, for
+    timing."""
+    st, _, r = c.call('DescribeJobs', {'filters': {'jobIDs': [jid]}})
+    return r['items'][0] if st == 200 and r['items'] else {}
+
+
+def wait_job(c, jid, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = job_raw(c, jid)
+        if j.get('status') == 'COMPLETED':
+            return j
+        time.sleep(0.2)
+    return job_raw(c, jid)
+
+
+def server_raw(c, sid):
+    st, _, r = c.call('DescribeSourceServers',
+                      {'filters': {'sourceServerIDs': [sid]}})
+    return r['items'][0] if st == 200 and r['items'] else {}
+
+
+def heartbeat(c, rep):
+    st, _, _ = c.call('UpdateReplicatorInfoForMgn', {'freeBytes': TIB},
+                      creds=rep)
+    return st == 200
+
+
+def lost_replicator():
+    """Launch tasks of a replicator that stopped reporting fail after
+    --replicator-timeout; a newer launch supersedes a test instance."""
+    timeout = 8
+    with ft.Control(args=['--replicator-timeout', str(timeout)]) as c:
+        rep = c.replicator
+        c.call('RegisterReplicatorForMgn', {
+            'replicatorID': 'r1', 'address': '127.0.0.1', 'port': 1501,
+            'capacityBytes': TIB, 'freeBytes': TIB}, creds=rep)
+        s, _ = ready_server(c, rep, 'lost')
+
+        # A launched test instance, then a relaunch: MGN terminates the
+        # old test instance first.
+        j1 = c.aws('mgn', 'start-test', '--source-server-ids', s)['job']
+        st, _, _ = report(c, rep, [{'jobID': j1['jobID'],
+                                    'sourceServerID': s,
+                                    'launchStatus': 'LAUNCHED'}])
+        check('lost: setup: first test LAUNCHED',
+              st == 200 and 'launchedInstance' in describe(c, s))
+        check('lost: nothing to remove yet', removals(c, rep) == [],
+              removals(c, rep))
+        # Signed requests, not the aws CLI, until the PENDING check: the
+        # CLI can take longer than the timeout to start on a busy machine.
+        st, _, r = c.call('StartTest', {'sourceServerIDs': [s]})
+        jid = r['job']['jobID']
+        heartbeat(c, rep)
+        check('relaunch: the previous test instance is terminated',
+              'launchedInstance' not in server_raw(c, s), server_raw(c, s))
+        check('relaunch: its images are to be removed by the replicator '
+              'that wrote them', removals(c, rep) ==
+              [{'jobID': j1['jobID'], 'sourceServerID': s}],
+              removals(c, rep))
+        st, _, _ = c.call('UpdateReplicatorInfoForMgn', {
+            'freeBytes': TIB, 'removedLaunches': [
+                {'jobID': j1['jobID'], 'sourceServerID': s}]}, creds=rep)
+        t0 = time.time()
+        check('removedLaunches: the removal is forgotten',
+              st == 200 and removals(c, rep) == [], removals(c, rep))
+        st, hdrs, _ = c.call('UpdateReplicatorInfoForMgn', {
+            'freeBytes': TIB, 'removedLaunches': [{'jobID': 'x'}]},
+            creds=rep)
+        check('removedLaunches malformed: ValidationException',
+              st == 400 and err_type(hdrs) == 'ValidationException', st)
+
+        # The replicator says nothing more: the task fails once the
+        # timeout passed since the later of the task and its last word.
+        j = job_raw(c, jid)
+        check('lost: job still PENDING before the timeout',
+              j.get('status') == 'PENDING' and time.time() - t0 < timeout,
+              (time.time() - t0, j))
+        j = wait_job(c, jid, timeout + 8)
+        took = time.time() - t0
+        ps = j['participatingServers'][0]
+        check('lost replicator: job COMPLETED, server FAILED, within the '
+              'timeout (%.1f s, timeout %d s)' % (took, timeout),
+              j['status'] == 'COMPLETED' and 'endDateTime' in j and
+              ps['launchStatus'] == 'FAILED' and
+              'launchedEc2InstanceID' not in ps and
+              took < timeout + 5, (took, j))
+        ev, items = log_events(c, jid)
+        raw = (items[1].get('eventData', {}).get('rawError', '')
+               if len(items) > 1 else '')
+        check('lost replicator: log JOB_START, LAUNCH_FAILED, JOB_END',
+              ev == ['JOB_START', 'LAUNCH_FAILED', 'JOB_END'] and
+              items[1]['eventData']['sourceServerID'] == s, items)
+        check('lost replicator: rawError names the replicator, when it was '
+              'last heard and what to do',
+              'r1' in raw and '127.0.0.1' in raw and s in raw and
+              re.search(r'since \d{4}-\d\d-\d\dT', raw) and
+              'restart ferry-replicator' in raw and 'launch again' in raw,
+              raw)
+        d = describe(c, s)
+        check('lost replicator: lifecycle stays TESTING (relaunchable), no '
+              'launched instance', d['lifeCycle']['state'] == 'TESTING' and
+              'launchedInstance' not in d, d['lifeCycle'])
+        check('lost replicator: the task is no longer given',
+              launches(c, rep) == [], launches(c, rep))
+        check('lost replicator: whatever it made is to be removed',
+              removals(c, rep) == [{'jobID': jid, 'sourceServerID': s}],
+              removals(c, rep))
+        st, _, _ = report(c, rep, [{'jobID': jid, 'sourceServerID': s,
+                                    'launchStatus': 'LAUNCHED'}])
+        j = job(c, jid)
+        check('the replicator back: its LAUNCHED report of the failed task '
+              'is ignored', st == 200 and
+              j['participatingServers'][0]['launchStatus'] == 'FAILED' and
+              'launchedInstance' not in describe(c, s), j)
+
+        # Died mid-task: IN_PROGRESS, then silence.
+        st, _, r = c.call('StartTest', {'sourceServerIDs': [s]})
+        jid3 = r['job']['jobID']
+        report(c, rep, [{'jobID': jid3, 'sourceServerID': s,
+                         'launchStatus': 'IN_PROGRESS'}])
+        j = wait_job(c, jid3, timeout + 8)
+        ev, _ = log_events(c, jid3)
+        check('replicator lost mid-task: FAILED, log with SNAPSHOT_START',
+              j['status'] == 'COMPLETED' and
+              j['participatingServers'][0]['launchStatus'] == 'FAILED' and
+              ev == ['JOB_START', 'SNAPSHOT_START', 'LAUNCH_FAILED',
+                     'JOB_END'], (j, ev))
+        lc = describe(c, s)['lifeCycle']['state']
+        r = c.aws('mgn', 'start-test', '--source-server-ids', s)
+        check('a relaunch after the failure is accepted',
+              lc == 'TESTING' and r['job']['status'] == 'PENDING', lc)
+
+
 def main():
+    lost_replicator()
     with ft.Control() as c:
         no_replays(c)
         rep = c.replicator
@@ -272,6 +413,21 @@ def main():
                 'launchedEc2InstanceID': iid}], tj)
         check('terminate: launchedInstance gone',
               'launchedInstance' not in describe(c, b))
+        check('terminate: the replicator that wrote the images is told to '
+              'remove them', removals(c, rep) ==
+              [{'jobID': jid2, 'sourceServerID': b}], removals(c, rep))
+        check('terminate: no other replicator is', removals(c, rep2) == [])
+        st, _, _ = c.call('UpdateReplicatorInfoForMgn', {
+            'freeBytes': TIB, 'removedLaunches': [
+                {'jobID': jid2, 'sourceServerID': b}]}, creds=rep2)
+        check('removedLaunches from another replicator changes nothing',
+              st == 200 and removals(c, rep) ==
+              [{'jobID': jid2, 'sourceServerID': b}], removals(c, rep))
+        st, _, _ = c.call('UpdateReplicatorInfoForMgn', {
+            'freeBytes': TIB, 'removedLaunches': [
+                {'jobID': jid2, 'sourceServerID': b}]}, creds=rep)
+        check('terminate: removal reported, no longer asked',
+              st == 200 and removals(c, rep) == [], removals(c, rep))
         code, _ = error(c.aws, 'mgn', 'terminate-target-instances',
                         '--source-server-ids', b)
         check('terminate with nothing launched: ConflictException',

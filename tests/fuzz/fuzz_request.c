@@ -88,6 +88,7 @@ struct cred {
 static struct control_config cfg = {
 	.region = REGION,
 	.agent_timeout = 300,
+	.replicator_timeout = 300,
 	.session_ttl = 12 * 3600,
 	.threads = 1,
 	.account_id = "123456789012",

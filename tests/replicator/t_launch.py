@@ -3,15 +3,19 @@ loopback, a source server replicated to it by the test client until its
 first snapshot (READY_FOR_TEST), then `aws mgn start-test`: the replicator
 exports the snapshot's disks to DATA_DIR/launch/<job>/<server>/, the job
 completes with a launched instance ID, the images equal `snapshot export`
-of that snapshot; then READY_FOR_CUTOVER, start-cutover and
-finalize-cutover, after which the replicator no longer serves the
-server."""
+of that snapshot; a second start-test replaces the first test instance
+(its images removed); READY_FOR_CUTOVER and terminate-target-instances
+(the images removed from disk and from `launch list`); a start-test while
+the replicator is killed fails after --replicator-timeout, and the
+replicator back does not run it; then start-cutover and finalize-cutover,
+after which the replicator no longer serves the server."""
 # ferry-timeout: 300
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 from repltest import (MiB, REPLICATOR, Client, TestDir, check, describe,
                       done, make_image, need_binaries, parse_json,
@@ -23,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import ferrytest  # noqa: E402
 
 RID = 'stage-launch'
+TIMEOUT = 4     # ferry-control's --replicator-timeout
 DISKS = [('/dev/vda', 4 * MiB), ('/dev/vdb', 1 * MiB)]
 EVENTS_OK = ['JOB_START', 'SNAPSHOT_START', 'SNAPSHOT_END', 'LAUNCH_START',
              'JOB_END']
@@ -62,6 +67,19 @@ def newest_snapshot(data, sid):
     js = parse_json(r.stdout.replace('\n', ' '))
     snaps = js['source_servers'][0]['snapshots'] if js else []
     return snaps[-1]['id'] if snaps else None
+
+
+def images_of(data, job_id):
+    """(directory exists, items of `launch list`) of JOB_ID's images."""
+    ll = launch_list(data) or {}
+    return (os.path.exists(os.path.join(data, 'launch', job_id)),
+            [i for i in ll.get('launches', []) if i['jobID'] == job_id])
+
+
+def removals(ctl):
+    st, _, r = ctl.call('GetReplicatorAssignmentsForMgn',
+                        {'replicatorID': RID})
+    return r.get('removeLaunches') if st == 200 else None
 
 
 def as_raw(t, path, fmt):
@@ -130,7 +148,7 @@ def main():
     need_binaries()
     t = TestDir('repl-launch')
     repl = None
-    ctl = ferrytest.Control()
+    ctl = ferrytest.Control(args=['--replicator-timeout', str(TIMEOUT)])
     try:
         sid, agent = ctl.register_agent(
             'launch1', disks=[{'deviceName': n, 'bytes': sz,
@@ -201,6 +219,19 @@ def main():
         check('test launch: lifecycle stays TESTING',
               server(ctl, sid)['lifeCycle']['state'] == 'TESTING')
 
+        # MGN: a new test first terminates the previous test instance.
+        r = ctl.aws('mgn', 'start-test', '--source-server-ids', sid)
+        test2 = r.get('job', {}).get('jobID', '')
+        launched_ok(ctl, t, data, sid, test2, imgs, 'second test launch')
+        gone = wait_for(lambda: images_of(data, test_job) == (False, []),
+                        timeout=20)
+        check('second test launch: the first test instance\'s images are '
+              'removed from disk and from `launch list`', gone,
+              (images_of(data, test_job), repl.log_tail()))
+        check('second test launch: the removal was reported',
+              wait_for(lambda: removals(ctl) == []), removals(ctl))
+        test_job = test2
+
         e = ferrytest.error_code(ctl.aws, 'mgn', 'start-cutover',
                                  '--source-server-ids', sid)
         check('start-cutover while TESTING: ConflictException',
@@ -222,6 +253,23 @@ def main():
               st == 200 and r['lifeCycle']['state'] == 'READY_FOR_CUTOVER',
               r['lifeCycle'])
 
+        check('setup: the test images are on disk',
+              images_of(data, test_job)[0] and images_of(data, test_job)[1],
+              images_of(data, test_job))
+        r = ctl.aws('mgn', 'terminate-target-instances',
+                    '--source-server-ids', sid)
+        check('aws mgn terminate-target-instances: TERMINATED',
+              r['job']['participatingServers'][0]['launchStatus'] ==
+              'TERMINATED', r)
+        gone = wait_for(lambda: images_of(data, test_job) == (False, []),
+                        timeout=20)
+        check('terminate: the images are removed from disk and from '
+              '`launch list`', gone,
+              (images_of(data, test_job), repl.log_tail()))
+        check('terminate: the replicator reported the removal',
+              wait_for(lambda: removals(ctl) == []) and
+              repl.count('images removed'), (removals(ctl), repl.log_tail()))
+
         # New data before the cutover: the cutover launches the newest
         # snapshot, not the test's.
         make_image(imgs['/dev/vda'], DISKS[0][1], seed=77)
@@ -233,9 +281,36 @@ def main():
               rc == 0 and res and res['ok'] and newer,
               '%s %s' % (describe(res), err.strip()))
 
-        # The replicator restarted with QCOW2 images for launches.
-        check('replicator stops for a new launch_format',
-              repl.stop() == 0, repl.log_tail())
+        # The replicator killed: a launch it never picks up fails after
+        # ferry-control's replicator timeout.
+        repl.proc.kill()
+        repl.stop()
+        t0 = time.time()
+        r = ctl.aws('mgn', 'start-test', '--source-server-ids', sid)
+        lost_job = r.get('job', {}).get('jobID', '')
+        j = wait_for(lambda: completed(ctl, lost_job), timeout=TIMEOUT + 15)
+        took = time.time() - t0
+        ps = (j or {}).get('participatingServers', [{}])[0]
+        check('replicator killed: start-test job COMPLETED with the server '
+              'FAILED within the timeout (%.1f s, timeout %d s)' %
+              (took, TIMEOUT), j and ps.get('launchStatus') == 'FAILED' and
+              took < TIMEOUT + 10, (took, j))
+        ev, items = events(ctl, lost_job)
+        raw = ([i for i in items if i['event'] == 'LAUNCH_FAILED'] or
+               [{}])[0].get('eventData', {}).get('rawError', '')
+        check('replicator killed: log LAUNCH_FAILED naming the replicator '
+              'and the remedy', ev == ['JOB_START', 'LAUNCH_FAILED',
+                                       'JOB_END'] and RID in raw and
+              'restart ferry-replicator' in raw, items)
+        s = server(ctl, sid)
+        check('replicator killed: TESTING, no launched instance',
+              s['lifeCycle']['state'] == 'TESTING' and
+              'launchedInstance' not in s, s['lifeCycle'])
+        r = ctl.aws('mgn', 'change-server-life-cycle-state',
+                    '--source-server-id', sid, '--life-cycle',
+                    'state=READY_FOR_CUTOVER')
+
+        # The replicator back, with QCOW2 images for launches.
         bad = t.sub('bad.conf')
         with open(bad, 'w') as f:
             f.write('launch_format = vmdk\n')
@@ -249,6 +324,14 @@ def main():
             f.write(text.replace('launch_format = raw',
                                  'launch_format = qcow2'))
         repl = Repl(data, conf).start()
+        check('the replicator back: reports again, nothing left to remove',
+              wait_for(lambda: repl.count(': reachable;') and
+                       removals(ctl) == []), (removals(ctl), repl.log_tail()))
+        check('the replicator back: the failed launch is not carried out',
+              images_of(data, lost_job) == (False, []) and
+              not repl.count('launch %s: exporting' % lost_job) and
+              job(ctl, lost_job)['participatingServers'][0]
+              ['launchStatus'] == 'FAILED', images_of(data, lost_job))
         r = ctl.aws('mgn', 'start-cutover', '--source-server-ids', sid)
         cut_job = r.get('job', {}).get('jobID', '')
         lc = server(ctl, sid)['lifeCycle']
