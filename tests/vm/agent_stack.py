@@ -92,7 +92,8 @@ def qmp(cmd, args, sock=None):
 
 
 class Stack:
-    def __init__(self, base, assets_dir=None, staging_size=None):
+    def __init__(self, base, assets_dir=None, staging_size=None,
+                 pit_policy="5s:1h"):
         self.base = base
         args = ['--hostname', GUEST_HOST, '--agent-timeout', '60']
         if assets_dir:
@@ -125,8 +126,9 @@ class Stack:
                     'advertise = %s:%d\n'
                     # A snapshot at every consistency point 5 s apart,
                     # so that the test sees those made under load.
-                    'pit_policy = 5s:1h\n' %
-                    (self.ctl.url, self.ctl.ca, creds, GUEST_HOST, base + 1))
+                    'pit_policy = %s\n' %
+                    (self.ctl.url, self.ctl.ca, creds, GUEST_HOST, base + 1,
+                     pit_policy))
         self.repl_conf = conf
         self.repl_log = open(os.path.join(self.ctl.tmp, 'replicator.log'),
                              'w')
@@ -374,11 +376,15 @@ def make_handler(stack):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--base', type=int, required=True)
+    ap.add_argument('--pit-policy', default='5s:1h',
+                    help="the replicator's pit_policy (default 5s:1h); "
+                    'with --staging-size, a retention its snapshots fit in')
     ap.add_argument('--staging-size',
                     help='staging directory on a tmpfs of this size '
                     '(e.g. 1G), so that /fill can fill it')
     a = ap.parse_args()
-    stack = Stack(a.base, staging_size=a.staging_size)
+    stack = Stack(a.base, staging_size=a.staging_size,
+                  pit_policy=a.pit_policy)
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', a.base + 2),
                                           make_handler(stack))
 

@@ -108,13 +108,14 @@ ferry_end() {
 	exit 0
 }
 
-# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds.
+# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds, for
+# SECONDS by the clock (a CMD that asks the host takes a second under
+# emulation: counting tries made "300" last 50 minutes).
 wait_for() {
-	_tries=$(($1 * 10))
+	_until=$(($(cut -d. -f1 /proc/uptime) + $1))
 	shift
 	while ! "$@" 2>/dev/null; do
-		_tries=$((_tries - 1))
-		[ "$_tries" -gt 0 ] || return 1
+		[ "$(cut -d. -f1 /proc/uptime)" -lt "$_until" ] || return 1
 		sleep 0.1
 	done
 }
