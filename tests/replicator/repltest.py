@@ -262,6 +262,28 @@ class Replicator:
         return '\n'.join('      | ' + l for l in self.lines[-n:])
 
 
+# ---- with ferry-control ------------------------------------------------
+
+def control_config(ctl, t, rid, extra=''):
+    """Files for a replicator RID of ferry-control CTL (tests/control/
+    ferrytest.py) in TestDir T: the replicator key in a credentials file
+    (0600) and a configuration using it, polling and reporting every
+    second, with EXTRA lines.  -> (credentials file, configuration)."""
+    creds = t.sub('replicator.key')
+    with open(creds, 'w') as f:
+        f.write('# replicator key\naccess_key_id = %s\n'
+                'secret_access_key = %s\n' %
+                (ctl.replicator['AccessKeyId'],
+                 ctl.replicator['SecretAccessKey']))
+    os.chmod(creds, 0o600)
+    conf = t.sub('repl.conf')
+    with open(conf, 'w') as f:
+        f.write('id = %s\ncontrol_url = %s\ncontrol_ca = %s\n'
+                'credentials_file = %s\nreport_interval = 1\n%s' %
+                (rid, ctl.url, ctl.ca, creds, extra))
+    return creds, conf
+
+
 class Client:
     """ferry-wire-client for one source server and its disks."""
 
