@@ -37,6 +37,7 @@
 #include "launch.h"
 #include "log.h"
 #include "peer_id.h"
+#include "pit_policy.h"
 
 #define RESP_MAX (8u << 20)
 #define BACKOFF_MAX_S 60
@@ -50,6 +51,9 @@ struct ctl_source {
 	char id[FERRY_ID_MAX + 1];
 	size_t n_disks;
 	struct ctl_disk *disks;
+	json_t *pit_rules;		/* its pitPolicy, as given */
+	bool has_pit;			/* pit is the server's own policy */
+	struct snap_policy pit;
 };
 
 /* What the connections tell the reports about one source server. */
@@ -342,8 +346,10 @@ fail:
 
 static void free_sources(struct ctl_source *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(s[i].disks);
+		json_decref(s[i].pit_rules);
+	}
 	free(s);
 }
 
@@ -377,6 +383,39 @@ static int add_disk(struct ctl_source *s, const char *name, uint64_t size)
 	snprintf(n[s->n_disks].name, sizeof(n->name), "%s", name);
 	n[s->n_disks++].size = size;
 	return 0;
+}
+
+/*
+ * S's snapshot policy from its entry's pitPolicy RULES: none (null or
+ * absent: an older ferry-control) leaves S to the replicator's
+ * pit_policy, and so does an invalid one, said in the log when it is new
+ * (not at every poll): a server must not go without snapshots for want
+ * of a valid policy.  Only this thread changes the table: it reads the
+ * current one without the lock.
+ */
+static void set_pit(struct ctl_source *s, json_t *rules)
+{
+	const struct ctl_source *old = NULL;
+	char why[256], own[256];
+
+	s->has_pit = false;
+	if (!rules || json_is_null(rules))
+		return;
+	s->pit_rules = json_incref(rules);
+	if (pit_policy_from_mgn(&s->pit, rules, why, sizeof(why)) == 0) {
+		s->has_pit = true;
+		return;
+	}
+	for (size_t i = 0; i < ctl.n_src && !old; i++)
+		if (!strcmp(ctl.src[i].id, s->id))
+			old = &ctl.src[i];
+	if (old && json_equal(old->pit_rules, rules))
+		return;
+	pit_policy_format(&ctl.cfg->pit, own, sizeof(own));
+	rlog_error("source server %s: ferry-control's %s; its snapshots "
+		   "follow this replicator's pit_policy (%s) until the "
+		   "server's policy is fixed at ferry-control", s->id, why,
+		   own);
 }
 
 /*
@@ -425,6 +464,7 @@ static int set_assignments(json_t *list, bool save, char *err, size_t errlen)
 					goto oom;
 			}
 		}
+		set_pit(s, json_object_get(e, "pitPolicy"));
 		n++;
 	}
 	pthread_mutex_lock(&ctl.lock);
@@ -494,6 +534,23 @@ int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
 				break;
 			}
 		}
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	return found;
+}
+
+bool ctl_assignment_pit(const char *source, struct snap_policy *p)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&ctl.lock);
+	for (size_t i = 0; i < ctl.n_src; i++) {
+		if (strcmp(ctl.src[i].id, source))
+			continue;
+		found = ctl.src[i].has_pit;
+		if (found)
+			*p = ctl.src[i].pit;
+		break;
 	}
 	pthread_mutex_unlock(&ctl.lock);
 	return found;

@@ -17,6 +17,7 @@
 #ifndef FERRY_REPLICATOR_CONTROL_CLIENT_H
 #define FERRY_REPLICATOR_CONTROL_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,13 @@ void ctl_stop(void);
  */
 int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
 			int *known_source);
+
+/*
+ * SOURCE's own point-in-time policy (MGN's pitPolicy in its assignment,
+ * disabled rules left out) into *P: true if ferry-control assigns SOURCE
+ * here with a valid policy, else false (the caller uses its pit_policy).
+ */
+bool ctl_assignment_pit(const char *source, struct snap_policy *p);
 
 /* stagingError.code of a volume that ran out of space. */
 #define CTL_STAGING_DISK_FULL "STAGING_DISK_FULL"

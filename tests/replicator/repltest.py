@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -282,6 +283,39 @@ def control_config(ctl, t, rid, extra=''):
                 'credentials_file = %s\nreport_interval = 1\n%s' %
                 (rid, ctl.url, ctl.ca, creds, extra))
     return creds, conf
+
+
+def control_pit_policy(ctl, rules, sid=None):
+    """Make RULES (MGN's pitPolicy: a list of {"ruleID", "units",
+    "interval", "retentionDuration", "enabled"}; None: no policy, JSON
+    null) the point-in-time policy ferry-control CTL keeps for source
+    server SID, or with SID None for its replication configuration
+    templates (which servers registered later copy) and every server.
+    MGN's API has no operation for it, so this writes ferry-control's
+    database, which it reads at each request."""
+    db = sqlite3.connect(os.path.join(ctl.data_dir, 'control.db'),
+                         timeout=30)
+    try:
+        with db:
+            tables = [('repl_configs', 'source_server_id')]
+            if sid is None:
+                tables.append(('repl_templates', 'id'))
+            n = 0
+            for table, key in tables:
+                rows = db.execute('SELECT %s, doc FROM %s' % (key, table))
+                for ident, text in rows.fetchall():
+                    if sid is not None and ident != sid:
+                        continue
+                    doc = json.loads(text)
+                    doc.setdefault('ferry', {})['pitPolicy'] = rules
+                    db.execute('UPDATE %s SET doc = ? WHERE %s = ?' %
+                               (table, key), (json.dumps(doc), ident))
+                    n += 1
+    finally:
+        db.close()
+    if not n:
+        raise RuntimeError('control_pit_policy: nothing to change for %s' %
+                           (sid or 'the templates'))
 
 
 class Client:
