@@ -177,6 +177,7 @@ struct conn {
 	unsigned int n_vols;
 	struct volume vols[FERRY_WIRE_MAX_DISKS];
 	bool by_allow;		/* a disk was admitted by an allow line */
+	bool refreshed;		/* asked for fresh assignments */
 	uint64_t limit[FERRY_WIRE_MAX_DISKS];	/* HELLO's disk sizes */
 	bool meta_dirty[FERRY_WIRE_MAX_DISKS];
 	bool welcomed;
@@ -554,10 +555,18 @@ static int open_disk(struct conn *c, unsigned int i,
 	a = rep_config_find(cfg, c->id, name, &known);
 	c->by_allow |= a != NULL;
 	/* ferry-control's assignments: a second source after the allow
-	 * lines (control_client.h). */
+	 * lines (control_client.h).  Not there: ferry-control may have
+	 * assigned it since the last poll (the agent learns it at once);
+	 * fetch them again, once per connection. */
 	if (!a && ctl_assignment_find(c->id, name, &ctl_a.size, &ctl_known))
 		a = &ctl_a;
-	else if (!a)
+	else if (!a && !c->refreshed && cfg->control_url) {
+		c->refreshed = true;
+		if (ctl_assignment_refresh(c->id) == 0 &&
+		    ctl_assignment_find(c->id, name, &ctl_a.size, &ctl_known))
+			a = &ctl_a;
+	}
+	if (!a)
 		known |= ctl_known;
 	if (!a) {
 		if (!known) {
