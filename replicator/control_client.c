@@ -405,12 +405,12 @@ static int add_disk(struct ctl_source *s, const char *name, uint64_t size)
 }
 
 /*
- * S's snapshot policy from its entry's pitPolicy RULES: none (null or
- * absent: an older ferry-control) leaves S to the replicator's
- * pit_policy, and so does an invalid one, said in the log when it is new
- * (not at every poll): a server must not go without snapshots for want
- * of a valid policy.  Only this thread changes the table: it reads the
- * current one without the lock.
+ * S's snapshot policy from its entry's pitPolicy RULES: none (null: no
+ * administrator set one; absent: an older ferry-control) leaves S to the
+ * replicator's pit_policy, and so does an invalid one, said in the log
+ * when it is new (not at every poll): a server must not go without
+ * snapshots for want of a valid policy.  Only this thread changes the
+ * table: it reads the current one without the lock.
  */
 static void set_pit(struct ctl_source *s, json_t *rules)
 {

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -286,36 +285,42 @@ def control_config(ctl, t, rid, extra=''):
 
 
 def control_pit_policy(ctl, rules, sid=None):
-    """Make RULES (MGN's pitPolicy: a list of {"ruleID", "units",
-    "interval", "retentionDuration", "enabled"}; None: no policy, JSON
-    null) the point-in-time policy ferry-control CTL keeps for source
-    server SID, or with SID None for its replication configuration
-    templates (which servers registered later copy) and every server.
-    MGN's API has no operation for it, so this writes ferry-control's
-    database, which it reads at each request."""
-    db = sqlite3.connect(os.path.join(ctl.data_dir, 'control.db'),
-                         timeout=30)
-    try:
-        with db:
-            tables = [('repl_configs', 'source_server_id')]
-            if sid is None:
-                tables.append(('repl_templates', 'id'))
-            n = 0
-            for table, key in tables:
-                rows = db.execute('SELECT %s, doc FROM %s' % (key, table))
-                for ident, text in rows.fetchall():
-                    if sid is not None and ident != sid:
-                        continue
-                    doc = json.loads(text)
-                    doc.setdefault('ferry', {})['pitPolicy'] = rules
-                    db.execute('UPDATE %s SET doc = ? WHERE %s = ?' %
-                               (table, key), (json.dumps(doc), ident))
-                    n += 1
-    finally:
-        db.close()
-    if not n:
-        raise RuntimeError('control_pit_policy: nothing to change for %s' %
-                           (sid or 'the templates'))
+    """Make RULES (a pitPolicy: a list of {"ruleID", "units", "interval",
+    "retentionDuration", "enabled"}; None: no policy, the replicator's
+    pit_policy applies) the point-in-time policy of source server SID at
+    ferry-control CTL, or with SID None that of its replication
+    configuration templates (which servers registered later copy) and
+    of every server that can still be changed.  Through the API, as an
+    administrator would (docs/api.md, *Point-in-time policy*)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), '..', 'control'))
+    import ferrytest
+
+    def update(op, body):
+        st, _, r = ferrytest.call(ctl, op, dict(body, pitPolicy=rules))
+        if st != 200:
+            raise RuntimeError('control_pit_policy: %s answered %d: %s' %
+                               (op, st, r))
+
+    if sid is not None:
+        update('UpdateReplicationConfiguration', {'sourceServerID': sid})
+        return
+    _, _, r = ferrytest.call(ctl, 'DescribeReplicationConfigurationTemplates',
+                             {})
+    for t in r['items']:
+        update('UpdateReplicationConfigurationTemplate',
+               {'replicationConfigurationTemplateID':
+                t['replicationConfigurationTemplateID']})
+    _, _, r = ferrytest.call(ctl, 'DescribeSourceServers', {})
+    for s in r['items']:
+        # Archived and disconnected servers cannot be changed.
+        if s.get('isArchived') or 'DISCONNECTED' in (
+                s.get('lifeCycle', {}).get('state'),
+                s.get('dataReplicationInfo', {}).get(
+                    'dataReplicationState')):
+            continue
+        update('UpdateReplicationConfiguration',
+               {'sourceServerID': s['sourceServerID']})
 
 
 class Client:

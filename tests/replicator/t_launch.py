@@ -14,9 +14,8 @@ import subprocess
 import sys
 
 from repltest import (MiB, REPLICATOR, Client, TestDir, check,
-                      control_config, control_pit_policy, describe, done,
-                      make_image, need_binaries, parse_json, same_file,
-                      sha256)
+                      control_config, describe, done, make_image,
+                      need_binaries, parse_json, same_file, sha256)
 from t_control import Repl, issue_client, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -137,10 +136,9 @@ def main():
             'launch1', disks=[{'deviceName': n, 'bytes': sz,
                                'isBootDisk': n == '/dev/vda'}
                               for n, sz in DISKS])
-        # Snapshots a second apart (the cutover wants a newer one):
-        # ferry-control keeps no policy for the server (MGN's units are
-        # minutes), so the replicator's pit_policy applies.
-        control_pit_policy(ctl, None, sid)
+        # Snapshots a second apart (the cutover wants a newer one): no
+        # pitPolicy is set at ferry-control (MGN's units are minutes), so
+        # the replicator's pit_policy applies.
         data = t.sub('data')
         _, conf = control_config(ctl, t, RID, 'launch_format = raw\n'
                                  'pit_policy = 1s:1h\n')

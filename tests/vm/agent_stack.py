@@ -103,9 +103,8 @@ class Stack:
         # fixed port: restart it there.
         self.ctl.stop()
         self.ctl.start(port=base)
-        # No policy at ferry-control for the servers to come: the
+        # ferry-control sets no pitPolicy for the servers to come: the
         # replicator's pit_policy (5 s, below) applies to them.
-        repltest.control_pit_policy(self.ctl, None)
         self.data = os.path.join(self.ctl.tmp, 'staging')
         self.mounted = False
         if staging_size:
