@@ -88,9 +88,15 @@ struct api_op {
 	api_handler fn;
 };
 
+struct store;
+
 /*
  * A group of operations with the tables it needs.  schema_sql runs at
  * every start and must be idempotent (CREATE TABLE IF NOT EXISTS ...).
+ * migrate, if set, runs at every open after all the schemas, in a
+ * transaction of its own, to rewrite documents stored by an older
+ * ferry-control (it must keep a mark of what it did, e.g. in the meta
+ * table); 0, or -1 with a message in ERR, which stops the open.
  * periodic, if set, runs about once a second in a transaction of its own
  * (for timeouts such as AGENT_NOT_SEEN).
  */
@@ -99,6 +105,7 @@ struct api_module {
 	const char *schema_sql;
 	const struct api_op *ops;
 	size_t n_ops;
+	int (*migrate)(struct store *st, char *err, size_t errlen);
 	void (*periodic)(struct api_ctx *ctx);
 };
 

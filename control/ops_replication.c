@@ -13,14 +13,21 @@
  * - ebsEncryption CUSTOM needs ebsEncryptionKeyArn, DEFAULT takes none;
  * - an archived or disconnected server's configuration cannot be
  *   changed (ConflictException), only read.
+ *
+ * pitPolicy (AWS DRS's PITPolicyRule list; not in MGN's model) is a
+ * ferry extension, kept in the private "ferry" member of templates and
+ * configurations: absent unless an administrator set it, so that the
+ * replicator's own pit_policy applies to the server (docs/api.md).
  */
 #include "replication.h"
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_service.h"
+#include "log.h"
 #include "model.h"
 #include "paging.h"
 #include "source_server.h"
@@ -197,6 +204,202 @@ static int check_member(struct api_ctx *ctx, const struct member *m,
 		return model_check_tags(ctx, v, name);
 	}
 	return api_error(ctx, API_INTERNAL, "unknown member kind");
+}
+
+/* ------------------------------------------------------------------ */
+/* pitPolicy (ferry extension) */
+
+/*
+ * The replicator keeps at most 8 enabled rules (SNAP_MAX_RULES) and
+ * rules of up to a century: refuse here what it would refuse, so that
+ * a policy accepted is a policy applied.
+ */
+#define PIT_MAX_RULES 8
+#define PIT_CENTURY_MINUTES (100LL * 366 * 1440)
+
+static const struct {
+	const char *name;
+	long long minutes;
+} pit_units[] = {
+	{ "MINUTE", 1 }, { "HOUR", 60 }, { "DAY", 1440 },
+};
+#define N_PIT_UNITS (sizeof(pit_units) / sizeof(pit_units[0]))
+
+static const char *const pit_rule_keys[] = {
+	"ruleID", "units", "interval", "retentionDuration", "enabled", NULL
+};
+
+/* The stored policy of DOC (a template or configuration), NULL if unset. */
+static json_t *stored_pit(json_t *doc)
+{
+	json_t *v = json_object_get(json_object_get(doc, "ferry"),
+				    "pitPolicy");
+
+	return json_is_array(v) && json_array_size(v) ? v : NULL;
+}
+
+/* Set DOC's policy to PIT (stolen), or unset it with PIT NULL. */
+static void store_pit(json_t *doc, json_t *pit)
+{
+	json_t *ferry = json_object_get(doc, "ferry");
+
+	if (pit) {
+		if (!json_is_object(ferry)) {
+			ferry = json_object();
+			json_object_set_new(doc, "ferry", ferry);
+		}
+		json_object_set_new(ferry, "pitPolicy", pit);
+		return;
+	}
+	json_object_del(ferry, "pitPolicy");
+	if (json_is_object(ferry) && !json_object_size(ferry))
+		json_object_del(doc, "ferry");
+}
+
+/* Member KEY of rule R (named NAME): a whole number of UNIT, 1..century. */
+static int check_pit_count(struct api_ctx *ctx, json_t *r, const char *name,
+			   const char *key, size_t u, json_int_t *out)
+{
+	long long max = PIT_CENTURY_MINUTES / pit_units[u].minutes;
+	char field[64];
+	json_t *v = json_object_get(r, key);
+
+	snprintf(field, sizeof(field), "%s.%s", name, key);
+	if (!v || json_is_null(v))
+		return api_invalid_field(ctx, field, "%s is required", field);
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > max)
+		return api_invalid_field(ctx, field,
+					 "%s must be a whole number of %ss from 1 to %lld (a century)",
+					 field, pit_units[u].name, max);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/*
+ * Check the pitPolicy V of a request: AWS DRS's PITPolicyRule list,
+ * with ruleID required and unique.  *OUT is the policy to store, each
+ * rule with all five members, or NULL for null or [] (unset).
+ */
+static int check_pit_policy(struct api_ctx *ctx, json_t *v, json_t **out)
+{
+	json_t *rules, *r, *m;
+	char name[32], field[64];
+	const char *key, *u;
+	size_t i, j, k, enabled = 0;
+
+	*out = NULL;
+	if (json_is_null(v) || (json_is_array(v) && !json_array_size(v)))
+		return 0;
+	if (!json_is_array(v))
+		return api_invalid_field(ctx, "pitPolicy",
+					 "pitPolicy must be a list of rules {ruleID, units, interval, retentionDuration, enabled}, or null to unset it");
+	if (json_array_size(v) > PIT_MAX_RULES)
+		return api_invalid_field(ctx, "pitPolicy",
+					 "pitPolicy has %zu rules; the replicator keeps at most %d",
+					 json_array_size(v), PIT_MAX_RULES);
+	rules = json_array();
+	json_array_foreach(v, i, r) {
+		json_int_t id, interval, retention;
+
+		snprintf(name, sizeof(name), "pitPolicy[%zu]", i);
+		if (!json_is_object(r)) {
+			api_invalid_field(ctx, name, "%s must be an object",
+					  name);
+			goto bad;
+		}
+		json_object_foreach(r, key, m) {
+			for (j = 0; pit_rule_keys[j]; j++)
+				if (!strcmp(key, pit_rule_keys[j]))
+					break;
+			if (!pit_rule_keys[j]) {
+				snprintf(field, sizeof(field), "%s.%.24s",
+					 name, key);
+				api_invalid_field(ctx, field,
+						  "%s: unknown member (a rule has ruleID, units, interval, retentionDuration, enabled)",
+						  field);
+				goto bad;
+			}
+		}
+		snprintf(field, sizeof(field), "%s.ruleID", name);
+		m = json_object_get(r, "ruleID");
+		if (!json_is_integer(m) || json_integer_value(m) < 0) {
+			api_invalid_field(ctx, field,
+					  "%s is required: a whole number from 0, unique in the policy",
+					  field);
+			goto bad;
+		}
+		id = json_integer_value(m);
+		for (j = 0; j < i; j++)
+			if (json_integer_value(json_object_get(
+				    json_array_get(v, j), "ruleID")) == id) {
+				api_invalid_field(ctx, field,
+						  "%s: ruleID %" JSON_INTEGER_FORMAT " is given twice (pitPolicy[%zu] has it too)",
+						  field, id, j);
+				goto bad;
+			}
+		snprintf(field, sizeof(field), "%s.units", name);
+		u = json_string_value(json_object_get(r, "units"));
+		for (k = 0; u && k < N_PIT_UNITS; k++)
+			if (!strcmp(u, pit_units[k].name))
+				break;
+		if (!u || k == N_PIT_UNITS) {
+			api_invalid_field(ctx, field,
+					  "%s must be MINUTE, HOUR or DAY", field);
+			goto bad;
+		}
+		if (check_pit_count(ctx, r, name, "interval", k, &interval) ||
+		    check_pit_count(ctx, r, name, "retentionDuration", k,
+				    &retention))
+			goto bad;
+		if (retention < interval) {
+			snprintf(field, sizeof(field), "%s.retentionDuration",
+				 name);
+			api_invalid_field(ctx, field,
+					  "%s (%" JSON_INTEGER_FORMAT ") is shorter than its interval (%" JSON_INTEGER_FORMAT "): the rule would keep no snapshot",
+					  field, retention, interval);
+			goto bad;
+		}
+		/* DRS's default: a rule is enabled unless it says not. */
+		m = json_object_get(r, "enabled");
+		if (m && !json_is_null(m) && !json_is_boolean(m)) {
+			snprintf(field, sizeof(field), "%s.enabled", name);
+			api_invalid_field(ctx, field,
+					  "%s must be true or false", field);
+			goto bad;
+		}
+		enabled += !json_is_false(m);
+		json_array_append_new(rules, json_pack(
+			"{s:I,s:s,s:I,s:I,s:b}", "ruleID", id,
+			"units", pit_units[k].name, "interval", interval,
+			"retentionDuration", retention,
+			"enabled", !json_is_false(m)));
+	}
+	/* A policy without an enabled rule keeps only the first snapshot;
+	 * who wants the replicator's policy unsets this one. */
+	if (!enabled) {
+		api_invalid_field(ctx, "pitPolicy",
+				  "pitPolicy has no enabled rule: enable one, or give null to leave the server to the replicator's pit_policy");
+		goto bad;
+	}
+	*out = rules;
+	return 0;
+bad:
+	json_decref(rules);
+	return -1;
+}
+
+/* A pitPolicy member of IN, if any, checked and stored into DOC. */
+static int apply_pit_policy(struct api_ctx *ctx, json_t *in, json_t *doc)
+{
+	json_t *v = json_object_get(in, "pitPolicy"), *pit;
+
+	if (!v)
+		return 0;
+	if (check_pit_policy(ctx, v, &pit))
+		return -1;
+	store_pit(doc, pit);
+	return 0;
 }
 
 /*
@@ -397,8 +600,12 @@ static int cfg_save(struct api_ctx *ctx, json_t *doc)
 /* ------------------------------------------------------------------ */
 /* Documents */
 
-/* MGN's default snapshot policy (not in Debian's model: kept private). */
-static json_t *default_pit_policy(void)
+/*
+ * The policy ferry-control gave every template and configuration before
+ * pitPolicy could be set (MGN's default, the same as the replicator's
+ * default pit_policy): nobody chose it, so the migration unsets it.
+ */
+static json_t *old_default_pit_policy(void)
 {
 	return json_pack("[{s:i,s:s,s:i,s:i,s:b},{s:i,s:s,s:i,s:i,s:b},"
 			 "{s:i,s:s,s:i,s:i,s:b}]",
@@ -410,12 +617,15 @@ static json_t *default_pit_policy(void)
 			 "retentionDuration", 7, "enabled", 1);
 }
 
-/* The answer for a stored document: without our private members. */
+/* The answer for a stored document: without our private members, with
+ * pitPolicy when one is set. */
 static json_t *public_doc(json_t *doc)
 {
-	json_t *out = json_deep_copy(doc);
+	json_t *out = json_deep_copy(doc), *pit = stored_pit(doc);
 
 	json_object_del(out, "ferry");
+	if (pit)
+		json_object_set_new(out, "pitPolicy", json_deep_copy(pit));
 	return out;
 }
 
@@ -510,7 +720,7 @@ int repl_default_template(struct api_ctx *ctx)
 	/* No subnet or security groups: ferry's staging area is its
 	 * registered replicators, not an EC2 subnet. */
 	doc = json_pack("{s:s,s:s,s:b,s:i,s:b,s:s,s:s,s:s,s:s,s:[],s:{},"
-			"s:b,s:{s:o}}",
+			"s:b}",
 			"replicationConfigurationTemplateID", id,
 			"arn", arn,
 			"associateDefaultSecurityGroup", 1,
@@ -522,8 +732,7 @@ int repl_default_template(struct api_ctx *ctx)
 			"replicationServerInstanceType", "t3.small",
 			"replicationServersSecurityGroupsIDs",
 			"stagingAreaTags",
-			"useDedicatedReplicationServer", 0,
-			"ferry", "pitPolicy", default_pit_policy());
+			"useDedicatedReplicationServer", 0);
 	if (!doc)
 		return api_error(ctx, API_INTERNAL, "out of memory");
 	rc = tpl_save(ctx, doc);
@@ -563,12 +772,10 @@ int repl_config_create(struct api_ctx *ctx, const char *source_server_id,
 				json_object_set_new(doc, settings[i].key,
 						    json_deep_copy(v));
 		}
-		pit = json_object_get(json_object_get(tpl, "ferry"),
-				      "pitPolicy");
-		json_object_set_new(doc, "ferry",
-				    json_pack("{s:o}", "pitPolicy",
-					      pit ? json_deep_copy(pit) :
-						    default_pit_policy()));
+		/* The template's policy if one is set, else none. */
+		pit = stored_pit(tpl);
+		if (pit)
+			store_pit(doc, json_deep_copy(pit));
 		json_object_set_new(doc, "name", json_string(ss_str(
 			ss, "sourceProperties.identificationHints.hostname")));
 		json_object_set_new(doc, "sourceServerID",
@@ -603,9 +810,9 @@ json_t *repl_config_get(struct api_ctx *ctx, const char *source_server_id)
 	}
 	if (!doc)
 		return NULL;
-	pit = json_object_get(json_object_get(doc, "ferry"), "pitPolicy");
-	json_object_set_new(doc, "pitPolicy",
-			    pit ? json_deep_copy(pit) : default_pit_policy());
+	pit = stored_pit(doc);
+	if (pit)
+		json_object_set_new(doc, "pitPolicy", json_deep_copy(pit));
 	json_object_del(doc, "ferry");
 	return doc;
 }
@@ -630,6 +837,7 @@ static int op_create_template(struct api_ctx *ctx, json_t *in, json_t **out)
 		"ebsEncryptionKeyArn", "replicationServerInstanceType",
 		"replicationServersSecurityGroupsIDs", "stagingAreaSubnetId",
 		"stagingAreaTags", "tags", "useDedicatedReplicationServer",
+		"pitPolicy", /* ferry extension */
 		NULL
 	};
 	char id[MODEL_ID_MAX], arn[MODEL_ARN_MAX];
@@ -642,10 +850,10 @@ static int op_create_template(struct api_ctx *ctx, json_t *in, json_t **out)
 		return -1;
 	model_new_id("rct-", id);
 	model_arn(ctx, TPL_ARN_TYPE, id, arn);
-	doc = json_pack("{s:s,s:s,s:{s:o}}",
-			"replicationConfigurationTemplateID", id, "arn", arn,
-			"ferry", "pitPolicy", default_pit_policy());
-	if (apply_settings(ctx, in, doc, true) || tpl_save(ctx, doc))
+	doc = json_pack("{s:s,s:s}",
+			"replicationConfigurationTemplateID", id, "arn", arn);
+	if (apply_settings(ctx, in, doc, true) ||
+	    apply_pit_policy(ctx, in, doc) || tpl_save(ctx, doc))
 		goto out;
 	if (tags && json_object_size(tags) && tags_set(ctx, arn, tags))
 		goto out;
@@ -754,7 +962,9 @@ static int op_update_template(struct api_ctx *ctx, json_t *in, json_t **out)
 		"ebsEncryptionKeyArn", "replicationConfigurationTemplateID",
 		"replicationServerInstanceType",
 		"replicationServersSecurityGroupsIDs", "stagingAreaSubnetId",
-		"stagingAreaTags", "useDedicatedReplicationServer", NULL
+		"stagingAreaTags", "useDedicatedReplicationServer",
+		"pitPolicy", /* ferry extension */
+		NULL
 	};
 	json_t *doc, *arn;
 	int rc = -1;
@@ -776,7 +986,8 @@ static int op_update_template(struct api_ctx *ctx, json_t *in, json_t **out)
 			goto out;
 		}
 	}
-	if (apply_settings(ctx, in, doc, false) || tpl_save(ctx, doc))
+	if (apply_settings(ctx, in, doc, false) ||
+	    apply_pit_policy(ctx, in, doc) || tpl_save(ctx, doc))
 		goto out;
 	*out = tpl_public(ctx, doc);
 	rc = 0;
@@ -855,8 +1066,7 @@ static int op_get_config(struct api_ctx *ctx, json_t *in, json_t **out)
 		return api_error(ctx, API_INTERNAL, "configuration lost");
 	if (!doc)
 		return -1;
-	json_object_del(doc, "pitPolicy");
-	*out = doc;
+	*out = doc; /* with pitPolicy only when one is set */
 	return 0;
 }
 
@@ -982,7 +1192,9 @@ static int op_update_config(struct api_ctx *ctx, json_t *in, json_t **out)
 		"replicationServerInstanceType",
 		"replicationServersSecurityGroupsIDs", "sourceServerID",
 		"stagingAreaSubnetId", "stagingAreaTags",
-		"useDedicatedReplicationServer", NULL
+		"useDedicatedReplicationServer",
+		"pitPolicy", /* ferry extension */
+		NULL
 	};
 	json_t *ss, *doc = NULL, *v, *names;
 	const char *id;
@@ -1000,8 +1212,9 @@ static int op_update_config(struct api_ctx *ctx, json_t *in, json_t **out)
 	if (!doc)
 		goto out;
 	/* repl_config_get() lifted the policy out of our private member. */
-	json_object_set_new(doc, "ferry", json_pack("{s:O}", "pitPolicy",
-				    json_object_get(doc, "pitPolicy")));
+	v = json_object_get(doc, "pitPolicy");
+	if (v)
+		store_pit(doc, json_incref(v));
 	json_object_del(doc, "pitPolicy");
 	v = member_of(in, "name");
 	if (v) {
@@ -1009,7 +1222,8 @@ static int op_update_config(struct api_ctx *ctx, json_t *in, json_t **out)
 			goto out;
 		json_object_set(doc, "name", v);
 	}
-	if (apply_settings(ctx, in, doc, false))
+	if (apply_settings(ctx, in, doc, false) ||
+	    apply_pit_policy(ctx, in, doc))
 		goto out;
 	v = member_of(in, "replicatedDisks");
 	if (v) {
@@ -1028,6 +1242,103 @@ out:
 	json_decref(doc);
 	json_decref(ss);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration */
+
+#define META_PIT_EXPLICIT "repl_pit_policy_explicit"
+
+/* Unset the old implicit policy in the documents of one table. */
+static int unset_old_default(struct store *st, const char *select,
+			     const char *update, long long *n, char *err,
+			     size_t errlen)
+{
+	sqlite3_stmt *s = store_prepare(st, select), *u;
+	json_t *def = old_default_pit_policy(), *doc, *found = json_array();
+	size_t i;
+	int rc;
+
+	if (!s || !def || !found)
+		goto fail;
+	/* Collect first: the cached statements must not interleave. */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		doc = store_column_json(s, 1);
+		if (json_equal(json_object_get(json_object_get(doc, "ferry"),
+					       "pitPolicy"), def) ||
+		    json_is_null(json_object_get(json_object_get(doc, "ferry"),
+						 "pitPolicy"))) {
+			store_pit(doc, NULL);
+			json_array_append_new(found, json_pack(
+				"[s,o]", (const char *)sqlite3_column_text(s, 0),
+				doc));
+		} else {
+			json_decref(doc);
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	json_array_foreach(found, i, doc) {
+		u = store_prepare(st, update);
+		if (!u)
+			goto fail;
+		store_bind_text(u, 1, json_string_value(json_array_get(doc,
+								       0)));
+		store_bind_json(u, 2, json_array_get(doc, 1));
+		rc = sqlite3_step(u);
+		sqlite3_reset(u);
+		if (rc != SQLITE_DONE)
+			goto fail;
+	}
+	*n += (long long)json_array_size(found);
+	json_decref(def);
+	json_decref(found);
+	return 0;
+fail:
+	snprintf(err, errlen,
+		 "replication settings: cannot unset the old default pitPolicy: %s (is control.db writable and intact?)",
+		 sqlite3_errmsg(store_db(st)));
+	json_decref(def);
+	json_decref(found);
+	return -1;
+}
+
+/*
+ * Before pitPolicy could be set, every template and configuration got
+ * the old default, which would override the replicator's pit_policy:
+ * once, unset it where it is still exactly that default (nobody could
+ * have chosen it through the API).  After this, a policy equal to the
+ * default is an administrator's choice and is kept.
+ */
+static int repl_migrate(struct store *st, char *err, size_t errlen)
+{
+	char *mark = store_meta_get(st, META_PIT_EXPLICIT);
+	long long n = 0;
+
+	if (mark) {
+		free(mark);
+		return 0;
+	}
+	if (unset_old_default(st, "SELECT id, doc FROM repl_templates",
+			      "UPDATE repl_templates SET doc = ?2"
+			      " WHERE id = ?1", &n, err, errlen) ||
+	    unset_old_default(st,
+			      "SELECT source_server_id, doc FROM repl_configs",
+			      "UPDATE repl_configs SET doc = ?2"
+			      " WHERE source_server_id = ?1", &n, err,
+			      errlen))
+		return -1;
+	if (store_meta_set(st, META_PIT_EXPLICIT, "1")) {
+		snprintf(err, errlen,
+			 "replication settings: cannot record the pitPolicy migration: %s",
+			 sqlite3_errmsg(store_db(st)));
+		return -1;
+	}
+	if (n)
+		log_info("replication settings: the old default pitPolicy of %lld templates and configurations is now unset (the replicator's pit_policy applies)",
+			 n);
+	return 0;
 }
 
 static const struct api_op repl_ops[] = {
@@ -1055,5 +1366,6 @@ const struct api_module api_module_replication = {
 	.schema_sql = repl_schema_sql,
 	.ops = repl_ops,
 	.n_ops = sizeof(repl_ops) / sizeof(repl_ops[0]),
+	.migrate = repl_migrate,
 	.periodic = NULL,
 };

@@ -49,8 +49,9 @@ int repl_config_create(struct api_ctx *ctx, const char *source_server_id,
  * The server's configuration (new reference) for the agent runtime and
  * the replicator assignment: the public members (bandwidthThrottling in
  * Mbps, 0 = unlimited; useDedicatedReplicationServer; dataPlaneRouting;
- * replicatedDisks; ...) plus "pitPolicy": a list of {"ruleID", "units"
- * MINUTE|HOUR|DAY, "interval", "retentionDuration", "enabled"}.
+ * replicatedDisks; ...) plus, when an administrator set one, "pitPolicy":
+ * a list of {"ruleID", "units" MINUTE|HOUR|DAY, "interval",
+ * "retentionDuration", "enabled"} (absent: the replicator's pit_policy).
  * A server registered without a configuration gets one made now.
  * NULL if the server does not exist (no error recorded) or on a database
  * error (error recorded).

@@ -94,6 +94,28 @@ static int apply_schema(struct store *st, const char *name, const char *sql,
 	return 0;
 }
 
+/* MOD's migration in one transaction: all of it or none. */
+static int migrate(struct store *st, const struct api_module *mod,
+		   char *err, size_t errlen)
+{
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0) {
+		snprintf(err, errlen, "migration of %s: cannot begin: %s",
+			 mod->name, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	if (mod->migrate(st, err, errlen) < 0) {
+		store_exec(st, "ROLLBACK");
+		return -1;
+	}
+	if (store_exec(st, "COMMIT") < 0) {
+		snprintf(err, errlen, "migration of %s: cannot commit: %s",
+			 mod->name, sqlite3_errmsg(st->db));
+		store_exec(st, "ROLLBACK");
+		return -1;
+	}
+	return 0;
+}
+
 struct store *store_open(const char *dir, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -150,6 +172,10 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 		if (api_modules[m] &&
 		    apply_schema(st, api_modules[m]->name,
 				 api_modules[m]->schema_sql, err, errlen))
+			goto fail;
+	for (m = 0; m < api_n_modules; m++)
+		if (api_modules[m] && api_modules[m]->migrate &&
+		    migrate(st, api_modules[m], err, errlen))
 			goto fail;
 	return st;
 fail:

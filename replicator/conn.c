@@ -176,6 +176,8 @@ struct conn {
 
 	unsigned int n_vols;
 	struct volume vols[FERRY_WIRE_MAX_DISKS];
+	bool by_allow;		/* a disk was admitted by an allow line */
+	bool refreshed;		/* asked for fresh assignments */
 	uint64_t limit[FERRY_WIRE_MAX_DISKS];	/* HELLO's disk sizes */
 	bool meta_dirty[FERRY_WIRE_MAX_DISKS];
 	bool welcomed;
@@ -551,11 +553,20 @@ static int open_disk(struct conn *c, unsigned int i,
 		return FERRY_E_PROTOCOL;
 	}
 	a = rep_config_find(cfg, c->id, name, &known);
+	c->by_allow |= a != NULL;
 	/* ferry-control's assignments: a second source after the allow
-	 * lines (control_client.h). */
+	 * lines (control_client.h).  Not there: ferry-control may have
+	 * assigned it since the last poll (the agent learns it at once);
+	 * fetch them again, once per connection. */
 	if (!a && ctl_assignment_find(c->id, name, &ctl_a.size, &ctl_known))
 		a = &ctl_a;
-	else if (!a)
+	else if (!a && !c->refreshed && cfg->control_url) {
+		c->refreshed = true;
+		if (ctl_assignment_refresh(c->id) == 0 &&
+		    ctl_assignment_find(c->id, name, &ctl_a.size, &ctl_known))
+			a = &ctl_a;
+	}
+	if (!a)
 		known |= ctl_known;
 	if (!a) {
 		if (!known) {
@@ -815,16 +826,23 @@ static int cp_snapshot(struct conn *c, const struct ferry_hdr *h,
 		       const struct ferry_cp *p)
 {
 	const struct rep_config *cfg = c->srv->cfg;
+	const struct snap_policy *pol = &cfg->pit;
+	struct snap_policy own;
 	char err[512];
 	int rc;
 
-	if (!snap_due(c->vols, c->n_vols, cfg->data_dir, c->id, &cfg->pit,
+	/* The server's own policy from ferry-control, looked up at each CP
+	 * so that a change applies without a reconnection; an allow line
+	 * is this replicator's assignment, under its own policy. */
+	if (!c->by_allow && ctl_assignment_pit(c->id, &own))
+		pol = &own;
+	if (!snap_due(c->vols, c->n_vols, cfg->data_dir, c->id, pol,
 		      p->cp_id))
 		return 0;
 	c->applied = h->seq;
 	if (commit(c))
 		return -1;
-	rc = snap_at_cp(c->vols, c->n_vols, cfg->data_dir, c->id, &cfg->pit,
+	rc = snap_at_cp(c->vols, c->n_vols, cfg->data_dir, c->id, pol,
 			p->cp_id, p->time_ms, err, sizeof(err));
 	if (rc < 0 || rc > 1) {
 		send_error(c, c->acked + 1, true, rc, err);

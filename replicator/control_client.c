@@ -6,8 +6,11 @@
  * One thread talks to ferry-control, with one libcurl easy handle per
  * request (a few requests every report-interval: keep-alive would save
  * little).  Connection threads only read the assignment table, under
- * its lock.  The secret key is handed to libcurl for signing and never
- * written anywhere else.
+ * its lock; one that meets a source server or disk not in it may ask
+ * that thread to fetch the assignments now (ctl_assignment_refresh()):
+ * it wakes the thread through an eventfd and waits on a condition
+ * variable, never calling ferry-control itself.  The secret key is
+ * handed to libcurl for signing and never written anywhere else.
  */
 #include "control_client.h"
 
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -37,9 +41,15 @@
 #include "launch.h"
 #include "log.h"
 #include "peer_id.h"
+#include "pit_policy.h"
 
 #define RESP_MAX (8u << 20)
 #define BACKOFF_MAX_S 60
+/* A connection waits this long for a refresh of the assignments ... */
+#define REFRESH_WAIT_S 5
+/* ... and refreshes start at least this far apart, whoever asks: a
+ * client that ferry-control does not know cannot make us hammer it. */
+#define REFRESH_GAP_MS 1000
 
 struct ctl_disk {
 	char name[FERRY_WIRE_MAX_NAME + 1];
@@ -50,6 +60,9 @@ struct ctl_source {
 	char id[FERRY_ID_MAX + 1];
 	size_t n_disks;
 	struct ctl_disk *disks;
+	json_t *pit_rules;		/* its pitPolicy, as given */
+	bool has_pit;			/* pit is the server's own policy */
+	struct snap_policy pit;
 };
 
 /* What the connections tell the reports about one source server. */
@@ -66,11 +79,13 @@ static struct {
 	char host[256];
 	unsigned int port;
 	int stop_fd;
+	int wake_fd;		/* eventfd: a connection wants a refresh */
 	pthread_t thread;
 	bool running;
 	bool registered;
 	time_t last_post;	/* second of the last state-changing call */
 	bool save_failed;	/* the assignments file is not up to date */
+	struct timespec last_fetch;	/* start of the last fetch */
 
 	pthread_mutex_t lock;	/* the fields below */
 	struct ctl_source *src;
@@ -79,7 +94,15 @@ static struct {
 	struct ctl_note *notes;
 	unsigned int n_staging_errors;	/* notes with staging_error set;
 					 * also read without the lock */
-} ctl = { .stop_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+	/* Fetches of the assignments, started and finished: a refresh
+	 * asked for when fetch_started was N is done when fetch_done
+	 * reaches N + 1 (refresh_for), whoever started that fetch. */
+	unsigned long fetch_started, fetch_done, refresh_for;
+	char refresh_source[FERRY_ID_MAX + 1];	/* who asked, for the log */
+	bool thread_gone;
+	pthread_cond_t fetched;	/* broadcast when fetch_done grows */
+} ctl = { .stop_fd = -1, .wake_fd = -1,
+	  .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool stopping(void)
 {
@@ -342,8 +365,10 @@ fail:
 
 static void free_sources(struct ctl_source *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(s[i].disks);
+		json_decref(s[i].pit_rules);
+	}
 	free(s);
 }
 
@@ -377,6 +402,39 @@ static int add_disk(struct ctl_source *s, const char *name, uint64_t size)
 	snprintf(n[s->n_disks].name, sizeof(n->name), "%s", name);
 	n[s->n_disks++].size = size;
 	return 0;
+}
+
+/*
+ * S's snapshot policy from its entry's pitPolicy RULES: none (null: no
+ * administrator set one; absent: an older ferry-control) leaves S to the
+ * replicator's pit_policy, and so does an invalid one, said in the log
+ * when it is new (not at every poll): a server must not go without
+ * snapshots for want of a valid policy.  Only this thread changes the
+ * table: it reads the current one without the lock.
+ */
+static void set_pit(struct ctl_source *s, json_t *rules)
+{
+	const struct ctl_source *old = NULL;
+	char why[256], own[256];
+
+	s->has_pit = false;
+	if (!rules || json_is_null(rules))
+		return;
+	s->pit_rules = json_incref(rules);
+	if (pit_policy_from_mgn(&s->pit, rules, why, sizeof(why)) == 0) {
+		s->has_pit = true;
+		return;
+	}
+	for (size_t i = 0; i < ctl.n_src && !old; i++)
+		if (!strcmp(ctl.src[i].id, s->id))
+			old = &ctl.src[i];
+	if (old && json_equal(old->pit_rules, rules))
+		return;
+	pit_policy_format(&ctl.cfg->pit, own, sizeof(own));
+	rlog_error("source server %s: ferry-control's %s; its snapshots "
+		   "follow this replicator's pit_policy (%s) until the "
+		   "server's policy is fixed at ferry-control", s->id, why,
+		   own);
 }
 
 /*
@@ -425,6 +483,7 @@ static int set_assignments(json_t *list, bool save, char *err, size_t errlen)
 					goto oom;
 			}
 		}
+		set_pit(s, json_object_get(e, "pitPolicy"));
 		n++;
 	}
 	pthread_mutex_lock(&ctl.lock);
@@ -494,6 +553,23 @@ int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
 				break;
 			}
 		}
+	}
+	pthread_mutex_unlock(&ctl.lock);
+	return found;
+}
+
+bool ctl_assignment_pit(const char *source, struct snap_policy *p)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&ctl.lock);
+	for (size_t i = 0; i < ctl.n_src; i++) {
+		if (strcmp(ctl.src[i].id, source))
+			continue;
+		found = ctl.src[i].has_pit;
+		if (found)
+			*p = ctl.src[i].pit;
+		break;
 	}
 	pthread_mutex_unlock(&ctl.lock);
 	return found;
@@ -996,37 +1072,63 @@ int ctl_init(struct rep_config *cfg, const char *listening, char *err,
 
 /* ---- the report thread ------------------------------------------------ */
 
-/* Register if needed, fetch the assignments, report.  0 or -1 with ERR. */
-static int cycle(char *err, size_t errlen)
+/* Register if needed, then fetch the assignments into the table, offer
+ * the launches and carry out the removals (those done into *REMOVED, for
+ * the report; without REMOVED, a refresh between reports, they are not
+ * reported: ferry-control asks again, and a directory already gone is
+ * removed again).  Counted for ctl_assignment_refresh().  0 or -1 with
+ * ERR. */
+static int fetch(json_t **removed, char *err, size_t errlen)
 {
-	json_t *resp = NULL, *body, *removed;
-	size_t i;
-	json_t *id;
+	json_t *resp = NULL, *body;
+	int rc = -1;
 
+	pthread_mutex_lock(&ctl.lock);
+	ctl.fetch_started++;
+	pthread_mutex_unlock(&ctl.lock);
+	clock_gettime(CLOCK_MONOTONIC, &ctl.last_fetch);
 	if (!ctl.registered) {
 		if (do_register(NULL, &resp, err, errlen))
-			return -1;
+			goto out;
 		json_decref(resp);
 		rlog_info("registered with ferry-control as %s (%s:%u)",
 			  ctl.cfg->id, ctl.host, ctl.port);
 	}
 	body = json_object();
-	if (call("GetReplicatorAssignmentsForMgn", body, false, &resp, err,
-		 errlen)) {
-		json_decref(body);
-		return -1;
-	}
+	rc = call("GetReplicatorAssignmentsForMgn", body, false, &resp, err,
+		  errlen);
 	json_decref(body);
-	if (set_assignments(json_object_get(resp, "sourceServers"), true,
-			    err, errlen)) {
-		json_decref(resp);
-		return -1;
+	if (!rc)
+		rc = set_assignments(json_object_get(resp, "sourceServers"),
+				     true, err, errlen);
+	if (!rc) {
+		json_t *gone;
+
+		launch_offer(json_object_get(resp, "launches"));
+		gone = launch_remove(json_object_get(resp, "removeLaunches"));
+		if (removed)
+			*removed = gone;
+		else
+			json_decref(gone);
 	}
-	launch_offer(json_object_get(resp, "launches"));
-	/* Not kept past this cycle: until ferry-control takes the report,
-	 * it asks again, and a directory already gone is removed again. */
-	removed = launch_remove(json_object_get(resp, "removeLaunches"));
 	json_decref(resp);
+out:
+	pthread_mutex_lock(&ctl.lock);
+	ctl.fetch_done = ctl.fetch_started;
+	pthread_cond_broadcast(&ctl.fetched);
+	pthread_mutex_unlock(&ctl.lock);
+	return rc;
+}
+
+/* Fetch the assignments, report.  0 or -1 with ERR. */
+static int cycle(char *err, size_t errlen)
+{
+	json_t *resp = NULL, *body, *removed = NULL;
+	size_t i;
+	json_t *id;
+
+	if (fetch(&removed, err, errlen))
+		return -1;
 	body = report_body(removed, err, errlen);
 	json_decref(removed);
 	if (!body)
@@ -1047,22 +1149,84 @@ static int cycle(char *err, size_t errlen)
 	return 0;
 }
 
-/* Sleep SECS, or less when stopping; true when stopping. */
-static bool wait_stop(unsigned int secs)
+/* Milliseconds from now to T plus MS (negative: past). */
+static int64_t ms_until(const struct timespec *t, int64_t ms)
 {
-	struct pollfd p = { .fd = ctl.stop_fd, .events = POLLIN };
+	struct timespec now;
 
-	return poll(&p, 1, (int)secs * 1000) > 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(t->tv_sec - now.tv_sec) * 1000 +
+	       (t->tv_nsec - now.tv_nsec) / 1000000 + ms;
+}
+
+/* Sleep MS, less when woken for a refresh; true when stopping. */
+static bool wait_stop(int64_t ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = ctl.stop_fd, .events = POLLIN },
+		{ .fd = ctl.wake_fd, .events = POLLIN },
+	};
+	uint64_t n;
+
+	if (poll(p, 2, ms > INT32_MAX ? INT32_MAX : (int)ms) <= 0)
+		return false;
+	if (p[0].revents)
+		return true;
+	if (read(ctl.wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		rlog_error("cannot read the refresh eventfd: %s",
+			   strerror(errno));
+	return false;
+}
+
+/*
+ * A connection's refresh, due now unless the last fetch (its own or a
+ * regular one) started less than REFRESH_GAP_MS ago: 0 if done or none
+ * wanted, else the milliseconds to wait for it.
+ */
+static int64_t refresh_due(void)
+{
+	char who[FERRY_ID_MAX + 1], err[1024];
+	int64_t gap;
+	bool wanted;
+
+	pthread_mutex_lock(&ctl.lock);
+	wanted = ctl.refresh_for > ctl.fetch_started;
+	memcpy(who, ctl.refresh_source, sizeof(who));
+	pthread_mutex_unlock(&ctl.lock);
+	if (!wanted)
+		return 0;
+	gap = ms_until(&ctl.last_fetch, REFRESH_GAP_MS);
+	if (gap > 0)
+		return gap;
+	rlog_info("source server %s is not in the assignments: fetching "
+		  "them from ferry-control now", who);
+	if (fetch(NULL, err, sizeof(err)))
+		rlog_error("cannot fetch the assignments for source server "
+			   "%s: %s; it is refused until a later fetch "
+			   "assigns it", who, err);
+	return 0;
 }
 
 static void *report_thread(void *arg)
 {
 	unsigned int backoff = 1, delay = 0;
 	int state = 0;		/* 1 reachable, -1 not, 0 not tried */
+	struct timespec next;	/* the next regular cycle */
 	char err[1024];
 
 	(void)arg;
-	while (!wait_stop(delay)) {
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (;;) {
+		int64_t left = ms_until(&next, 0), gap;
+
+		if (left > 0) {
+			gap = refresh_due();
+			if (wait_stop(gap && gap < left ? gap : left))
+				break;
+			continue;
+		}
+		if (stopping())
+			break;
 		if (cycle(err, sizeof(err)) == 0) {
 			if (state != 1)
 				rlog_info("ferry-control %s: reachable; "
@@ -1072,6 +1236,8 @@ static void *report_thread(void *arg)
 			state = 1;
 			backoff = 1;
 			delay = ctl.cfg->report_interval;
+			clock_gettime(CLOCK_MONOTONIC, &next);
+			next.tv_sec += delay;
 			continue;
 		}
 		if (stopping())
@@ -1093,15 +1259,71 @@ static void *report_thread(void *arg)
 		delay = backoff;
 		backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S
 						      : backoff * 2;
+		clock_gettime(CLOCK_MONOTONIC, &next);
+		next.tv_sec += delay;
 	}
+	/* Nobody fetches any more: waiting connections decide now. */
+	pthread_mutex_lock(&ctl.lock);
+	ctl.thread_gone = true;
+	pthread_cond_broadcast(&ctl.fetched);
+	pthread_mutex_unlock(&ctl.lock);
 	return NULL;
+}
+
+int ctl_assignment_refresh(const char *source)
+{
+	static const uint64_t one = 1;
+	unsigned long want;
+	struct timespec dl;
+	bool done;
+	int rc = 0;
+
+	if (!ctl.running)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += REFRESH_WAIT_S;
+	pthread_mutex_lock(&ctl.lock);
+	/* The next fetch to start sees what ferry-control assigned before
+	 * this call; the callers until it starts share it. */
+	want = ctl.fetch_started + 1;
+	if (ctl.refresh_for != want) {
+		ctl.refresh_for = want;
+		snprintf(ctl.refresh_source, sizeof(ctl.refresh_source), "%s",
+			 source);
+		if (write(ctl.wake_fd, &one, sizeof(one)) < 0)
+			rlog_error("cannot wake the ferry-control thread: %s",
+				   strerror(errno));
+	}
+	while (ctl.fetch_done < want && !ctl.thread_gone && rc == 0)
+		rc = pthread_cond_timedwait(&ctl.fetched, &ctl.lock, &dl);
+	done = ctl.fetch_done >= want;
+	pthread_mutex_unlock(&ctl.lock);
+	return done ? 0 : -1;
 }
 
 int ctl_start(int stop_fd, char *err, size_t errlen)
 {
+	pthread_condattr_t ca;
 	int rc;
 
 	ctl.stop_fd = stop_fd;
+	ctl.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ctl.wake_fd < 0) {
+		set_err(err, errlen, "cannot make an eventfd for the "
+			"ferry-control thread: %s", strerror(errno));
+		return -1;
+	}
+	/* Waits end by the monotonic clock: a clock step must not make a
+	 * connection wait for a refresh much longer or shorter. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(&ctl.fetched, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc) {
+		set_err(err, errlen, "cannot make a condition variable: %s",
+			strerror(rc));
+		return -1;
+	}
 	if (launch_start(ctl.cfg, err, errlen))
 		return -1;
 	rc = pthread_create(&ctl.thread, NULL, report_thread, NULL);
@@ -1121,4 +1343,8 @@ void ctl_stop(void)
 	pthread_join(ctl.thread, NULL);
 	ctl.running = false;
 	launch_stop();
+	/* No connection is left to wait on them (main.c). */
+	pthread_cond_destroy(&ctl.fetched);
+	close(ctl.wake_fd);
+	ctl.wake_fd = -1;
 }

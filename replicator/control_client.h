@@ -3,7 +3,8 @@
  * control_client.h - ferry-replicator's side of ferry-control: it
  * registers (RegisterReplicatorForMgn, optionally with a CSR for its
  * server certificate), then a background thread polls its assignments
- * (GetReplicatorAssignmentsForMgn) and reports free space, per-disk
+ * (GetReplicatorAssignmentsForMgn; also at once when a connection meets
+ * a source server it does not know) and reports free space, per-disk
  * replicated bytes, snapshot times and staging errors (a full data
  * directory) (UpdateReplicatorInfoForMgn) every report-interval seconds.
  * docs/api.md has the operations.
@@ -17,6 +18,7 @@
 #ifndef FERRY_REPLICATOR_CONTROL_CLIENT_H
 #define FERRY_REPLICATOR_CONTROL_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +54,24 @@ void ctl_stop(void);
  */
 int ctl_assignment_find(const char *source, const char *disk, uint64_t *size,
 			int *known_source);
+
+/*
+ * SOURCE's own point-in-time policy (MGN's pitPolicy in its assignment,
+ * disabled rules left out) into *P: true if ferry-control assigns SOURCE
+ * here with a valid policy, else false (the caller uses its pit_policy).
+ */
+bool ctl_assignment_pit(const char *source, struct snap_policy *p);
+
+/*
+ * SOURCE (or one of its disks) is not in the table: have the report
+ * thread fetch the assignments from ferry-control now, so that a server
+ * assigned since the last poll is not refused, and wait for that fetch,
+ * at most a few seconds.  Callers meanwhile share one fetch; fetches
+ * start at least a second apart whoever asks.  0 when a fetch that
+ * started after this call is done (look again), -1 otherwise (without
+ * control-url, after a timeout or while stopping).
+ */
+int ctl_assignment_refresh(const char *source);
 
 /* stagingError.code of a volume that ran out of space. */
 #define CTL_STAGING_DISK_FULL "STAGING_DISK_FULL"

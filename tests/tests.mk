@@ -54,6 +54,11 @@ test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapsho
                      replicator/config replicator/log lib/wire lib/peer_id \
                      lib/errmsg
 test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
+# ferry-control's pitPolicy as the replicator's snapshot policy.
+UNIT_TESTS        += test_pit_policy
+test_pit_policy_SRCS := tests/unit/test_pit_policy replicator/pit_policy \
+                        lib/errmsg
+test_pit_policy_LIBS := -ljansson
 # ferry-agent's configuration and host facts (agent/config.c, hostinfo.c).
 UNIT_TESTS        += test_agent_config test_agent_hostinfo
 test_agent_config_SRCS   := tests/unit/test_agent_config agent/config \

@@ -271,7 +271,7 @@ def test_runtime_and_commands(c, sid, cr):
     check('runtime: answered', st == 200, (st, r))
     check('runtime: no replicator yet, defaults',
           r['replicator'] is None and r['bandwidthThrottling'] == 0 and
-          r['compression'] == 'lz4' and isinstance(r['pitPolicy'], list) and
+          r['compression'] == 'lz4' and r['pitPolicy'] is None and
           r['heartbeatIntervalSeconds'] > 0 and
           r['dataReplicationPaused'] is False and
           r['replicatedDisks'] == ['/dev/vda', '/dev/vdb'], r)

@@ -231,7 +231,9 @@ def test_templates(c):
          'ebsEncryptionKeyArn'),
         ('boolean as string', dict(FULL, createPublicIP='true'), 'createPublicIP'),
         ('reserved tag', dict(FULL, tags={'aws:x': 'y'}), 'tags'),
-        ('pitPolicy is not in the model', dict(FULL, pitPolicy=[]), 'pitPolicy'),
+        ('pitPolicy with a bad unit (ferry extension, t_replication_pit.py)',
+         dict(FULL, pitPolicy=[{'ruleID': 1, 'units': 'WEEK', 'interval': 1,
+                                'retentionDuration': 4}]), 'pitPolicy[0].units'),
     ]
     before = len(b.describe_replication_configuration_templates()['items'])
     for name, body, field in bad:
@@ -385,10 +387,9 @@ def test_configuration(c, tpl_id):
          'replicatedDisks[0].size'),
         ('61 disks', {'replicatedDisks': [{'deviceName': '/dev/vda'}] * 61}, 'replicatedDisks'),
         ('name too long', {'name': 'n' * 129}, 'name'),
-        ('pitPolicy is not in the model', {'pitPolicy': [{'ruleID': 1, 'units': 'MINUTE',
-                                                          'interval': 10,
-                                                          'retentionDuration': 60}]},
-         'pitPolicy'),
+        ('pitPolicy without an enabled rule (ferry extension)',
+         {'pitPolicy': [{'ruleID': 1, 'units': 'MINUTE', 'interval': 10,
+                         'retentionDuration': 60, 'enabled': False}]}, 'pitPolicy'),
         ('bad subnet', {'stagingAreaSubnetId': 'vpc-12345678'}, 'stagingAreaSubnetId'),
     ]
     for name, body, field in bad:

@@ -262,6 +262,67 @@ class Replicator:
         return '\n'.join('      | ' + l for l in self.lines[-n:])
 
 
+# ---- with ferry-control ------------------------------------------------
+
+def control_config(ctl, t, rid, extra=''):
+    """Files for a replicator RID of ferry-control CTL (tests/control/
+    ferrytest.py) in TestDir T: the replicator key in a credentials file
+    (0600) and a configuration using it, polling and reporting every
+    second, with EXTRA lines.  -> (credentials file, configuration)."""
+    creds = t.sub('replicator.key')
+    with open(creds, 'w') as f:
+        f.write('# replicator key\naccess_key_id = %s\n'
+                'secret_access_key = %s\n' %
+                (ctl.replicator['AccessKeyId'],
+                 ctl.replicator['SecretAccessKey']))
+    os.chmod(creds, 0o600)
+    conf = t.sub('repl.conf')
+    with open(conf, 'w') as f:
+        f.write('id = %s\ncontrol_url = %s\ncontrol_ca = %s\n'
+                'credentials_file = %s\nreport_interval = 1\n%s' %
+                (rid, ctl.url, ctl.ca, creds, extra))
+    return creds, conf
+
+
+def control_pit_policy(ctl, rules, sid=None):
+    """Make RULES (a pitPolicy: a list of {"ruleID", "units", "interval",
+    "retentionDuration", "enabled"}; None: no policy, the replicator's
+    pit_policy applies) the point-in-time policy of source server SID at
+    ferry-control CTL, or with SID None that of its replication
+    configuration templates (which servers registered later copy) and
+    of every server that can still be changed.  Through the API, as an
+    administrator would (docs/api.md, *Point-in-time policy*)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), '..', 'control'))
+    import ferrytest
+
+    def update(op, body):
+        st, _, r = ferrytest.call(ctl, op, dict(body, pitPolicy=rules))
+        if st != 200:
+            raise RuntimeError('control_pit_policy: %s answered %d: %s' %
+                               (op, st, r))
+
+    if sid is not None:
+        update('UpdateReplicationConfiguration', {'sourceServerID': sid})
+        return
+    _, _, r = ferrytest.call(ctl, 'DescribeReplicationConfigurationTemplates',
+                             {})
+    for t in r['items']:
+        update('UpdateReplicationConfigurationTemplate',
+               {'replicationConfigurationTemplateID':
+                t['replicationConfigurationTemplateID']})
+    _, _, r = ferrytest.call(ctl, 'DescribeSourceServers', {})
+    for s in r['items']:
+        # Archived and disconnected servers cannot be changed.
+        if s.get('isArchived') or 'DISCONNECTED' in (
+                s.get('lifeCycle', {}).get('state'),
+                s.get('dataReplicationInfo', {}).get(
+                    'dataReplicationState')):
+            continue
+        update('UpdateReplicationConfiguration',
+               {'sourceServerID': s['sourceServerID']})
+
+
 class Client:
     """ferry-wire-client for one source server and its disks."""
 

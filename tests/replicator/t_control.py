@@ -14,8 +14,9 @@ import threading
 import time
 
 from repltest import (CONTROL, E_DENIED, E_RANGE, E_UNKNOWN_DISK, MiB,
-                      REPLICATOR, Client, TestDir, check, describe, done,
-                      log, make_image, need_binaries, sha256, volume_path)
+                      REPLICATOR, Client, TestDir, check, control_config,
+                      describe, done, log, make_image, need_binaries, sha256,
+                      volume_path)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'control'))
@@ -133,17 +134,8 @@ def main():
               runtime(ctl, agent)['replicator'] is None)
 
         key = ctl.replicator
-        creds = t.sub('replicator.key')
-        with open(creds, 'w') as f:
-            f.write('# replicator key\naccess_key_id = %s\n'
-                    'secret_access_key = %s\n' %
-                    (key['AccessKeyId'], key['SecretAccessKey']))
+        creds, conf = control_config(ctl, t, RID, 'allow = %s *\n' % ALLOWED)
         data = t.sub('data')
-        conf = t.sub('repl.conf')
-        with open(conf, 'w') as f:
-            f.write('id = %s\ncontrol_url = %s\ncontrol_ca = %s\n'
-                    'credentials_file = %s\nreport_interval = 1\n'
-                    'allow = %s *\n' % (RID, ctl.url, ctl.ca, creds, ALLOWED))
 
         # Settings that cannot work are refused before starting.
         def refused_conf(extra, why):

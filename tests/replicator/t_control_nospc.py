@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 
-from repltest import (E_NOSPC, MiB, Client, TestDir, check, describe, done,
-                      make_image, need_binaries, same_file, volume_path)
+from repltest import (E_NOSPC, MiB, Client, TestDir, check, control_config,
+                      describe, done, make_image, need_binaries, same_file,
+                      volume_path)
 from t_control import Repl, issue_client, runtime, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -50,17 +51,7 @@ def main():
         sid, agent = ctl.register_agent(
             'full1', disks=[{'deviceName': '/dev/vda', 'bytes': SIZE,
                              'isBootDisk': True}])
-        key = ctl.replicator
-        creds = t.sub('replicator.key')
-        with open(creds, 'w') as f:
-            f.write('access_key_id = %s\nsecret_access_key = %s\n' %
-                    (key['AccessKeyId'], key['SecretAccessKey']))
-        os.chmod(creds, 0o600)
-        conf = t.sub('repl.conf')
-        with open(conf, 'w') as f:
-            f.write('id = %s\ncontrol_url = %s\ncontrol_ca = %s\n'
-                    'credentials_file = %s\nreport_interval = 1\n' %
-                    (RID, ctl.url, ctl.ca, creds))
+        _, conf = control_config(ctl, t, RID)
         # A 48 MiB filesystem, big enough for ferry-control to assign a
         # 32 MiB disk to it (capacityBytes), but with 28 MiB taken.
         mnt = t.sub('staging')

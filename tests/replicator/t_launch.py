@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 
-from repltest import (MiB, REPLICATOR, Client, TestDir, check, describe,
-                      done, make_image, need_binaries, parse_json,
-                      same_file, sha256)
+from repltest import (MiB, REPLICATOR, Client, TestDir, check,
+                      control_config, describe, done, make_image,
+                      need_binaries, parse_json, same_file, sha256)
 from t_control import Repl, issue_client, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -154,19 +154,12 @@ def main():
             'launch1', disks=[{'deviceName': n, 'bytes': sz,
                                'isBootDisk': n == '/dev/vda'}
                               for n, sz in DISKS])
-        creds = t.sub('replicator.key')
-        with open(creds, 'w') as f:
-            f.write('access_key_id = %s\nsecret_access_key = %s\n' %
-                    (ctl.replicator['AccessKeyId'],
-                     ctl.replicator['SecretAccessKey']))
-        os.chmod(creds, 0o600)
+        # Snapshots a second apart (the cutover wants a newer one): no
+        # pitPolicy is set at ferry-control (MGN's units are minutes), so
+        # the replicator's pit_policy applies.
         data = t.sub('data')
-        conf = t.sub('repl.conf')
-        with open(conf, 'w') as f:
-            f.write('id = %s\ncontrol_url = %s\ncontrol_ca = %s\n'
-                    'credentials_file = %s\nreport_interval = 1\n'
-                    'launch_format = raw\npit_policy = 1s:1h\n' %
-                    (RID, ctl.url, ctl.ca, creds))
+        _, conf = control_config(ctl, t, RID, 'launch_format = raw\n'
+                                 'pit_policy = 1s:1h\n')
         repl = Repl(data, conf).start()
 
         def assigned():

@@ -104,6 +104,8 @@ class Stack:
         # fixed port: restart it there.
         self.ctl.stop()
         self.ctl.start(port=base)
+        # ferry-control sets no pitPolicy for the servers to come: the
+        # replicator's pit_policy (5 s, below) applies to them.
         self.data = os.path.join(self.ctl.tmp, 'staging')
         self.mounted = False
         if staging_size:

@@ -1,0 +1,105 @@
+"""A source server assigned between two polls of ferry-control: its agent
+learns the replicator at once and connects before the replicator's next
+poll (an hour away here).  The replicator, meeting a server not in its
+assignments, fetches them now and serves it: no DENIED.  A stranger
+still gets DENIED, in a few seconds at most, and a crowd of strangers
+cannot make the replicator fetch more than about once a second."""
+import os
+import sys
+import threading
+import time
+
+from repltest import (E_DENIED, MiB, Client, TestDir, check, control_config,
+                      describe, done, make_image, need_binaries, sha256,
+                      volume_path)
+from t_control import Repl, issue_client, refused, runtime, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'control'))
+import ferrytest  # noqa: E402
+
+RID = 'stage-refresh'
+STRANGER = 's-0000000000000dead'
+FETCHING = 'is not in the assignments: fetching them'
+
+
+def main():
+    need_binaries()
+    t = TestDir('repl-control-refresh')
+    repl = None
+    ctl = ferrytest.Control()
+    try:
+        data = t.sub('data')
+        _, conf = control_config(ctl, t, RID, 'report_interval = 3600\n')
+        repl = Repl(data, conf).start()
+        check('setup: the replicator polled ferry-control once',
+              wait_for(lambda: repl.count('reachable; reporting every '
+                                          '3600 s')), repl.log_tail())
+
+        sid, agent = ctl.register_agent(
+            'late1', disks=[{'deviceName': '/dev/vda', 'bytes': 2 * MiB,
+                             'isBootDisk': True}])
+        rt = (runtime(ctl, agent) or {}).get('replicator')
+        check('setup: ferry-control assigns the new server to the '
+              'replicator at once', rt and rt['replicatorID'] == RID, rt)
+        certs = t.sub('certs')
+        os.makedirs(certs)
+        img = t.sub('vda.img')
+        make_image(img, 2 * MiB, seed=80)
+        cl = Client(None, sid, [('/dev/vda', img)],
+                    cert=issue_client(ctl, certs, sid), ca=ctl.ca)
+        start = time.monotonic()
+        rc, res, err = cl.run(repl, 'sync', timeout=60)
+        took = time.monotonic() - start
+        vol = volume_path(data, sid, '/dev/vda')
+        check('connecting before the next poll: served, not DENIED '
+              '(%.1f s)' % took,
+              rc == 0 and res and res['ok'] and sha256(vol) == sha256(img),
+              '%s %s\n%s' % (describe(res), err.strip(), repl.log_tail()))
+        check('the replicator said why it fetched the assignments',
+              repl.count('source server %s %s' % (sid, FETCHING)) == 1,
+              repl.log_tail())
+        rc, res, err = cl.run(repl, 'sync', timeout=60)
+        check('the next connection finds it without a fetch',
+              rc == 0 and res and res['ok'] and
+              repl.count(FETCHING) == 1, repl.log_tail())
+
+        # Strangers: a burst of 8 at once, then 6 one after the other.
+        stranger = Client(None, STRANGER, [('/dev/vda', img)],
+                          cert=issue_client(ctl, certs, STRANGER),
+                          ca=ctl.ca)
+        results = []
+
+        def one():
+            s = time.monotonic()
+            results.append((stranger.run(repl, 'sync', timeout=60)[1],
+                            time.monotonic() - s))
+        start = time.monotonic()
+        burst = [threading.Thread(target=one) for _ in range(8)]
+        for th in burst:
+            th.start()
+        for th in burst:
+            th.join()
+        for _ in range(6):
+            one()
+        took = time.monotonic() - start
+        fetches = repl.count('source server %s %s' % (STRANGER, FETCHING))
+        slowest = max(s for _, s in results)
+        check('strangers: all DENIED, each within a few seconds (slowest '
+              '%.1f s)' % slowest,
+              len(results) == 14 and
+              all(refused(r, E_DENIED) for r, _ in results) and
+              slowest < 8, [(describe(r), s) for r, s in results])
+        check('strangers: %d fetches in %.1f s, at most one a second' %
+              (fetches, took), 1 <= fetches <= took + 1, repl.log_tail())
+        check('replicator stops cleanly', repl.stop() == 0, repl.log_tail())
+    finally:
+        if repl:
+            repl.stop()
+        ctl.__exit__(None, None, None)
+        t.cleanup()
+    done()
+
+
+if __name__ == '__main__':
+    main()
