@@ -427,7 +427,14 @@ def test_not_seen():
         check('AGENT_NOT_SEEN after --agent-timeout',
               d.get('dataReplicationError', {}).get('error') == 'AGENT_NOT_SEEN'
               and d['dataReplicationState'] == 'STALLED', d)
-        b = describe(c, sid2)['dataReplicationInfo']
+        # Its heartbeat just before, and the answer read with a signed
+        # request: the aws CLI alone takes seconds to start on a loaded
+        # machine, longer than the 5 s timeout between two heartbeats.
+        c.call('UpdateAgentReplicationInfoForMgn',
+               {'dataReplicationState': 'CONTINUOUS'}, creds=cr2)
+        _, _, r = c.call('DescribeSourceServers',
+                         {'filters': {'sourceServerIDs': [sid2]}})
+        b = r['items'][0]['dataReplicationInfo']
         check('a heartbeating agent is not flagged',
               'dataReplicationError' not in b and
               b['dataReplicationState'] == 'CONTINUOUS', b)
