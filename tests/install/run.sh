@@ -24,7 +24,16 @@ if [ $# -gt 0 ]; then
 	tests=()
 	for n in "$@"; do tests+=("$root/tests/install/t_$n.py"); done
 else
-	tests=("$root"/tests/install/t_*.py)
+	# t_guest (a Debian guest: boot, install.sh, DKMS under emulation)
+	# first, so that the native files run beside it.
+	tests=("$root/tests/install/t_guest.py")
+	for f in "$root"/tests/install/t_*.py; do
+		[ "$f" = "$root/tests/install/t_guest.py" ] || tests+=("$f")
+	done
 fi
+# Two files at once: each has its own ferry-control on a port the kernel
+# picks and its own files; the guest's daemons are on fixed ports no
+# other file uses (docs/testing.md).
+export FERRY_PY_JOBS=${FERRY_PY_JOBS:-2}
 exec "$root/tests/lib/run-py-tests.sh" install "$root/tests/install" \
 	"${tests[@]}"
