@@ -45,11 +45,13 @@ HOST = agent_stack.GUEST_HOST
 
 # The file list of the guest: everything on its root filesystem but what
 # the system changes by itself while it runs (logs, caches, apt's and
-# systemd's state; the packages are compared through dpkg-query), and
+# systemd's state, the daily copies dpkg-db-backup.timer rotates in
+# /var/backups; the packages are compared through dpkg-query), and
 # DKMS's own signing key, which DKMS makes at its first build for every
 # module to come and which is not ferry's to remove.
 LIST = r'''find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
  -o -path /tmp -o -path /var/tmp -o -path /var/log -o -path /var/cache \
+ -o -path /var/backups \
  -o -path /var/lib/apt -o -path /var/lib/systemd -o -path /var/lib/dhcp \
  -o -path /var/lib/private -o -path /root/install -o -path /root/before \
  -o -path /data -o -path /lost+found -o -path '/var/lib/dkms/mok.*' \) \
