@@ -14,59 +14,11 @@
 
 #include <curl/curl.h>
 
+#include "api_resp.h"
 #include "errmsg.h"
 
 #define RESP_MAX (4u << 20)
 #define CONNECT_TIMEOUT_S 10L
-
-struct resp {
-	char *buf;
-	size_t len;
-	char type[128];		/* x-amzn-ErrorType */
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	size_t len = size * n;
-	char *nb;
-
-	if (r->len + len > RESP_MAX)
-		return 0;
-	nb = realloc(r->buf, r->len + len + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + r->len, p, len);
-	r->buf = nb;
-	r->len += len;
-	r->buf[r->len] = '\0';
-	return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	static const char name[] = "x-amzn-errortype:";
-	struct resp *r = arg;
-	size_t len = size * n, off, k;
-
-	/* A new response (after a proxy's CONNECT answer): start over. */
-	if (len >= 5 && !strncmp(p, "HTTP/", 5))
-		r->type[0] = '\0';
-	if (len <= sizeof(name) || strncasecmp(p, name, sizeof(name) - 1))
-		return len;
-	off = sizeof(name) - 1;
-	while (off < len && (p[off] == ' ' || p[off] == '\t'))
-		off++;
-	/* AWS may append ":http://internal..." to the type. */
-	for (k = 0; off + k < len && p[off + k] != ':' && p[off + k] != '\r' &&
-	     p[off + k] != '\n'; k++)
-		;
-	if (k >= sizeof(r->type))
-		k = sizeof(r->type) - 1;
-	memcpy(r->type, p + off, k);
-	r->type[k] = '\0';
-	return len;
-}
 
 static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
 		       curl_off_t d)
@@ -170,7 +122,7 @@ static const char *hint(CURLcode rc)
 }
 
 static void setup(struct ctl_api *a, CURL *c, const char *url,
-		  const char *data, struct curl_slist *hdrs, struct resp *r,
+		  const char *data, struct curl_slist *hdrs, struct api_resp *r,
 		  char *cerr)
 {
 	curl_easy_reset(c);
@@ -194,9 +146,9 @@ static void setup(struct ctl_api *a, CURL *c, const char *url,
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, api_resp_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, api_resp_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "ferry-agent/" AGENT_VERSION);
@@ -211,7 +163,7 @@ int ctl_api_call(struct ctl_api *a, const char *op, json_t *body,
 	char rid[33], rid_hdr[64];
 	struct ctl_api_error local;
 	struct curl_slist *hdrs = NULL, *h;
-	struct resp r = { 0 };
+	struct api_resp r = { .max = RESP_MAX };
 	json_error_t jerr;
 	char *data = NULL;
 	json_t *doc = NULL;

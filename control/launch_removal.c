@@ -48,9 +48,9 @@ json_t *launch_removals_pending(struct api_ctx *ctx, const char *rid)
 	static const char sql[] =
 		"SELECT job_id, source_server_id FROM launch_removals"
 		" WHERE replicator_id = ? ORDER BY requested, rowid LIMIT ?";
+	static const char *const keys[] = { "jobID", "sourceServerID" };
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 	json_t *list;
-	int rc;
 
 	if (!s) {
 		api_error(ctx, API_INTERNAL, "database error");
@@ -58,15 +58,8 @@ json_t *launch_removals_pending(struct api_ctx *ctx, const char *rid)
 	}
 	store_bind_text(s, 1, rid);
 	sqlite3_bind_int(s, 2, MAX_REMOVALS);
-	list = json_array();
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{s:s,s:s}",
-			"jobID", (const char *)sqlite3_column_text(s, 0),
-			"sourceServerID",
-			(const char *)sqlite3_column_text(s, 1)));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
+	list = store_rows_json(s, keys, 2);
+	if (!list) {
 		api_error(ctx, API_INTERNAL,
 			  "cannot list the launch images to remove: %s",
 			  sqlite3_errmsg(store_db(ctx->st)));

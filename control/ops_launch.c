@@ -536,26 +536,18 @@ json_t *launch_pending(struct api_ctx *ctx, const char *rid)
 		" WHERE a.replicator_id = ?"
 		" AND t.status IN ('PENDING', 'IN_PROGRESS')"
 		" ORDER BY t.created, t.rowid";
+	static const char *const keys[] = { "jobID", "sourceServerID",
+					     "initiatedBy" };
 	sqlite3_stmt *s = store_prepare(ctx->st, sql);
 	json_t *list;
-	int rc;
 
 	if (!s) {
 		api_error(ctx, API_INTERNAL, "database error");
 		return NULL;
 	}
 	store_bind_text(s, 1, rid);
-	list = json_array();
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s}",
-			"jobID", (const char *)sqlite3_column_text(s, 0),
-			"sourceServerID",
-			(const char *)sqlite3_column_text(s, 1),
-			"initiatedBy",
-			(const char *)sqlite3_column_text(s, 2)));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
+	list = store_rows_json(s, keys, 3);
+	if (!list) {
 		api_error(ctx, API_INTERNAL, "cannot list launch tasks: %s",
 			  sqlite3_errmsg(store_db(ctx->st)));
 		return NULL;

@@ -388,6 +388,32 @@ int store_bind_json(sqlite3_stmt *s, int idx, const json_t *j)
 	return sqlite3_bind_text(s, idx, text, -1, free);
 }
 
+json_t *store_rows_json(sqlite3_stmt *s, const char *const *keys,
+			unsigned int n)
+{
+	json_t *list = json_array();
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *row = json_object();
+
+		for (unsigned int i = 0; i < n; i++) {
+			const char *v = (const char *)sqlite3_column_text(
+				s, (int)i);
+
+			json_object_set_new(row, keys[i], v ? json_string(v)
+							    : json_null());
+		}
+		json_array_append_new(list, row);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return NULL;
+	}
+	return list;
+}
+
 static char *meta_get_locked(struct store *st, const char *key)
 {
 	static const char sql[] = "SELECT value FROM meta WHERE key = ?";

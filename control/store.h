@@ -73,4 +73,10 @@ json_t *store_column_json(sqlite3_stmt *s, int col);
 /* Bind J serialised compactly (does not steal). */
 int store_bind_json(sqlite3_stmt *s, int idx, const json_t *j);
 
+/* Step S to its end: an array with one object per row, KEYS[i] naming
+ * text column i (N columns).  NULL on a database error (S is reset
+ * either way; sqlite3_errmsg() says what failed). */
+json_t *store_rows_json(sqlite3_stmt *s, const char *const *keys,
+			unsigned int n);
+
 #endif

@@ -38,6 +38,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "api_resp.h"
 #include "launch.h"
 #include "log.h"
 #include "peer_id.h"
@@ -182,52 +183,6 @@ static int load_credentials(const char *path, char *err, size_t errlen)
 
 /* ---- HTTPS ------------------------------------------------------------ */
 
-struct resp {
-	char *buf;
-	size_t len;
-	char type[128];		/* x-amzn-ErrorType */
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct resp *r = arg;
-	size_t len = size * n;
-	char *nb;
-
-	if (r->len + len > RESP_MAX)
-		return 0;
-	nb = realloc(r->buf, r->len + len + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + r->len, p, len);
-	r->buf = nb;
-	r->len += len;
-	r->buf[r->len] = '\0';
-	return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	static const char name[] = "x-amzn-errortype:";
-	struct resp *r = arg;
-	size_t len = size * n;
-
-	if (len > sizeof(name) && !strncasecmp(p, name, sizeof(name) - 1)) {
-		size_t off = sizeof(name) - 1, k;
-
-		while (off < len && p[off] == ' ')
-			off++;
-		k = len - off;
-		while (k && (p[off + k - 1] == '\r' || p[off + k - 1] == '\n'))
-			k--;
-		if (k >= sizeof(r->type))
-			k = sizeof(r->type) - 1;
-		memcpy(r->type, p + off, k);
-		r->type[k] = '\0';
-	}
-	return len;
-}
-
 static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
 		       curl_off_t d)
 {
@@ -247,7 +202,7 @@ static int call(const char *op, json_t *body, bool changes, json_t **out,
 {
 	char url[1024], sigv4[128], cerr[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
-	struct resp r = { 0 };
+	struct api_resp r = { .max = RESP_MAX };
 	json_error_t jerr;
 	char *data = NULL;
 	long status = 0;
@@ -285,9 +240,9 @@ static int call(const char *op, json_t *body, bool changes, json_t **out,
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, api_resp_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, api_resp_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
 	rc = curl_easy_perform(e);
