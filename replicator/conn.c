@@ -520,6 +520,26 @@ static void frame_error(struct conn *c, uint64_t seq, int code,
 	send_error(c, seq, true, code, msg);
 }
 
+/*
+ * A write failed with RC: if the staging filesystem is full, let the
+ * server's oldest snapshot go (snap_yield_oldest()).  True if one went
+ * and the write is worth trying again.
+ */
+static bool space_made(struct conn *c, int rc)
+{
+	char err[512];
+	int r;
+
+	if (rc != FERRY_E_NOSPC)
+		return false;
+	r = snap_yield_oldest(c->srv->cfg->data_dir, c->id, err, sizeof(err));
+	if (r < 0 || r > 1)
+		rlog_error("%s id=%s: the staging filesystem is full and "
+			   "deleting the oldest snapshot failed: %s", c->peer,
+			   c->id, err);
+	return r == 1;
+}
+
 static void note_unsynced(struct conn *c, uint64_t bytes)
 {
 	if (!c->unsynced_bytes)
@@ -733,8 +753,10 @@ static int on_data(struct conn *c, const struct ferry_hdr *h,
 			    err);
 		return -1;
 	}
-	rc = volume_write(&c->vols[d->disk], d->offset, bytes, d->raw_len,
-			  err, sizeof(err));
+	do
+		rc = volume_write(&c->vols[d->disk], d->offset, bytes,
+				  d->raw_len, err, sizeof(err));
+	while (space_made(c, rc));
 	if (rc) {
 		/* Part may be written: it is not acknowledged, and the
 		 * agent sends it again after reconnecting. */
@@ -758,8 +780,10 @@ static int on_zero(struct conn *c, const struct ferry_hdr *h,
 	if (bad_disk(c, h, z->disk) ||
 	    bad_range(c, h, z->disk, z->offset, z->length))
 		return -1;
-	rc = volume_zero(&c->vols[z->disk], z->offset, z->length, err,
-			 sizeof(err));
+	do
+		rc = volume_zero(&c->vols[z->disk], z->offset, z->length, err,
+				 sizeof(err));
+	while (space_made(c, rc));
 	if (rc) {
 		c->nospc_path = c->vols[z->disk].img_path;
 		frame_error(c, h->seq, rc, "%s", err);
@@ -842,8 +866,10 @@ static int cp_snapshot(struct conn *c, const struct ferry_hdr *h,
 	c->applied = h->seq;
 	if (commit(c))
 		return -1;
-	rc = snap_at_cp(c->vols, c->n_vols, cfg->data_dir, c->id, pol,
-			p->cp_id, p->time_ms, err, sizeof(err));
+	do
+		rc = snap_at_cp(c->vols, c->n_vols, cfg->data_dir, c->id, pol,
+				p->cp_id, p->time_ms, err, sizeof(err));
+	while (space_made(c, rc));
 	if (rc < 0 || rc > 1) {
 		send_error(c, c->acked + 1, true, rc, err);
 		return -1;

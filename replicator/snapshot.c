@@ -90,6 +90,7 @@ struct delta {
 struct snap_cow {
 	struct delta d;
 	uint8_t *rec;
+	bool unsynced;		/* records appended, not yet flushed */
 };
 
 static uint64_t now_ms(void)
@@ -580,7 +581,6 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 {
 	struct snap_cow *c = v->cow;
 	uint64_t b, last;
-	bool added = false;
 
 	if (!c || !len)
 		return 0;
@@ -612,17 +612,19 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 			return FERRY_E_INTERNAL;
 		}
 		c->d.end += REC_LEN;
-		added = true;
+		c->unsynced = true;
 	}
 	/* The old contents are durable before the live write is issued:
-	 * the page cache may write the volume back at any time. */
-	if (added && fdatasync(c->d.fd)) {
+	 * the page cache may write the volume back at any time.  (After a
+	 * failed flush, the write is retried and flushes again.) */
+	if (c->unsynced && fdatasync(c->d.fd)) {
 		int e = errno;
 
 		set_err(err, errlen, "cannot flush the snapshot delta of %s: "
 			"%s", v->img_path, strerror(e));
 		return volume_storage_code(e);
 	}
+	c->unsynced = false;
 	return 0;
 }
 
@@ -1033,6 +1035,40 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 out:
 	close(lock);
 	return rc ? rc : 1;
+}
+
+int snap_yield_oldest(const char *data_dir, const char *source, char *err,
+		      size_t errlen)
+{
+	char dir[PATH_MAX], src_dir[PATH_MAX];
+	struct snap *s;
+	unsigned int n;
+	int lock, rc = 0;
+
+	snprintf(src_dir, sizeof(src_dir), "%s/%s", data_dir, source);
+	snap_dir(dir, sizeof(dir), data_dir, source);
+	lock = lock_snaps(dir, LOCK_EX | LOCK_NB);
+	if (lock < 0)
+		return 0;	/* none yet, or an export holds them */
+	s = list_snaps(dir, &n);
+	if (n >= 2) {
+		uint64_t cp = s[0].cp_id, now = now_ms();
+		uint64_t age_s = now > s[0].time_ms ?
+				 (now - s[0].time_ms) / 1000 : 0;
+
+		rc = delete_snap(dir, src_dir, s, n, 0, false, err, errlen);
+		if (!rc) {
+			rlog_info("snapshots of %s: the staging filesystem is "
+				  "full: deleted the oldest snapshot (cp %"
+				  PRIu64 ", %" PRIu64 " s old) so that "
+				  "replication goes on; %u left", source, cp,
+				  age_s, n - 1);
+			rc = 1;
+		}
+	}
+	free(s);
+	close(lock);
+	return rc;
 }
 
 /* ---- reading a snapshot ------------------------------------------------- */

@@ -74,6 +74,17 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	       const char *source, const struct snap_policy *policy,
 	       uint64_t cp_id, uint64_t cp_time_ms, char *err, size_t errlen);
 
+/*
+ * The staging filesystem is full while SOURCE's volumes are written:
+ * delete SOURCE's oldest snapshot, never its newest (the one the volumes'
+ * copy-on-write keeps blocks for), so that replication can go on; point
+ * in time history gives way to the replica itself.  1 if one was deleted
+ * (logged), 0 if there is none to spare or the snapshots are busy (an
+ * export), or an error code with ERR.
+ */
+int snap_yield_oldest(const char *data_dir, const char *source, char *err,
+		      size_t errlen);
+
 /* One disk exported by snap_export_newest(). */
 struct snap_export {
 	char name[FERRY_WIRE_MAX_NAME + 1];	/* the source's device name */

@@ -1,7 +1,8 @@
 """Point-in-time snapshots: taken at CPs, exported exactly (raw, qcow2),
 space in proportion to the change, both stores (copy-on-write deltas on
 the default data directory, reflinks on a loop-mounted XFS), retention
-pruning, kill -9 during copy-on-write writes, a torn delta tail."""
+pruning, the oldest snapshot deleted when the staging filesystem is full,
+kill -9 during copy-on-write writes, a torn delta tail."""
 import os
 import random
 import shutil
@@ -165,6 +166,52 @@ def store_case(t, pki, data_dir, label, store):
         repl.stop()
 
 
+def full_staging(t, pki):
+    """The staging filesystem fills up with snapshot deltas: the oldest
+    snapshot gives way and replication goes on; the others stay exact."""
+    mnt = t.sub('full-mnt')
+    os.makedirs(mnt)
+    # The 64 MiB volume, two 24 MiB deltas and a margin do not fit.
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=100m', 'ferry-test',
+                    mnt], check=True)
+    t.mounts.append(mnt)
+    data_dir = os.path.join(mnt, 'data')
+    v1, v2, v3 = (t.sub('full-v%d.img' % i) for i in (1, 2, 3))
+    make_image(v1, SIZE, seed=21)
+    changed(v1, v2, 22, amount=24 * MiB, pieces=6)
+    changed(v2, v3, 23, amount=24 * MiB, pieces=6)
+    repl = Replicator(pki, data_dir, allow=['%s *' % SRC],
+                      extra_config='pit_policy = 1s:1h\n').start()
+    try:
+        ok, why = push(repl, v1, 'sync')
+        s = wait_snaps(data_dir, lambda s: len(s) >= 1)
+        time.sleep(1.1)
+        ok2, why2 = push(repl, v2)
+        s = wait_snaps(data_dir, lambda s: len(s) >= 2)
+        if not check('full staging: two snapshots, the second holding a '
+                     '24 MiB change', ok and ok2 and len(s) == 2,
+                     '%s; %s; snapshots %s' % (why, why2, s)):
+            return
+        s1, s2 = s[0]['id'], s[1]['id']
+        time.sleep(1.1)
+        ok, why = push(repl, v3)
+        check('full staging: another 24 MiB change is replicated, no '
+              'NOSPC', ok, why + '\n' + repl.log_tail())
+        s = wait_snaps(data_dir, lambda s: len(s) >= 2 and
+                       s[-1]['id'] != s2)
+        check('full staging: the oldest snapshot gave way, the others '
+              'stay', [x['id'] for x in s][:1] == [s2] and len(s) == 2 and
+              s1 not in [x['id'] for x in s], 'snapshots %s' % s)
+        check('full staging: logged',
+              any('deleted the oldest snapshot' in l for l in repl.lines),
+              repl.log_tail())
+        exact(t, data_dir, s2, v2, 'full staging: snapshot 2')
+        if len(s) == 2:
+            exact(t, data_dir, s[1]['id'], v3, 'full staging: snapshot 3')
+    finally:
+        repl.stop()
+
+
 def retention(t, pki):
     """pit_policy 1s:3s: what is older than 3 s goes, the rest stays."""
     data_dir = t.sub('ret-data')
@@ -318,6 +365,7 @@ def main():
         pki = Pki(t.sub('pki'))
         store_case(t, pki, t.sub('cow-data'), 'cow', 'cow')
         retention(t, pki)
+        full_staging(t, pki)
         crash(t, pki)
         xfs_case(t, pki)
     finally:
