@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "extent.h"
@@ -48,6 +49,7 @@ struct race {
 	const char *dev_path;
 	const char *replica_path;
 	uint64_t cycles;
+	uint64_t min_secs;	/* --seconds */
 	unsigned int nwriters;
 	unsigned int nblocks;
 	uint32_t gran;
@@ -98,6 +100,9 @@ static const char usage[] =
 	"at the end; DEV must not be tracked yet unless --attached is given.\n"
 	"\n"
 	"  --cycles N        drain-and-copy cycles while writing (default 1000)\n"
+	"  --seconds N       and go on cycling until N seconds have passed\n"
+	"                    (default 0): on a slow device the cycles can end\n"
+	"                    before the writers have written much\n"
 	"  --writers N       writer threads (default 4)\n"
 	"  --blocks N        size of the hot set, in granules (default 64)\n"
 	"  --granularity G   tracker granularity when attaching (default 4096)\n"
@@ -361,6 +366,14 @@ static bool compare(struct race *r)
 	return false;
 }
 
+static uint64_t secs_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec);
+}
+
 static void parse_args(struct race *r, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -368,6 +381,7 @@ static void parse_args(struct race *r, int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "replica", required_argument, NULL, 'r' },
 		{ "cycles", required_argument, NULL, 'c' },
+		{ "seconds", required_argument, NULL, 'S' },
 		{ "writers", required_argument, NULL, 'w' },
 		{ "blocks", required_argument, NULL, 'b' },
 		{ "granularity", required_argument, NULL, 'g' },
@@ -393,6 +407,9 @@ static void parse_args(struct race *r, int argc, char **argv)
 			break;
 		case 'c':
 			r->cycles = kt_parse_bytes("--cycles", optarg);
+			break;
+		case 'S':
+			r->min_secs = kt_parse_bytes("--seconds", optarg);
 			break;
 		case 'w':
 			v = kt_parse_bytes("--writers", optarg);
@@ -490,6 +507,7 @@ int main(int argc, char **argv)
 	struct race r;
 	uint64_t writes = 0, wbytes = 0;
 	unsigned int started = 0;
+	struct timespec t0;
 	int64_t n;
 
 	kt_prog = "ferry-race";
@@ -547,11 +565,13 @@ int main(int argc, char **argv)
 		started++;
 	}
 
-	for (r.current_cycle = 0; r.current_cycle < r.cycles;
-	     r.current_cycle++) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (r.current_cycle = 0; r.current_cycle < r.cycles ||
+	     secs_since(&t0) < r.min_secs; r.current_cycle++) {
 		if (drain_and_copy(&r) < 0 || failed(&r))
 			break;
 	}
+	r.cycles = r.current_cycle;
 stop:
 	atomic_store(&r.stop, true);
 	for (unsigned int i = 0; i < started; i++) {
