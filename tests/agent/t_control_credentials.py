@@ -34,7 +34,9 @@ def main():
                 'accessKeyId')
             if k and k not in seen:
                 seen.append(k)
-            return len(seen) >= 3
+            # The log line follows the stored credentials: wait for both.
+            return len(seen) >= 3 and \
+                h.log().count('credentials refreshed') >= 2
 
         ok = wait_for('two refreshes', new_key, limit=60)
         check('credentials refreshed before they expire, again and again',
