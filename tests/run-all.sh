@@ -16,6 +16,12 @@
 # Each suite prints PASS/FAIL lines and ends with "N passed, N failed";
 # this script ends with one such line for everything and exits 1 if any
 # test failed, a suite is missing, or a suite died without its count.
+#
+# kmod runs beside the others, from the start (its output is printed
+# after theirs, in one piece): its guests and the native suites each leave
+# much of the two cores idle, waiting on each other's daemons, timeouts
+# and the network; together they took 10 min against 18 min one after the
+# other.  FERRY_SUITES_SERIAL=1 runs it last, alone.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +31,7 @@ for mode in "${@:-all}"; do
 	all) suites="$suites unit control replicator agent packaging install fuzz host kmod" ;;
 	unit | control | replicator | agent | packaging | install | fuzz | host | kmod) suites="$suites $mode" ;;
 	-h | --help)
-		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -37,8 +43,32 @@ done
 
 total_pass=0 total_fail=0
 log=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all.XXXXXX")
+bglog=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all-kmod.XXXXXX")
 prefetch_pid=
-trap 'rm -f "$log"; [ -z "$prefetch_pid" ] || kill -- -"$prefetch_pid" 2>/dev/null' EXIT
+bg_pid=
+trap 'rm -f "$log" "$bglog" "$bglog.rc"
+	[ -z "$prefetch_pid" ] || kill -- -"$prefetch_pid" 2>/dev/null
+	[ -z "$bg_pid" ] || kill -- -"$bg_pid" 2>/dev/null' EXIT
+
+# Add the counts of SUITE, whose run.sh exited with RC and printed FILE.
+count() {
+	local suite=$1 rc=$2 file=$3 summary p f
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$file" | tail -n 1)
+	if [ -z "$summary" ]; then
+		echo "FAIL $suite: tests/$suite/run.sh ended (exit code $rc) without a 'N passed, N failed' line"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	p=$(echo "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
+	f=$(echo "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	# A suite that counted no failure but still exited non-zero broke.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL $suite: tests/$suite/run.sh exited with $rc but counted no failure"
+		total_fail=$((total_fail + 1))
+	fi
+}
 
 # What the guests need (the Debian kernels, the trixie build chroot, the
 # bookworm guest image: minutes on a fresh machine, mostly waiting on the
@@ -53,9 +83,10 @@ if [[ " $suites " == *" kmod "* || " $suites " == *" install "* ]] &&
 	vmlogs=${BUILD:-build}/vm-logs
 	case $vmlogs in /*) ;; *) vmlogs=$root/$vmlogs ;; esac
 	mkdir -p "$vmlogs"
-	# In the order the suites want them: install (the bookworm kernel
-	# and image) runs before kmod (trixie too, built in a chroot).  In a
-	# session of its own, so that the EXIT trap stops all of it.
+	# In the order the suites want them: kmod starts at once (the
+	# kernels; trixie's module is built in a chroot), install later
+	# (the bookworm kernel and image).  In a session of its own, so that
+	# the EXIT trap stops all of it.
 	# shellcheck disable=SC2016 # expanded by the inner bash
 	ROOT=$root SUITES=$suites setsid bash -c '
 		set -e
@@ -65,13 +96,29 @@ if [[ " $suites " == *" kmod "* || " $suites " == *" install "* ]] &&
 			echo "prefetch: ${*#$ROOT/} done in $((SECONDS - t0)) s"
 		}
 		step "$ROOT/scripts/vm/kernel.sh" bookworm
+		if [[ " $SUITES " == *" kmod "* ]]; then
+			for s in ${KMOD_SUITES:-bookworm trixie}; do
+				[ "$s" = bookworm ] ||
+					step "$ROOT/scripts/vm/kernel.sh" "$s"
+			done
+		fi
 		if [[ " $SUITES " == *" install "* ]]; then
 			step "$ROOT/scripts/vm/debian-image.sh" bookworm
-		fi
-		for s in ${KMOD_SUITES:-bookworm trixie}; do
-			[ "$s" = bookworm ] || step "$ROOT/scripts/vm/kernel.sh" "$s"
-		done' >"$vmlogs/prefetch.log" 2>&1 &
+		fi' >"$vmlogs/prefetch.log" 2>&1 &
 	prefetch_pid=$!
+fi
+
+# kmod in the background, in a session of its own (the EXIT trap stops
+# its guests too).
+bg_start=$SECONDS
+if [[ " $suites " == *" kmod "* ]] && [ "${FERRY_SUITES_SERIAL:-}" != 1 ] &&
+	echo "$suites" | tr ' ' '\n' | grep -qvx -e kmod -e ''; then
+	suites=$(echo "$suites" | tr ' ' '\n' | grep -vx kmod | tr '\n' ' ')
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	BGLOG=$bglog ROOT=$root setsid bash -c '
+		bash "$ROOT/tests/kmod/run.sh" >"$BGLOG" 2>&1
+		echo $? >"$BGLOG.rc"' &
+	bg_pid=$!
 fi
 
 for suite in $suites; do
@@ -87,22 +134,17 @@ for suite in $suites; do
 	rc=${PIPESTATUS[0]}
 	# Where CI's time goes, to keep `make test` well under 30 minutes.
 	echo "=== $suite: $((SECONDS - start)) s"
-	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	if [ -z "$summary" ]; then
-		echo "FAIL $suite: tests/$suite/run.sh ended (exit code $rc) without a 'N passed, N failed' line"
-		total_fail=$((total_fail + 1))
-		continue
-	fi
-	p=$(echo "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')
-	f=$(echo "$summary" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-	total_pass=$((total_pass + p))
-	total_fail=$((total_fail + f))
-	# A suite that counted no failure but still exited non-zero broke.
-	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-		echo "FAIL $suite: tests/$suite/run.sh exited with $rc but counted no failure"
-		total_fail=$((total_fail + 1))
-	fi
+	count "$suite" "$rc" "$log"
 done
+
+if [ -n "$bg_pid" ]; then
+	wait "$bg_pid" 2>/dev/null || :
+	bg_pid=
+	echo "=== kmod: tests/kmod/run.sh (beside the suites above, from the start)"
+	cat "$bglog"
+	echo "=== kmod: $((SECONDS - bg_start)) s"
+	count kmod "$(cat "$bglog.rc" 2>/dev/null || echo 1)" "$bglog"
+fi
 
 if [ -n "$prefetch_pid" ]; then
 	wait "$prefetch_pid" 2>/dev/null || :
