@@ -771,6 +771,9 @@ static void print_welcome(FILE *f, const struct conn *c)
 	fputs("]}", f);
 }
 
+/* Seconds past --start-at when the handshake was done (0: in time). */
+static double late_s;
+
 static void print_result(struct conn *c, const char *cmd, double secs,
 			 const char *extra)
 {
@@ -787,11 +790,12 @@ static void print_result(struct conn *c, const char *cmd, double secs,
 		   ",\"data_raw_bytes\":%" PRIu64 ",\"zero_bytes\":%" PRIu64
 		   ",\"acked_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
 		   ",\"max_inflight\":%" PRIu64
-		   ",\"max_inflight_bytes\":%" PRIu64 ",\"seconds\":%.3f",
+		   ",\"max_inflight_bytes\":%" PRIu64 ",\"seconds\":%.3f"
+		   ",\"late\":%.3f",
 		c->frames, c->data_frames, c->zero_frames, c->hash_reqs,
 		c->marks, c->bytes, c->data_raw_bytes, c->zero_bytes,
 		c->acked, c->next_seq ? c->next_seq - 1 : 0, c->max_inflight,
-		c->max_inflight_bytes, secs);
+		c->max_inflight_bytes, secs, late_s);
 	fputs(",\"disks\":[", f);
 	for (int i = 0; i < n_disks; i++) {
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
@@ -1203,7 +1207,8 @@ static int cmd_xxh3(const char *path)
 /*
  * --start-at T: after the handshake, wait until the wall clock reads T
  * (Unix seconds) so that many clients start sending together; the time
- * measured starts there.
+ * measured starts there.  A client that got there after T (a loaded
+ * machine) starts at once and says by how much ("late" in the result).
  */
 static void start_barrier(double start_at, double *t0)
 {
@@ -1215,6 +1220,8 @@ static void start_barrier(double start_at, double *t0)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = ts.tv_sec + ts.tv_nsec / 1e9;
 	wait = start_at - now;
+	if (wait < 0)
+		late_s = -wait;
 	if (wait > 0) {
 		ts.tv_sec = (time_t)wait;
 		ts.tv_nsec = (long)((wait - ts.tv_sec) * 1e9);

@@ -1,6 +1,10 @@
 """50 agents at once (MGN's parallel limit for vCenter sources): all
 complete, all volumes equal their images, and no client starves: each
-one's throughput is within a factor of 3 of the mean."""
+one's throughput is within a factor of 3 of the mean.  The throughputs
+compared are those of the clients that started together: on a loaded
+machine (make test runs the guests meanwhile) a client can finish its
+handshake after the common start and then send alone, at several times
+the others' rate."""
 import os
 import time
 
@@ -30,7 +34,7 @@ def main():
             make_image(img, SIZE, seed=100 + i)
             images.append(img)
         # All connect and shake hands, then start sending together.
-        start_at = time.time() + 5
+        start_at = time.time() + 8
         for i, s in enumerate(sources):
             cl = Client(pki, s, [('/dev/sda', images[i % len(images)])])
             procs.append((s, images[i % len(images)],
@@ -50,14 +54,21 @@ def main():
                                     img)]
         check('%d clients at once: all volumes equal their images' % N,
               not unequal and not bad, 'differ: %s' % unequal[:5])
-        if ok:
-            rates = [r[3]['bytes'] / max(r[3]['seconds'], 1e-6) for r in ok]
+        together = [r for r in ok if r[3].get('late', 0) < 0.2]
+        check('at least half of the clients started together (%d did)' %
+              len(together), 2 * len(together) >= N,
+              'late by: %s' % sorted(round(r[3].get('late', 0), 1)
+                                     for r in ok if r not in together))
+        if together:
+            rates = [r[3]['bytes'] / max(r[3]['seconds'], 1e-6)
+                     for r in together]
             mean = sum(rates) / len(rates)
             wall = max(r[3]['seconds'] for r in ok)
-            log('throughput per client: min %.1f, mean %.1f, max %.1f MiB/s; '
-                'aggregate %.1f MiB/s over %.2f s' %
-                (min(rates) / MiB, mean / MiB, max(rates) / MiB,
-                 sum(r[3]['bytes'] for r in ok) / wall / MiB, wall))
+            log('throughput per client (%d started together): min %.1f, '
+                'mean %.1f, max %.1f MiB/s; aggregate %.1f MiB/s over %.2f s'
+                % (len(together), min(rates) / MiB, mean / MiB,
+                   max(rates) / MiB,
+                   sum(r[3]['bytes'] for r in ok) / wall / MiB, wall))
             check('no starvation: every client within 3x of the mean '
                   'throughput (min %.2f, max %.2f of the mean)' %
                   (min(rates) / mean, max(rates) / mean),
