@@ -117,7 +117,7 @@ if [[ " $suites " == *" kmod "* ]] && [ "${FERRY_SUITES_SERIAL:-}" != 1 ] &&
 	# shellcheck disable=SC2016 # expanded by the inner bash
 	BGLOG=$bglog ROOT=$root setsid bash -c '
 		bash "$ROOT/tests/kmod/run.sh" >"$BGLOG" 2>&1
-		echo $? >"$BGLOG.rc"' &
+		echo "$? $SECONDS" >"$BGLOG.rc"' &
 	bg_pid=$!
 fi
 
@@ -140,10 +140,11 @@ done
 if [ -n "$bg_pid" ]; then
 	wait "$bg_pid" 2>/dev/null || :
 	bg_pid=
+	read -r bg_rc bg_secs <"$bglog.rc" 2>/dev/null || bg_rc=1 bg_secs='?'
 	echo "=== kmod: tests/kmod/run.sh (beside the suites above, from the start)"
 	cat "$bglog"
-	echo "=== kmod: $((SECONDS - bg_start)) s"
-	count kmod "$(cat "$bglog.rc" 2>/dev/null || echo 1)" "$bglog"
+	echo "=== kmod: $bg_secs s (all suites: $((SECONDS - bg_start)) s)"
+	count kmod "$bg_rc" "$bglog"
 fi
 
 if [ -n "$prefetch_pid" ]; then
