@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void rep_config_init(struct rep_config *c)
 {
@@ -286,6 +287,8 @@ int rep_config_load(struct rep_config *c, const char *path, char *err,
 {
 	char line[1024], why[512];
 	unsigned int lineno = 0;
+	bool has_secret = false;
+	struct stat st;
 	FILE *f = fopen(path, "re");
 
 	if (!f) {
@@ -315,19 +318,31 @@ int rep_config_load(struct rep_config *c, const char *path, char *err,
 			goto fail;
 		}
 		*eq = '\0';
-		if (rep_config_set(c, trim(s), trim(eq + 1), why,
-				   sizeof(why))) {
+		s = trim(s);
+		if (rep_config_set(c, s, trim(eq + 1), why, sizeof(why))) {
 			set_err(err, errlen, "%s:%u: %s", path, lineno, why);
 			goto fail;
 		}
+		if ((!strcmp(s, "secret-access-key") ||
+		     !strcmp(s, "secret_access_key")) && *trim(eq + 1))
+			has_secret = true;
 	}
+	explicit_bzero(line, sizeof(line));
 	if (ferror(f)) {
 		set_err(err, errlen, "cannot read configuration %s", path);
+		goto fail;
+	}
+	/* A secret in a file others can read is as good as published. */
+	if (has_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+		set_err(err, errlen, "%s holds secret-access-key but is "
+			"readable by group or others (mode %03o): chmod 600 %s",
+			path, (unsigned int)(st.st_mode & 0777), path);
 		goto fail;
 	}
 	fclose(f);
 	return 0;
 fail:
+	explicit_bzero(line, sizeof(line));
 	fclose(f);
 	return -1;
 }

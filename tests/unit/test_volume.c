@@ -268,6 +268,16 @@ static void test_config(void)
 	CHECK(rep_config_set(&c, "idle-timeout", "0", err, sizeof(err)) == -1);
 	CHECK(rep_config_set(&c, "listen-port", "1", err, sizeof(err)) == -1);
 	CHECK_HAS(err, "unknown setting");
+	/* A secret in a file others can read: refused, and how to fix. */
+	write_file("key.conf", "access-key-id = AKIAEXAMPLE\n"
+		   "secret_access_key = s3cr3t\n");
+	CHECK(chmod(path_of("key.conf"), 0644) == 0);
+	CHECK(rep_config_load(&c, path_of("key.conf"), err, sizeof(err)) ==
+	      -1);
+	CHECK_HAS(err, "chmod 600");
+	CHECK(chmod(path_of("key.conf"), 0600) == 0);
+	CHECK(rep_config_load(&c, path_of("key.conf"), err, sizeof(err)) ==
+	      0);
 	write_file("bad.conf", "cert = /c.pem\nno equals sign here\n");
 	CHECK(rep_config_load(&c, path_of("bad.conf"), err, sizeof(err)) ==
 	      -1);
