@@ -1028,6 +1028,10 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 			 snap.d[i].file);
 		rc = cow_open(&vols[i], path, snap.d[i].size, err, errlen);
 	}
+	/* Past the commit point: not a failure that freeing space and
+	 * trying again mends (the snapshot is no longer due then). */
+	if (rc == FERRY_E_NOSPC)
+		rc = FERRY_E_IO;
 	/* A failed prune leaves every snapshot exact: say so, go on. */
 	if (!rc && prune(dir, src_dir, policy, now, err, errlen))
 		rlog_error("snapshots of %s: pruning failed (tried again at "

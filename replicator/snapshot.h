@@ -68,7 +68,8 @@ bool snap_due(const struct volume *vols, unsigned int n, const char *data_dir,
  * VOLS of one connection (all of SOURCE): take a snapshot if POLICY says
  * one is due (or none exists yet and every volume is fully copied), then
  * prune what POLICY no longer keeps.  Returns 1 if taken, 0 if not due or
- * the snapshots are busy (an export), or an error code with ERR.
+ * the snapshots are busy (an export), or an error code with ERR; NOSPC
+ * only before the snapshot was committed (it can be tried again).
  */
 int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	       const char *source, const struct snap_policy *policy,

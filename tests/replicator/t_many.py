@@ -1,10 +1,14 @@
 """50 agents at once (MGN's parallel limit for vCenter sources): all
 complete, all volumes equal their images, and no client starves: each
-one's throughput is within a factor of 3 of the mean.  The throughputs
-compared are those of the clients that started together: on a loaded
-machine (make test runs the guests meanwhile) a client can finish its
-handshake after the common start and then send alone, at several times
-the others' rate."""
+one's throughput is at least a third of the mean.  A replicator that
+served its connections one after another would fail that: the last
+ones' rates would be a fifth of the mean.  The other side (one client
+well above the mean) is logged, not judged: on a loaded machine (make
+test runs the guests meanwhile) the scheduler lets a client run ahead
+of the others at 4-6x the mean, which says nothing of the replicator.
+The throughputs compared are those of the clients that started
+together: a client can also finish its handshake after the common start
+and then send alone."""
 import os
 import time
 
@@ -69,10 +73,10 @@ def main():
                 % (len(together), min(rates) / MiB, mean / MiB,
                    max(rates) / MiB,
                    sum(r[3]['bytes'] for r in ok) / wall / MiB, wall))
-            check('no starvation: every client within 3x of the mean '
-                  'throughput (min %.2f, max %.2f of the mean)' %
+            check('no starvation: every client gets at least a third of '
+                  'the mean throughput (min %.2f, max %.2f of the mean)' %
                   (min(rates) / mean, max(rates) / mean),
-                  min(rates) >= mean / 3 and max(rates) <= 3 * mean)
+                  min(rates) >= mean / 3)
         check('replicator still running', repl.alive(), repl.log_tail())
     finally:
         for _, _, p in procs:
