@@ -21,7 +21,11 @@
 # after theirs, in one piece): its guests and the native suites each leave
 # much of the two cores idle, waiting on each other's daemons, timeouts
 # and the network; together they took 10 min against 18 min one after the
-# other.  FERRY_SUITES_SERIAL=1 runs it last, alone.
+# other.  Its guests then run one at a time (FERRY_VM_JOBS, default 1
+# here): with two of them, t_guest's and the native suites on two cores, a
+# guest's vCPU was once left spinning on the ftrace call site the rmmod
+# test was patching (a soft lockup, then rmmod hung; docs/testing.md).
+# FERRY_SUITES_SERIAL=1 runs kmod last, alone, two guests at a time.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,7 +119,7 @@ if [[ " $suites " == *" kmod "* ]] && [ "${FERRY_SUITES_SERIAL:-}" != 1 ] &&
 	echo "$suites" | tr ' ' '\n' | grep -qvx -e kmod -e ''; then
 	suites=$(echo "$suites" | tr ' ' '\n' | grep -vx kmod | tr '\n' ' ')
 	# shellcheck disable=SC2016 # expanded by the inner bash
-	BGLOG=$bglog ROOT=$root setsid bash -c '
+	BGLOG=$bglog ROOT=$root FERRY_VM_JOBS=${FERRY_VM_JOBS:-1} setsid bash -c '
 		bash "$ROOT/tests/kmod/run.sh" >"$BGLOG" 2>&1
 		echo "$? $SECONDS" >"$BGLOG.rc"' &
 	bg_pid=$!
