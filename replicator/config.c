@@ -323,8 +323,12 @@ int rep_config_load(struct rep_config *c, const char *path, char *err,
 			set_err(err, errlen, "%s:%u: %s", path, lineno, why);
 			goto fail;
 		}
-		if ((!strcmp(s, "secret-access-key") ||
-		     !strcmp(s, "secret_access_key")) && *trim(eq + 1))
+		/* Spelt with '_' or '-' anywhere, as rep_config_set takes
+		 * it. */
+		for (char *p = s; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		if (!strcmp(s, "secret-access-key") && *trim(eq + 1))
 			has_secret = true;
 	}
 	explicit_bzero(line, sizeof(line));

@@ -262,12 +262,19 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 	}
 	close(fd);
 	free(buf);
-	if (rename(tmp, dst) || fsync_path(dir)) {
+	if (rename(tmp, dst)) {
 		e = errno;
 		set_err(err, errlen, "cannot store snapshot description %s: "
 			"%s", dst, strerror(e));
 		return volume_storage_code(e);
 	}
+	/* Committed: whether a crash now keeps the rename or not, the
+	 * snapshots are consistent (an undescribed directory is an orphan,
+	 * dropped at the next prune), so going on is safe; undoing is not. */
+	if (fsync_path(dir))
+		rlog_error("snapshot %s: cannot flush %s (%s); the snapshot may "
+			   "not survive a crash of this machine", dst, dir,
+			   strerror(errno));
 	return 0;
 }
 
@@ -1041,6 +1048,21 @@ out:
 	return rc ? rc : 1;
 }
 
+/* Some disk of S[I] is in no later snapshot of the N. */
+static bool snap_newest_of_a_disk(const struct snap *s, unsigned int n,
+				  unsigned int i)
+{
+	for (unsigned int k = 0; k < s[i].n; k++) {
+		unsigned int j = i + 1;
+
+		while (j < n && !snap_find_disk(&s[j], s[i].d[k].file))
+			j++;
+		if (j == n)
+			return true;
+	}
+	return false;
+}
+
 int snap_yield_oldest(const char *data_dir, const char *source, char *err,
 		      size_t errlen)
 {
@@ -1055,7 +1077,11 @@ int snap_yield_oldest(const char *data_dir, const char *source, char *err,
 	if (lock < 0)
 		return 0;	/* none yet, or an export holds them */
 	s = list_snaps(dir, &n);
-	if (n >= 2) {
+	/* Only if every disk of the oldest is in a later snapshot too: a
+	 * volume copies on write into the newest snapshot that holds it,
+	 * which need not be the newest of all (its disk was left out of
+	 * later ones, or another connection of the server took them). */
+	if (n >= 2 && !snap_newest_of_a_disk(s, n, 0)) {
 		uint64_t cp = s[0].cp_id, now = now_ms();
 		uint64_t age_s = now > s[0].time_ms ?
 				 (now - s[0].time_ms) / 1000 : 0;

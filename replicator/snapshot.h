@@ -77,9 +77,10 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 
 /*
  * The staging filesystem is full while SOURCE's volumes are written:
- * delete SOURCE's oldest snapshot, never its newest (the one the volumes'
- * copy-on-write keeps blocks for), so that replication can go on; point
- * in time history gives way to the replica itself.  1 if one was deleted
+ * delete SOURCE's oldest snapshot, unless it is the newest snapshot of
+ * one of its disks (the one that disk's copy-on-write keeps blocks for),
+ * so that replication can go on; point in time history gives way to the
+ * replica itself.  1 if one was deleted
  * (logged), 0 if there is none to spare or the snapshots are busy (an
  * export), or an error code with ERR.
  */

@@ -1,14 +1,13 @@
 """50 agents at once (MGN's parallel limit for vCenter sources): all
 complete, all volumes equal their images, and no client starves: each
-one's throughput is at least a third of the mean.  A replicator that
-served its connections one after another would fail that: the last
-ones' rates would be a fifth of the mean.  The other side (one client
-well above the mean) is logged, not judged: on a loaded machine (make
+one's throughput, counted from the common start (a handshake that ended
+after it counts against the client), is at least a third of the mean,
+and Jain's fairness index of them all is at least 0.6.  A replicator
+that served its connections one after another gives a slowest client at
+0.22 of the mean; one that served them five at a time, 0.34 but an index
+of 0.55.  A bound on the fastest is not used: on a loaded machine (make
 test runs the guests meanwhile) the scheduler lets a client run ahead
-of the others at 4-6x the mean, which says nothing of the replicator.
-The throughputs compared are those of the clients that started
-together: a client can also finish its handshake after the common start
-and then send alone."""
+of the others at 4-6x the mean (an index of 0.64-0.83)."""
 import os
 import time
 
@@ -58,25 +57,26 @@ def main():
                                     img)]
         check('%d clients at once: all volumes equal their images' % N,
               not unequal and not bad, 'differ: %s' % unequal[:5])
-        together = [r for r in ok if r[3].get('late', 0) < 0.2]
-        check('at least half of the clients started together (%d did)' %
-              len(together), 2 * len(together) >= N,
-              'late by: %s' % sorted(round(r[3].get('late', 0), 1)
-                                     for r in ok if r not in together))
-        if together:
-            rates = [r[3]['bytes'] / max(r[3]['seconds'], 1e-6)
-                     for r in together]
+        if ok:
+            rates = [r[3]['bytes'] /
+                     max(r[3].get('late', 0) + r[3]['seconds'], 1e-6)
+                     for r in ok]
             mean = sum(rates) / len(rates)
+            jain = sum(rates) ** 2 / (len(rates) * sum(x * x for x in rates))
+            late = [r[3].get('late', 0) for r in ok
+                    if r[3].get('late', 0) >= 0.2]
             wall = max(r[3]['seconds'] for r in ok)
-            log('throughput per client (%d started together): min %.1f, '
-                'mean %.1f, max %.1f MiB/s; aggregate %.1f MiB/s over %.2f s'
-                % (len(together), min(rates) / MiB, mean / MiB,
-                   max(rates) / MiB,
-                   sum(r[3]['bytes'] for r in ok) / wall / MiB, wall))
+            log('throughput per client: min %.1f, mean %.1f, max %.1f MiB/s, '
+                'Jain index %.2f, %d late by up to %.1f s; aggregate %.1f '
+                'MiB/s over %.2f s' %
+                (min(rates) / MiB, mean / MiB, max(rates) / MiB, jain,
+                 len(late), max(late or [0]),
+                 sum(r[3]['bytes'] for r in ok) / wall / MiB, wall))
             check('no starvation: every client gets at least a third of '
-                  'the mean throughput (min %.2f, max %.2f of the mean)' %
-                  (min(rates) / mean, max(rates) / mean),
-                  min(rates) >= mean / 3)
+                  'the mean throughput, Jain index >= 0.6 (min %.2f, max '
+                  '%.2f of the mean, index %.2f)' %
+                  (min(rates) / mean, max(rates) / mean, jain),
+                  min(rates) >= mean / 3 and jain >= 0.6)
         check('replicator still running', repl.alive(), repl.log_tail())
     finally:
         for _, _, p in procs:

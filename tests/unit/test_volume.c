@@ -270,7 +270,7 @@ static void test_config(void)
 	CHECK_HAS(err, "unknown setting");
 	/* A secret in a file others can read: refused, and how to fix. */
 	write_file("key.conf", "access-key-id = AKIAEXAMPLE\n"
-		   "secret_access_key = s3cr3t\n");
+		   "secret-access_key = s3cr3t\n");
 	CHECK(chmod(path_of("key.conf"), 0644) == 0);
 	CHECK(rep_config_load(&c, path_of("key.conf"), err, sizeof(err)) ==
 	      -1);
