@@ -121,8 +121,14 @@ def lost_replicator():
         check('lost: nothing to remove yet', removals(c, rep) == [],
               removals(c, rep))
         # Signed requests, not the aws CLI, until the PENDING check: the
-        # CLI can take longer than the timeout to start on a busy machine.
+        # CLI can take longer than the timeout to start on a busy machine
+        # (the calls above took more than 8 s in a CI run beside the
+        # guests: the replicator counted as lost, StartTest refused).
+        heartbeat(c, rep)
         st, _, r = c.call('StartTest', {'sourceServerIDs': [s]})
+        if not check('relaunch: StartTest accepted',
+                     isinstance(r, dict) and 'job' in r, (st, r)):
+            return
         jid = r['job']['jobID']
         heartbeat(c, rep)
         check('relaunch: the previous test instance is terminated',
