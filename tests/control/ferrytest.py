@@ -258,9 +258,15 @@ class Control:
 
     def call(self, op, body=None, creds=None, method='POST', path=None, headers=None, expect=None):
         """A request signed with botocore's signer -> (status, headers, json).
-        With expect=STATUS, raise if the status differs."""
+        With expect=STATUS, raise if the status differs.  Each request
+        carries a signed nonce header, so that two identical ones in the
+        same second (or one identical to an aws CLI call: both sign the
+        same headers) are not refused as a replay; replay tests sign with
+        sign() and send with raw()."""
         path = path or '/' + op
         data = b'' if body is None and method != 'POST' else json.dumps(body if body is not None else {}).encode()
+        headers = dict(headers or {})
+        headers.setdefault('x-ferry-test-nonce', _next_nonce())
         h = self.sign(method, path, data, creds, headers)
         st, hdrs, parsed = self.raw(method, path, h, data)
         if expect is not None and st != expect:
