@@ -81,7 +81,8 @@ struct snap {
 struct delta {
 	int fd;
 	uint64_t nblocks;	/* of the snapshot's disk size */
-	uint64_t *slot;		/* pairs: block+1 (0: free), offset+1 */
+	uint64_t *slot;		/* pairs: block+1 (0: free, SLOT_GONE: a
+				 * forgotten record), offset+1 */
 	size_t cap, count;	/* slots (a power of 2), used */
 	uint64_t end;		/* bytes of valid records */
 };
@@ -91,7 +92,12 @@ struct snap_cow {
 	struct delta d;
 	uint8_t *rec;
 	bool unsynced;		/* records appended, not yet flushed */
+	uint64_t synced_end;	/* d.end at the last successful flush */
 };
+
+/* A slot whose record was forgotten (delta_forget_from()): it keeps the
+ * probe chains through it whole; never a block + 1. */
+#define SLOT_GONE UINT64_MAX
 
 static uint64_t now_ms(void)
 {
@@ -422,8 +428,9 @@ static int delta_put(struct delta *d, uint64_t b, uint64_t at)
 		for (i = 0; i < d->cap; i++) {
 			size_t j;
 
-			if (!d->slot[2 * i])
+			if (!d->slot[2 * i] || d->slot[2 * i] == SLOT_GONE)
 				continue;
+			n.count++;
 			for (j = slot_of(&n, d->slot[2 * i] - 1); n.slot[2 * j];
 			     j = (j + 1) & (n.cap - 1))
 				;
@@ -433,6 +440,7 @@ static int delta_put(struct delta *d, uint64_t b, uint64_t at)
 		free(d->slot);
 		d->slot = n.slot;
 		d->cap = n.cap;
+		d->count = n.count;
 	}
 	for (i = slot_of(d, b); d->slot[2 * i]; i = (i + 1) & (d->cap - 1))
 		;
@@ -440,6 +448,24 @@ static int delta_put(struct delta *d, uint64_t b, uint64_t at)
 	d->slot[2 * i + 1] = at + 1;
 	d->count++;
 	return 0;
+}
+
+/*
+ * Forget D's records from offset END on and append from there again.
+ * After a failed fdatasync() their pages may never reach the disk: Linux
+ * reports a writeback error once and then counts those pages clean, so a
+ * second flush would succeed without writing them.  Written again, they
+ * are dirty again.  No allocation: this runs when things already fail.
+ */
+static void delta_forget_from(struct delta *d, uint64_t end)
+{
+	for (size_t i = 0; i < d->cap; i++)
+		if (d->slot[2 * i] && d->slot[2 * i] != SLOT_GONE &&
+		    d->slot[2 * i + 1] > end) {
+			d->slot[2 * i] = SLOT_GONE;
+			d->slot[2 * i + 1] = 0;
+		}
+	d->end = end;
 }
 
 /* Index the valid records of D from D->end on (a refresh reads only what
@@ -546,6 +572,7 @@ static int cow_open(struct volume *v, const char *path, uint64_t size,
 			path, v->img_path, strerror(e));
 		return volume_storage_code(e);
 	}
+	c->synced_end = c->d.end;
 	snap_cow_close(v);
 	v->cow = c;
 	return 0;
@@ -622,16 +649,19 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 		c->unsynced = true;
 	}
 	/* The old contents are durable before the live write is issued:
-	 * the page cache may write the volume back at any time.  (After a
-	 * failed flush, the write is retried and flushes again.) */
+	 * the page cache may write the volume back at any time.  After a
+	 * failed flush the live write is not issued; its retry copies the
+	 * blocks again from the volume, still unchanged. */
 	if (c->unsynced && fdatasync(c->d.fd)) {
 		int e = errno;
 
+		delta_forget_from(&c->d, c->synced_end);
 		set_err(err, errlen, "cannot flush the snapshot delta of %s: "
 			"%s", v->img_path, strerror(e));
 		return volume_storage_code(e);
 	}
 	c->unsynced = false;
+	c->synced_end = c->d.end;
 	return 0;
 }
 
@@ -721,6 +751,19 @@ static int delta_merge(const char *from, const char *to, uint64_t size,
 	return rc;
 }
 
+/* Disk FILE in the first of the N snapshots S after S[I], or NULL: if
+ * none, S[I] is that disk's newest (its volume copies on write into it). */
+static const struct snap_disk *later_disk(const struct snap *s,
+					  unsigned int n, unsigned int i,
+					  const char *file)
+{
+	const struct snap_disk *d = NULL;
+
+	for (unsigned int j = i + 1; j < n && !d; j++)
+		d = snap_find_disk(&s[j], file);
+	return d;
+}
+
 /* Disk K of snapshot S[I] (delete_snap()): merge its delta backwards. */
 static int delete_disk(const char *dir, const char *src_dir,
 		       const struct snap *s, unsigned int n, unsigned int i,
@@ -728,13 +771,11 @@ static int delete_disk(const char *dir, const char *src_dir,
 		       int *n_live, char *err, size_t errlen)
 {
 	const struct snap_disk *d = &s[i].d[k];
-	const struct snap_disk *pd = NULL, *nd = NULL;
+	const struct snap_disk *pd = NULL;
 	char path[PATH_MAX + 64], to[PATH_MAX + 64];
 	unsigned int p;
 
-	for (unsigned int j = i + 1; j < n && !nd; j++)
-		nd = snap_find_disk(&s[j], d->file);
-	if (!nd && check_live) {
+	if (check_live && !later_disk(s, n, i, d->file)) {
 		int fd;
 
 		snprintf(path, sizeof(path), "%s/%s.img", src_dir, d->file);
@@ -1048,18 +1089,13 @@ out:
 	return rc ? rc : 1;
 }
 
-/* Some disk of S[I] is in no later snapshot of the N. */
+/* S[I] is the newest snapshot of one of its disks (of the N). */
 static bool snap_newest_of_a_disk(const struct snap *s, unsigned int n,
 				  unsigned int i)
 {
-	for (unsigned int k = 0; k < s[i].n; k++) {
-		unsigned int j = i + 1;
-
-		while (j < n && !snap_find_disk(&s[j], s[i].d[k].file))
-			j++;
-		if (j == n)
+	for (unsigned int k = 0; k < s[i].n; k++)
+		if (!later_disk(s, n, i, s[i].d[k].file))
 			return true;
-	}
 	return false;
 }
 
@@ -1074,14 +1110,21 @@ int snap_yield_oldest(const char *data_dir, const char *source, char *err,
 	snprintf(src_dir, sizeof(src_dir), "%s/%s", data_dir, source);
 	snap_dir(dir, sizeof(dir), data_dir, source);
 	lock = lock_snaps(dir, LOCK_EX | LOCK_NB);
-	if (lock < 0)
-		return 0;	/* none yet, or an export holds them */
+	if (lock == -2)
+		return 0;	/* an export holds them */
+	if (lock < 0) {
+		if (errno != ENOENT)	/* ENOENT: no snapshot yet */
+			rlog_error("snapshots of %s: cannot lock %s to make "
+				   "room: %s", source, dir, strerror(errno));
+		return 0;
+	}
 	s = list_snaps(dir, &n);
 	/* Only if every disk of the oldest is in a later snapshot too: a
 	 * volume copies on write into the newest snapshot that holds it,
 	 * which need not be the newest of all (its disk was left out of
-	 * later ones, or another connection of the server took them). */
-	if (n >= 2 && !snap_newest_of_a_disk(s, n, 0)) {
+	 * later ones, or another connection of the server took them).  A
+	 * lone snapshot is the newest of its disks. */
+	if (n && !snap_newest_of_a_disk(s, n, 0)) {
 		uint64_t cp = s[0].cp_id, now = now_ms();
 		uint64_t age_s = now > s[0].time_ms ?
 				 (now - s[0].time_ms) / 1000 : 0;
