@@ -375,6 +375,25 @@ def make_handler(stack):
     return Handler
 
 
+def repl_summary(path):
+    """What the replicator did that the guest's checks do not see: the
+    snapshots it deleted to make room (docs/replicator.md, "A full
+    staging filesystem") and its last errors (a kill -9 or a cut logs
+    some by design), for the .host log."""
+    try:
+        with open(path, errors='replace') as f:
+            lines = f.readlines()
+    except OSError as e:
+        return 'agent_stack: replicator log unreadable: %s\n' % e
+    yields = [x for x in lines if 'deleted the oldest snapshot' in x]
+    errors = [x for x in lines if x.startswith('ferry-replicator: error: ')]
+    return ('agent_stack: replicator: %d log lines, %d oldest snapshots '
+            'deleted for space, %d errors%s\n%s' %
+            (len(lines), len(yields), len(errors),
+             ' (the last ones below)' if errors else '',
+             ''.join(yields[-3:] + errors[-10:])))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--base', type=int, required=True)
@@ -399,6 +418,8 @@ def main():
         srv.serve_forever()
     finally:
         stack.stop()
+        stack.repl_log.flush()
+        sys.stdout.write(repl_summary(stack.repl_log.name))
         sys.stdout.write(stack.ctl.log()[-2000:])
         shutil.rmtree(stack.ctl.tmp, ignore_errors=True)
 
