@@ -215,6 +215,9 @@ static int check_member(struct api_ctx *ctx, const struct member *m,
  * a policy accepted is a policy applied.
  */
 #define PIT_MAX_RULES 8
+/* Snapshots a policy may keep at once, as the replicator's SNAP_MAX_KEPT
+ * (replicator/snap_policy.h): each is read through all later ones. */
+#define PIT_MAX_KEPT 4000
 #define PIT_CENTURY_MINUTES (100LL * 366 * 1440)
 
 static const struct {
@@ -287,6 +290,7 @@ static int check_pit_policy(struct api_ctx *ctx, json_t *v, json_t **out)
 	char name[32], field[64];
 	const char *key, *u;
 	size_t i, j, k, enabled = 0;
+	json_int_t kept = 0;
 
 	*out = NULL;
 	if (json_is_null(v) || (json_is_array(v) && !json_array_size(v)))
@@ -369,6 +373,8 @@ static int check_pit_policy(struct api_ctx *ctx, json_t *v, json_t **out)
 			goto bad;
 		}
 		enabled += !json_is_false(m);
+		if (!json_is_false(m))
+			kept += retention / interval + 1;
 		json_array_append_new(rules, json_pack(
 			"{s:I,s:s,s:I,s:I,s:b}", "ruleID", id,
 			"units", pit_units[k].name, "interval", interval,
@@ -380,6 +386,12 @@ static int check_pit_policy(struct api_ctx *ctx, json_t *v, json_t **out)
 	if (!enabled) {
 		api_invalid_field(ctx, "pitPolicy",
 				  "pitPolicy has no enabled rule: enable one, or give null to leave the server to the replicator's pit_policy");
+		goto bad;
+	}
+	if (kept > PIT_MAX_KEPT) {
+		api_invalid_field(ctx, "pitPolicy",
+				  "pitPolicy keeps up to %" JSON_INTEGER_FORMAT " snapshots, more than %d: reading the oldest goes through every later one; take them less often or keep them for less time",
+				  kept, PIT_MAX_KEPT);
 		goto bad;
 	}
 	*out = rules;

@@ -14,7 +14,9 @@ bool ferry_id_valid(const char *id)
 {
 	size_t n = strlen(id);
 
-	if (n == 0 || n > FERRY_ID_MAX)
+	/* IDs name directories: ".", ".." or a hidden name would climb
+	 * out of the data directory or hide in it. */
+	if (n == 0 || n > FERRY_ID_MAX || id[0] == '.')
 		return false;
 	return strspn(id, "abcdefghijklmnopqrstuvwxyz"
 			  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;

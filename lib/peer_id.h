@@ -21,7 +21,8 @@
 /* Longest certificate ID (an X.509 CN holds 64 characters). */
 #define FERRY_ID_MAX 64
 
-/* ID is acceptable as a certificate ID: 1-64 of [A-Za-z0-9._-]. */
+/* ID is acceptable as a certificate ID: 1-64 of [A-Za-z0-9._-], not
+ * starting with a dot. */
 bool ferry_id_valid(const char *id);
 
 /*

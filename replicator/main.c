@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -296,6 +297,22 @@ static void accept_one(struct rep_server *srv, int lfd)
 	}
 }
 
+/* Reading a snapshot opens the delta of every later one, and each of 50
+ * connections holds its volumes and deltas: the soft limit of open files
+ * (often 1024) is raised to the hard one, as a server does. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r))
+			rlog_error("cannot raise the open files limit to %llu:"
+				   " %s", (unsigned long long)r.rlim_max,
+				   strerror(errno));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rep_config cfg;
@@ -305,6 +322,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int lfd, sfd, stop[2];
 
+	raise_nofile();
 	/* ferry-replicator snapshot list|delete|export (snapshot.c) */
 	if (argc > 1 && !strcmp(argv[1], "snapshot"))
 		return snap_cli(argc - 1, argv + 1);

@@ -111,6 +111,8 @@ int pit_policy_from_mgn(struct snap_policy *p, json_t *rules, char *err,
 		set_err(err, errlen, "pitPolicy has no enabled rule");
 		return -1;
 	}
+	if (snap_policy_check(&out, err, errlen))
+		return -1;
 	*p = out;
 	return 0;
 }

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "snapshot.h"
+#include "snap_policy.h"
 
 /*
  * RULES: a list of {"ruleID", "units": "MINUTE"|"HOUR"|"DAY", "interval",

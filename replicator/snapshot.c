@@ -59,7 +59,7 @@
 #define REC_LEN		(REC_HDR + SNAP_BLOCK)
 #define REC_MAGIC	"FERRYCW1"
 #define SNAP_META_MAX	(64u << 10)
-#define MAX_SNAPS	4096
+#define MAX_SNAPS	4096	/* listed at once; above SNAP_MAX_KEPT */
 
 enum store { STORE_COW, STORE_REFLINK };
 
@@ -160,75 +160,6 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* ---- policy ------------------------------------------------------------- */
-
-static int parse_dur(const char *s, const char *end, uint64_t *ms)
-{
-	uint64_t v = 0, unit;
-	const char *p = s;
-
-	while (p < end && *p >= '0' && *p <= '9') {
-		if (v > UINT64_MAX / 10 / 1000 / 604800)
-			return -1;
-		v = v * 10 + (uint64_t)(*p++ - '0');
-	}
-	if (p == s || p + 1 != end)
-		return -1;
-	switch (*p) {
-	case 's': unit = 1000; break;
-	case 'm': unit = 60000; break;
-	case 'h': unit = 3600000; break;
-	case 'd': unit = 86400000; break;
-	case 'w': unit = 604800000; break;
-	default: return -1;
-	}
-	*ms = v * unit;
-	return v ? 0 : -1;
-}
-
-int snap_policy_parse(struct snap_policy *p, const char *s, char *err,
-		      size_t errlen)
-{
-	const char *q = s;
-
-	memset(p, 0, sizeof(*p));
-	while (*q) {
-		const char *a, *colon, *b;
-		struct snap_rule r;
-
-		while (*q == ' ' || *q == '\t' || *q == ',')
-			q++;
-		if (!*q)
-			break;
-		a = q;
-		while (*q && *q != ',' && *q != ' ' && *q != '\t')
-			q++;
-		b = q;
-		colon = memchr(a, ':', (size_t)(b - a));
-		if (!colon || parse_dur(a, colon, &r.interval_ms) ||
-		    parse_dur(colon + 1, b, &r.retention_ms) ||
-		    r.retention_ms < r.interval_ms) {
-			set_err(err, errlen, "pit_policy: bad rule '%.*s': "
-				"want INTERVAL:RETENTION, e.g. 10m:1h (units s "
-				"m h d w, retention >= interval)",
-				(int)(b - a), a);
-			return -1;
-		}
-		if (p->n == SNAP_MAX_RULES) {
-			set_err(err, errlen, "pit_policy: more than %d rules",
-				SNAP_MAX_RULES);
-			return -1;
-		}
-		p->rule[p->n++] = r;
-	}
-	if (!p->n) {
-		set_err(err, errlen, "pit_policy: no rule (want e.g. '"
-			SNAP_DEFAULT_POLICY "')");
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- snapshot descriptions ---------------------------------------------- */
 
 static int write_snap(const char *dir, const struct snap *s, char *err,
@@ -284,24 +215,34 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 	return 0;
 }
 
+/* 0, -1 if it cannot be read now (errno), -2 if it is not a snapshot's
+ * description. */
 static int read_snap(const char *path, struct snap *s)
 {
 	char *buf = malloc(SNAP_META_MAX + 1), *line, *save;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), e;
 
 	memset(s, 0, sizeof(*s));
 	if (fd < 0 || !buf) {
+		e = fd < 0 ? errno : ENOMEM;
 		if (fd >= 0)
 			close(fd);
 		free(buf);
+		errno = e;
 		return -1;
 	}
 	n = read(fd, buf, SNAP_META_MAX);
+	e = errno;
 	close(fd);
-	if (n <= 0) {
+	if (n < 0) {
 		free(buf);
+		errno = e;
 		return -1;
+	}
+	if (n == 0) {
+		free(buf);
+		return -2;
 	}
 	buf[n] = '\0';
 	for (line = strtok_r(buf, "\n", &save); line;
@@ -330,7 +271,7 @@ static int read_snap(const char *path, struct snap *s)
 		}
 	}
 	free(buf);
-	return s->cp_id ? 0 : -1;
+	return s->cp_id ? 0 : -2;
 }
 
 static int cmp_snap(const void *a, const void *b)
@@ -340,38 +281,83 @@ static int cmp_snap(const void *a, const void *b)
 	return x->cp_id < y->cp_id ? -1 : x->cp_id > y->cp_id;
 }
 
-/* The snapshots under DIR (SOURCE/snapshots), ascending cp_id. */
-static struct snap *list_snaps(const char *dir, unsigned int *count)
+/*
+ * The snapshots under DIR (SOURCE/snapshots), ascending cp_id, in *OUT
+ * (free it).  All of them or none: a partial list would make a caller
+ * copy on write into an older snapshot, or prune and drop the data of
+ * ones it did not see.  0 (none if DIR does not exist), or -1 with errno.
+ * A description that is not one (a damaged file) is left out, logged;
+ * drop_orphans() leaves its data alone.
+ */
+static int list_snaps(const char *dir, struct snap **out, unsigned int *count)
 {
 	struct snap *v = NULL;
-	unsigned int n = 0;
+	unsigned int n = 0, cap = 0;
 	struct dirent *e;
 	DIR *d = opendir(dir);
+	int rc = 0;
 
+	*out = NULL;
 	*count = 0;
 	if (!d)
-		return NULL;
+		return errno == ENOENT ? 0 : -1;
 	while ((e = readdir(d))) {
 		size_t l = strlen(e->d_name);
 		char path[PATH_MAX];
-		struct snap *nv;
 
-		if (l < 6 || strcmp(e->d_name + l - 5, ".snap") ||
-		    n == MAX_SNAPS)
+		if (l < 6 || strcmp(e->d_name + l - 5, ".snap"))
 			continue;
-		nv = realloc(v, (n + 1) * sizeof(*v));
-		if (!nv)
+		if (n == MAX_SNAPS) {
+			rlog_error("snapshots in %s: more than %d, far more "
+				   "than a policy keeps (pruning failed?): "
+				   "delete some with `ferry-replicator snapshot "
+				   "delete`", dir, MAX_SNAPS);
+			errno = EOVERFLOW;
+			rc = -1;
 			break;
-		v = nv;
+		}
+		if (n == cap) {
+			struct snap *nv;
+
+			cap = cap ? 2 * cap : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				errno = ENOMEM;
+				rc = -1;
+				break;
+			}
+			v = nv;
+		}
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (!read_snap(path, &v[n]))
-			n++;
+		rc = read_snap(path, &v[n]);
+		if (rc == -2) {
+			rlog_error("snapshot %s is damaged (no cp_id): left "
+				   "out; delete it by hand", path);
+			rc = 0;
+			continue;
+		}
+		if (rc && errno == ENOENT) {	/* deleted meanwhile */
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		n++;
+	}
+	if (rc) {
+		int err = errno;
+
+		closedir(d);
+		free(v);
+		errno = err;
+		return -1;
 	}
 	closedir(d);
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_snap);
+	*out = v;
 	*count = n;
-	return v;
+	return 0;
 }
 
 static const struct snap_disk *snap_find_disk(const struct snap *s,
@@ -593,7 +579,12 @@ int snap_attach(struct volume *v, const char *data_dir, char *err,
 		return FERRY_E_BUSY;
 	}
 	snap_dir(dir, sizeof(dir), data_dir, v->source);
-	s = list_snaps(dir, &n);
+	if (list_snaps(dir, &s, &n)) {
+		set_err(err, errlen, "cannot list the snapshots of %s in %s "
+			"(the newest must keep the blocks it overwrites): %s",
+			v->img_path, dir, strerror(errno));
+		return volume_storage_code(errno);
+	}
 	for (unsigned int i = n; i-- > 0;) {
 		const struct snap_disk *d = snap_find_disk(&s[i], v->file);
 
@@ -764,6 +755,16 @@ static const struct snap_disk *later_disk(const struct snap *s,
 	return d;
 }
 
+/* S[I] is the newest snapshot of one of its disks (of the N). */
+static bool snap_newest_of_a_disk(const struct snap *s, unsigned int n,
+				  unsigned int i)
+{
+	for (unsigned int k = 0; k < s[i].n; k++)
+		if (!later_disk(s, n, i, s[i].d[k].file))
+			return true;
+	return false;
+}
+
 /* Disk K of snapshot S[I] (delete_snap()): merge its delta backwards. */
 static int delete_disk(const char *dir, const char *src_dir,
 		       const struct snap *s, unsigned int n, unsigned int i,
@@ -849,12 +850,14 @@ static int delete_snap(const char *dir, const char *src_dir,
 	return 0;
 }
 
-/* Which of the N snapshots S POLICY keeps at NOW (the newest always). */
+/* Which of the N snapshots S POLICY keeps at NOW: the newest of each
+ * disk always (its volume copies on write into it; with disks split
+ * among connections of a server, that is not always the newest). */
 static void policy_keep(const struct snap_policy *policy, const struct snap *s,
 			unsigned int n, uint64_t now, bool *keep)
 {
 	for (unsigned int i = 0; i < n; i++)
-		keep[i] = i == n - 1;
+		keep[i] = i == n - 1 || snap_newest_of_a_disk(s, n, i);
 	for (unsigned int r = 0; r < policy->n; r++) {
 		const struct snap_rule *ru = &policy->rule[r];
 		uint64_t bucket = UINT64_MAX;
@@ -895,6 +898,10 @@ static void drop_orphans(const char *dir, const struct snap *s,
 			;
 		if (i < n)
 			continue;
+		/* A description that could not be parsed still owns it. */
+		snprintf(sub, sizeof(sub), "%s/%s.snap", dir, e->d_name);
+		if (access(sub, F_OK) == 0 || errno != ENOENT)
+			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
 		rm_tree(sub);
 	}
@@ -905,12 +912,17 @@ static int prune(const char *dir, const char *src_dir,
 		 const struct snap_policy *policy, uint64_t now, char *err,
 		 size_t errlen)
 {
-	unsigned int n;
-	struct snap *s = list_snaps(dir, &n);
-	bool *keep = calloc(n ? n : 1, sizeof(*keep));
-	unsigned int i = 0, k = 0;
+	unsigned int n, i = 0, k = 0;
+	struct snap *s;
+	bool *keep;
 	int rc = 0;
 
+	if (list_snaps(dir, &s, &n)) {
+		set_err(err, errlen, "cannot list the snapshots in %s: %s",
+			dir, strerror(errno));
+		return volume_storage_code(errno);
+	}
+	keep = calloc(n ? n : 1, sizeof(*keep));
 	if (!keep) {
 		free(s);
 		return FERRY_E_INTERNAL;
@@ -982,7 +994,11 @@ bool snap_due(const struct volume *vols, unsigned int n, const char *data_dir,
 		if (policy->rule[r].interval_ms < min_iv)
 			min_iv = policy->rule[r].interval_ms;
 	snap_dir(dir, sizeof(dir), data_dir, source);
-	s = list_snaps(dir, &count);
+	if (list_snaps(dir, &s, &count)) {
+		rlog_error("snapshots of %s: cannot list %s, no snapshot "
+			   "taken: %s", source, dir, strerror(errno));
+		return false;
+	}
 	due = !count || now_ms() >= s[count - 1].time_ms + min_iv;
 	if (count && s[count - 1].cp_id >= cp_id)
 		due = false;
@@ -1089,16 +1105,6 @@ out:
 	return rc ? rc : 1;
 }
 
-/* S[I] is the newest snapshot of one of its disks (of the N). */
-static bool snap_newest_of_a_disk(const struct snap *s, unsigned int n,
-				  unsigned int i)
-{
-	for (unsigned int k = 0; k < s[i].n; k++)
-		if (!later_disk(s, n, i, s[i].d[k].file))
-			return true;
-	return false;
-}
-
 int snap_yield_oldest(const char *data_dir, const char *source, char *err,
 		      size_t errlen)
 {
@@ -1118,7 +1124,12 @@ int snap_yield_oldest(const char *data_dir, const char *source, char *err,
 				   "room: %s", source, dir, strerror(errno));
 		return 0;
 	}
-	s = list_snaps(dir, &n);
+	if (list_snaps(dir, &s, &n)) {
+		rlog_error("snapshots of %s: cannot list %s to make room: %s",
+			   source, dir, strerror(errno));
+		close(lock);
+		return 0;
+	}
 	/* Only if every disk of the oldest is in a later snapshot too: a
 	 * volume copies on write into the newest snapshot that holds it,
 	 * which need not be the newest of all (its disk was left out of
@@ -1187,6 +1198,10 @@ static int chain_open(struct chain *c, const char *src_dir, const char *dir,
 		}
 		snprintf(path, sizeof(path), "%s/%" PRIu64 "/%s.delta", dir,
 			 s[j].cp_id, d->file);
+		if (c->n == MAX_SNAPS) {
+			errno = EMFILE;
+			goto fail;
+		}
 		/* Blocks beyond this snapshot's size are not needed. */
 		if (delta_open(&c->d[c->n], path, disk->size, false))
 			goto fail;
@@ -1325,15 +1340,20 @@ static bool valid_id(const char *s)
 		      "0123456789._-") == n;
 }
 
-static void list_source(const char *data_dir, const char *source,
-			bool *first)
+/* 0, or 1 if SOURCE's snapshots could not be listed (said on stderr). */
+static int list_source(const char *data_dir, const char *source,
+		       bool *first)
 {
 	char dir[PATH_MAX], sub[PATH_MAX + 32];
 	unsigned int n;
 	struct snap *s;
 
 	snap_dir(dir, sizeof(dir), data_dir, source);
-	s = list_snaps(dir, &n);
+	if (list_snaps(dir, &s, &n)) {
+		fprintf(stderr, "ferry-replicator: cannot list the snapshots "
+			"in %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
 	printf("%s\n  {\"source_id\": ", *first ? "" : ",");
 	*first = false;
 	json_str(source);
@@ -1367,17 +1387,19 @@ static void list_source(const char *data_dir, const char *source,
 	}
 	printf("%s]}", n ? "\n  " : "");
 	free(s);
+	return 0;
 }
 
 static int cli_list(const char *data_dir, const char *source)
 {
 	bool first = true;
 	struct dirent *e;
+	int rc = 0;
 	DIR *d;
 
 	printf("{\"source_servers\": [");
 	if (source) {
-		list_source(data_dir, source, &first);
+		rc = list_source(data_dir, source, &first);
 	} else if ((d = opendir(data_dir))) {
 		while ((e = readdir(d))) {
 			char p[PATH_MAX + 300];
@@ -1385,8 +1407,9 @@ static int cli_list(const char *data_dir, const char *source)
 
 			snprintf(p, sizeof(p), "%s/%s/snapshots", data_dir,
 				 e->d_name);
-			if (valid_id(e->d_name) && !stat(p, &st))
-				list_source(data_dir, e->d_name, &first);
+			if (valid_id(e->d_name) && !stat(p, &st) &&
+			    list_source(data_dir, e->d_name, &first))
+				rc = 1;
 		}
 		closedir(d);
 	} else {
@@ -1395,7 +1418,7 @@ static int cli_list(const char *data_dir, const char *source)
 		return 1;
 	}
 	printf("%s]}\n", first ? "" : "\n");
-	return 0;
+	return rc;
 }
 
 static void usage(void)
@@ -1489,7 +1512,11 @@ int snap_export_newest(const char *data_dir, const char *source,
 			data_dir, strerror(errno));
 		return -1;
 	}
-	s = list_snaps(dir, &n);
+	if (list_snaps(dir, &s, &n)) {
+		set_err(err, errlen, "cannot list the snapshots in %s: %s",
+			dir, strerror(errno));
+		goto out;
+	}
 	if (!n) {
 		set_err(err, errlen, "source server %s has no snapshot in %s "
 			"yet", source, data_dir);
@@ -1600,7 +1627,11 @@ int snap_cli(int argc, char **argv)
 			"(%s)\n", src, data_dir, strerror(errno));
 		return 1;
 	}
-	s = list_snaps(dir, &n);
+	if (list_snaps(dir, &s, &n)) {
+		fprintf(stderr, "ferry-replicator: cannot list the snapshots "
+			"in %s: %s\n", dir, strerror(errno));
+		goto out;
+	}
 	for (i = 0; i < n && s[i].cp_id != cp; i++)
 		;
 	if (i == n) {

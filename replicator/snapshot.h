@@ -18,26 +18,9 @@
 #include <stdint.h>
 
 #include "ferry/wire.h"
+#include "snap_policy.h"
 
 struct volume;
-
-#define SNAP_MAX_RULES 8
-
-/* "INTERVAL:RETENTION": keep one snapshot per INTERVAL for RETENTION. */
-struct snap_rule {
-	uint64_t interval_ms, retention_ms;
-};
-
-struct snap_policy {
-	unsigned int n;
-	struct snap_rule rule[SNAP_MAX_RULES];
-};
-
-#define SNAP_DEFAULT_POLICY "10m:1h, 1h:1d, 1d:7d"
-
-/* Parse "10m:1h, 1h:1d" (units s, m, h, d, w).  0, or -1 with ERR. */
-int snap_policy_parse(struct snap_policy *p, const char *s, char *err,
-		      size_t errlen);
 
 /*
  * Volume V (opened by volume_open) is about to be written: find its

@@ -51,19 +51,21 @@ test_wire_SRCS    := tests/unit/test_wire lib/wire
 test_wire_LIBS    := -lzstd -llz4 -lxxhash
 UNIT_TESTS        += test_volume
 test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapshot \
+                     replicator/snap_policy \
                      replicator/config replicator/log lib/wire lib/peer_id \
                      lib/errmsg
 test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
 # Snapshots' failure paths: fdatasync() made to fail (--wrap).
 UNIT_TESTS          += test_snapshot
 test_snapshot_SRCS  := tests/unit/test_snapshot replicator/volume \
-                       replicator/snapshot replicator/log lib/wire lib/peer_id \
+                       replicator/snapshot replicator/snap_policy \
+                       replicator/log lib/wire lib/peer_id \
                        lib/errmsg
 test_snapshot_LIBS  := -Wl,--wrap=fdatasync -lzstd -llz4 -lxxhash -lcrypto
 # ferry-control's pitPolicy as the replicator's snapshot policy.
 UNIT_TESTS        += test_pit_policy
 test_pit_policy_SRCS := tests/unit/test_pit_policy replicator/pit_policy \
-                        lib/errmsg
+                        replicator/snap_policy lib/errmsg
 test_pit_policy_LIBS := -ljansson
 # ferry-agent's configuration and host facts (agent/config.c, hostinfo.c).
 UNIT_TESTS        += test_agent_config test_agent_hostinfo

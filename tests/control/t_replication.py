@@ -390,6 +390,9 @@ def test_configuration(c, tpl_id):
         ('pitPolicy without an enabled rule (ferry extension)',
          {'pitPolicy': [{'ruleID': 1, 'units': 'MINUTE', 'interval': 10,
                          'retentionDuration': 60, 'enabled': False}]}, 'pitPolicy'),
+        ('pitPolicy keeping more than 4000 snapshots (a minute for a week)',
+         {'pitPolicy': [{'ruleID': 1, 'units': 'MINUTE', 'interval': 1,
+                         'retentionDuration': 10080}]}, 'pitPolicy'),
         ('bad subnet', {'stagingAreaSubnetId': 'vpc-12345678'}, 'stagingAreaSubnetId'),
     ]
     for name, body, field in bad:

@@ -95,6 +95,9 @@ static void test_refusals(void)
 		{ "[{\"units\":\"HOUR\",\"interval\":1,"
 		  "\"retentionDuration\":1,\"enabled\":1}]",
 		  "enabled is not true or false" },
+		{ "[{\"units\":\"MINUTE\",\"interval\":1,"
+		  "\"retentionDuration\":10080}]",
+		  "keeps up to 10081 snapshots, more than 4000" },
 	};
 	struct snap_policy p = { .n = 1, .rule = { { 5000, 9000 } } };
 	char err[256];

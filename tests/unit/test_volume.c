@@ -189,6 +189,13 @@ static void test_refusals(void)
 
 	CHECK_U64(volume_open(&v, dir, "../x", "/dev/vda", 1 << 20,
 			      err, sizeof(err)), FERRY_E_UNKNOWN_DISK);
+	/* Names of directories, not of source servers. */
+	CHECK_U64(volume_open(&v, dir, "..", "/dev/vda", 1 << 20,
+			      err, sizeof(err)), FERRY_E_UNKNOWN_DISK);
+	CHECK_U64(volume_open(&v, dir, ".", "/dev/vda", 1 << 20,
+			      err, sizeof(err)), FERRY_E_UNKNOWN_DISK);
+	CHECK_U64(volume_open(&v, dir, ".hidden", "/dev/vda", 1 << 20,
+			      err, sizeof(err)), FERRY_E_UNKNOWN_DISK);
 	CHECK_U64(volume_open(&v, dir, "s-3", "/dev/c", 1000, err,
 			      sizeof(err)), FERRY_E_RANGE);
 
@@ -296,7 +303,7 @@ static void test_config(void)
 				 sizeof(port), err, sizeof(err)) == -1);
 }
 
-/* pit_policy: INTERVAL:RETENTION rules (replicator/snapshot.c). */
+/* pit_policy: INTERVAL:RETENTION rules (replicator/snap_policy.c). */
 static void test_pit_policy(void)
 {
 	struct snap_policy p;
@@ -307,11 +314,19 @@ static void test_pit_policy(void)
 	CHECK(c.pit.n == 3);
 	CHECK(c.pit.rule[0].interval_ms == 600000);
 	CHECK(c.pit.rule[2].retention_ms == 7ull * 86400000);
-	CHECK(rep_config_set(&c, "pit_policy", "1s:3s,2m:1w", err,
+	CHECK(rep_config_set(&c, "pit_policy", "1s:3s,2h:1w", err,
 			     sizeof(err)) == 0);
 	CHECK(c.pit.n == 2 && c.pit.rule[0].interval_ms == 1000 &&
 	      c.pit.rule[0].retention_ms == 3000 &&
 	      c.pit.rule[1].retention_ms == 604800000ull);
+	/* Bounded: every snapshot kept is read through all later ones. */
+	CHECK(snap_policy_parse(&p, "1s:1h", err, sizeof(err)) == 0);
+	CHECK_U64(snap_policy_kept(&p), 3601);
+	CHECK(snap_policy_parse(&p, "1m:1w", err, sizeof(err)) == -1);
+	CHECK_HAS(err, "keeps up to 10081 snapshots, more than 4000");
+	CHECK(rep_config_set(&c, "pit_policy", "10m:1h, 1m:1w", err,
+			     sizeof(err)) == -1);
+	CHECK(c.pit.n == 2);	/* unchanged */
 	rep_config_free(&c);
 	CHECK(snap_policy_parse(&p, "1h:10m", err, sizeof(err)) == -1);
 	CHECK_HAS(err, "retention >= interval");
