@@ -550,8 +550,12 @@ static int cow_open(struct volume *v, const char *path, uint64_t size,
 			v->img_path);
 		return FERRY_E_INTERNAL;
 	}
-	if (delta_open(&c->d, path, size, true)) {
+	/* Records appended by a process killed before its flush are
+	 * indexed as held: durable before a live write relies on them. */
+	if (delta_open(&c->d, path, size, true) || fdatasync(c->d.fd)) {
 		e = errno;
+		if (c->d.fd >= 0)
+			delta_close(&c->d);
 		free(c->rec);
 		free(c);
 		set_err(err, errlen, "cannot open snapshot delta %s of %s: %s",
@@ -647,6 +651,11 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 		int e = errno;
 
 		delta_forget_from(&c->d, c->synced_end);
+		/* Off the file too: a later open would index them. */
+		if (ftruncate(c->d.fd, (off_t)c->synced_end))
+			rlog_error("cannot cut the snapshot delta of %s back "
+				   "to its last flush: %s", v->img_path,
+				   strerror(errno));
 		set_err(err, errlen, "cannot flush the snapshot delta of %s: "
 			"%s", v->img_path, strerror(e));
 		return volume_storage_code(e);

@@ -98,8 +98,9 @@ static void test_failed_delta_flush(void)
 	struct snap_policy p = policy();
 	size_t size = 2 * MIB;
 	uint8_t *a = malloc(size), *b = malloc(MIB);
+	char err[512], path[600];
 	struct volume v;
-	char err[512];
+	struct stat st;
 
 	fill(a, size, 1);
 	fill(b, MIB, 99);
@@ -119,6 +120,10 @@ static void test_failed_delta_flush(void)
 	CHECK(volume_write(&v, 0, b, MIB, err, sizeof(err)) == FERRY_E_IO);
 	CHECK_HAS(err, "cannot flush the snapshot delta");
 	CHECK(!fail_next_flush);
+	/* Cut off the file too: a connection opening it later would
+	 * index those records as held. */
+	snprintf(path, sizeof(path), "%s/s-1/snapshots/1/dev_vda.delta", dir);
+	CHECK(stat(path, &st) == 0 && st.st_size == 0);
 	/* The retry (the agent sends the frame again) copies the blocks
 	 * again: the records the failed flush lost are written anew. */
 	CHECK(volume_write(&v, 0, b, MIB, err, sizeof(err)) == 0);
