@@ -43,8 +43,24 @@ static bool all_caught_up(const struct engine *e)
 	return e->count == 0 && eng_link_idle(e);
 }
 
+/* No read other than the round's is left: every copy read, no rescan
+ * running.  Reads after the round's end could bring a write made after
+ * it without an earlier one the tracker still holds. */
+static bool only_round_reads(const struct engine *e)
+{
+	for (unsigned int i = 0; i < e->n_disks; i++) {
+		const struct disk *d = &e->disks[i];
+
+		if (!d->failed && (d->copy_next < d->dev.size ||
+				   d->rs.active))
+			return false;
+	}
+	return e->count == 0;
+}
+
 void cp_round_end(struct engine *e, bool idle, uint64_t now_ms)
 {
+	idle = idle && only_round_reads(e);
 	e->idle_round = idle;
 	if (!idle)
 		e->freeze_ms = 0;	/* no CP from this freeze */

@@ -98,6 +98,7 @@ int disk_attach(struct engine *e, struct disk *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->generation = st.generation;
+	d->drain_seq = st.drains;
 	d->granularity = st.granularity;
 	d->writes_before = d->writes_after = st.writes;
 	d->tracked = true;
@@ -110,6 +111,7 @@ int disk_attach(struct engine *e, struct disk *d, char *err, size_t errlen)
 			set_err(err, errlen, "%s", fe.msg);
 			return -1;
 		}
+		d->drain_seq = info.sequence;
 	}
 	repl_log("%s: tracking writes (generation %016" PRIx64 ", %u bytes "
 		 "per bit%s)", d->name, d->generation, d->granularity,
@@ -219,6 +221,7 @@ int64_t disk_drain(struct engine *e, struct disk *d, uint64_t now_ms)
 	struct drain_ctx c = { .set = &set };
 	struct ferry_drain_info info;
 	struct ferry_err fe;
+	bool same_gen;
 	int64_t found;
 
 	if (!d->tracked || d->failed)
@@ -231,15 +234,41 @@ int64_t disk_drain(struct engine *e, struct disk *d, uint64_t now_ms)
 					     "(ferry.ko reloaded or the "
 					     "disk detached)");
 		}
-		if (fe.errnum == ESTALE)
-			return 0;	/* folded into the next set */
+		/* Another process drained while we paged: what it took,
+		 * and the pages we had read, are in no set we will see. */
+		if (fe.errnum == ESTALE) {
+			struct ferry_stats st = { 0 };
+
+			/* Counted from its sets so far: only a later gap
+			 * is news. */
+			if (!ferry_stats_get(&e->ctl, &d->bdev, &st, &fe))
+				d->drain_seq = st.drains;
+			return tracking_lost(e, d, "another process drained "
+					     "its tracker (ferryctl tracker "
+					     "drain, or a second agent?)");
+		}
 		disk_fail(e, d, "%s", fe.msg);
 		return -1;
 	}
+	same_gen = info.generation == d->generation;
 	if (handle_status(e, d, info.status, info.generation) < 0) {
 		extent_set_free(&set);
 		return -1;
 	}
+	/* Sets are numbered per attach; one taken by someone else is
+	 * missing from ours (a new generation is rescanned already). */
+	if (same_gen && info.sequence != d->drain_seq + 1) {
+		repl_log("%s: tracker set %" PRIu64 " follows our set %"
+			 PRIu64 ": the sets between were drained by another "
+			 "process", d->name, info.sequence, d->drain_seq);
+		if (tracking_lost(e, d, "another process drained its "
+				  "tracker (ferryctl tracker drain, or a "
+				  "second agent?)") < 0) {
+			extent_set_free(&set);
+			return -1;
+		}
+	}
+	d->drain_seq = info.sequence;
 	if (c.nomem) {
 		extent_set_free(&set);
 		tracking_lost(e, d, "out of memory for a drained set");

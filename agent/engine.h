@@ -97,6 +97,8 @@ struct disk {
 	struct ferry_blkdev bdev;
 	bool tracked;
 	uint64_t generation;
+	uint64_t drain_seq;		/* the tracker's number of our last
+					 * drain: a gap is another process's */
 	uint32_t granularity;
 	uint64_t writes_before, writes_after;	/* of the current round */
 	uint64_t tracker_dirty;		/* bytes, at the last stats */

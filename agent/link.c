@@ -70,6 +70,11 @@ static void fail(struct link *l, enum link_fail kind, const char *fmt, ...)
 	va_end(ap);
 }
 
+void link_abort(struct link *l, const char *why)
+{
+	fail(l, LINK_FAIL_NET, "%s", why);
+}
+
 int link_init(struct link *l, const struct link_ops *ops, char *err,
 	      size_t errlen)
 {

@@ -123,6 +123,12 @@ int link_open(struct link *l, const struct link_params *p);
  */
 void link_close(struct link *l, bool graceful, int timeout_ms);
 
+/* The replicator broke the protocol in a way the link cannot see (an
+ * answer that does not fit the question): take the link down as a
+ * network failure, with WHY, so the engine starts over from what was
+ * acknowledged. */
+void link_abort(struct link *l, const char *why);
+
 /* Could a frame of PAYLOAD bytes of the windowed kinds (DATA, ZERO,
  * HASH_REQ, SYNC_MARK, CP) go now (window and send buffer)? */
 bool link_can_send(const struct link *l, uint32_t payload);

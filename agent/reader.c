@@ -184,11 +184,16 @@ void reader_drain(struct reader *r, reader_done_fn fn, void *arg)
 {
 	char e[128];
 
-	if (r->queued)
-		reader_submit(r, e, sizeof(e));
-	while (r->inflight)
+	/* FN may queue the rest of a short read: submitted and waited for
+	 * too, or it would land later in a buffer given to another read. */
+	for (;;) {
+		if (r->queued)
+			reader_submit(r, e, sizeof(e));
+		if (!r->inflight)
+			break;
 		if (reader_reap(r, true, fn, arg) < 0)
 			break;
+	}
 }
 
 int reader_open(const char *path, struct reader_dev *dev, char *err,

@@ -291,6 +291,10 @@ static void release(struct engine *e)
 	struct slot *s = slot_at(e, 0);
 	struct disk *d = &e->disks[s->disk];
 
+	/* An encoding cached for this slot (a send that had to wait) must
+	 * not serve the next head, whose FROM and LEN may be the same. */
+	e->enc_valid = false;
+
 	if (s->kind == SK_COPY && !d->failed) {
 		uint64_t end = s->off + s->len;
 
@@ -602,6 +606,10 @@ static void link_down(struct engine *e, uint64_t now_ms)
 		rescan_reset(e, &e->disks[i]);
 		e->disks[i].mark_due = false;
 	}
+	/* What it did not acknowledge is read again, after the round: no
+	 * CP from that round. */
+	e->idle_round = false;
+	e->cp_wait_until_ms = 0;
 	e->failures++;
 	schedule_retry(e, now_ms);
 	report_fail(e, true);
@@ -621,6 +629,8 @@ static void close_graceful(struct engine *e)
 		rescan_reset(e, &e->disks[i]);
 		e->disks[i].mark_due = false;
 	}
+	e->idle_round = false;
+	e->cp_wait_until_ms = 0;
 }
 
 /* What WELCOME says about each disk's replica. */
@@ -980,15 +990,20 @@ static void rounds(struct engine *e, uint64_t now_ms)
 	e->round_found = false;
 	e->round_spoiled = false;
 	e->round_wall_ms = eng_wall_ms();
+	/* Every disk's counter before any drain: a write on one disk that
+	 * completes after its drain, followed by a dependent write on
+	 * another, must move a counter read after the first drain. */
 	for (unsigned int i = 0; i < e->n_disks; i++) {
 		struct disk *d = &e->disks[i];
 		uint64_t w = 0;
 
-		if (!d->tracked || d->failed)
-			continue;
-		if (disk_sample(e, d, &w) == 0)
+		if (d->tracked && !d->failed && disk_sample(e, d, &w) == 0)
 			d->writes_before = w;
-		if (disk_drain(e, d, now_ms) > 0)
+	}
+	for (unsigned int i = 0; i < e->n_disks; i++) {
+		struct disk *d = &e->disks[i];
+
+		if (d->tracked && !d->failed && disk_drain(e, d, now_ms) > 0)
 			e->round_found = true;
 	}
 	e->round_active = true;

@@ -161,14 +161,18 @@ void rescan_on_hash_resp(struct engine *e, uint64_t seq,
 			continue;
 		if (h->offset != g->off || h->chunk != e->hash_chunk ||
 		    h->count != g->count) {
-			/* Not what was asked: never trust it. */
-			repl_log("%s: HASH_RESP %" PRIu64 " answers offset "
-				 "%" PRIu64 " chunk %u count %u, asked %" PRIu64
-				 " %u %u; asking again", d->name, seq,
+			char why[256];
+
+			/* Not what was asked: never trust it.  Asking again
+			 * from here would skip what the segments before it
+			 * have not compared yet: start over from what is
+			 * done, on a new connection. */
+			snprintf(why, sizeof(why), "%s: HASH_RESP %" PRIu64
+				 " answers offset %" PRIu64 " chunk %u count "
+				 "%u, asked %" PRIu64 " %u %u", d->name, seq,
 				 h->offset, h->chunk, h->count, g->off,
 				 e->hash_chunk, g->count);
-			g->used = false;
-			d->rs.req_next = d->rs.read_next = g->off;
+			link_abort(&e->ln, why);
 			return;
 		}
 		memcpy(g->hashes, h->hashes,

@@ -14,7 +14,8 @@
 # disk (sha256 of the whole device, computed on the host from the disk
 # image QEMU writes and from the staging file).  Phases: initial copy;
 # continuous replication under fio with a network cut in the middle; a
-# module reload (tracking lost: a rescan).  Under the fio load, the agent
+# drain by another process (ferryctl); a module reload (tracking lost: a
+# rescan).  Under the fio load, the agent
 # must make consistency points by freezing the filesystem
 # (cp-interval-seconds = 5 here), and a snapshot taken at one of them
 # must pass e2fsck -fn.  Agent and replicator kill -9, a full staging
@@ -77,6 +78,19 @@ if [ "$n_frozen" -gt 0 ]; then
 else
 	fail "$T/consistency points under load, from freezes" "none after CP $cp_before: $(grep -i 'freez\|consistency' "$AGENT_LOG" | tail -n 4 | tr '\n' ' ')"
 fi
+
+step "another process drains the tracker: the agent rescans"
+# What that drain takes is in no set the agent sees: it must notice the
+# gap in the tracker's set numbers and compare the disk again.
+dd if=/dev/urandom of="$MNT/drained-elsewhere.bin" bs=1M count=2 \
+	conv=fsync 2>/dev/null
+ferryctl tracker drain /dev/vda >/dev/null
+if wait_for 60 grep -q 'drained by another process' "$AGENT_LOG"; then
+	pass "$T/a drain by another process is noticed"
+else
+	fail "$T/a drain by another process is noticed" "$(tail -n 3 "$AGENT_LOG" | tr '\n' ' ')"
+fi
+wait_converged "$T/after a drain by another process: staging volume equals /dev/vda" 300
 
 step "module reload: tracking lost, rescan"
 stop_agent
