@@ -371,6 +371,11 @@ static const struct snap_disk *snap_find_disk(const struct snap *s,
 
 /* ---- deltas ------------------------------------------------------------- */
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return !p[0] && !memcmp(p, p + 1, n - 1);
+}
+
 static void rec_fill(uint8_t *rec, uint64_t block)
 {
 	uint64_t h = XXH3_64bits_withSeed(rec + REC_HDR, SNAP_BLOCK, block);
@@ -605,8 +610,8 @@ int snap_attach(struct volume *v, const char *data_dir, char *err,
 	return rc;
 }
 
-int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
-		    size_t errlen)
+int snap_cow_before(struct volume *v, uint64_t off, uint64_t len,
+		    bool zeroing, char *err, size_t errlen)
 {
 	struct snap_cow *c = v->cow;
 	uint64_t b, last;
@@ -618,6 +623,20 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 	for (; b <= last && b < c->d.nblocks; b++) {
 		if (delta_get(&c->d, b))
 			continue;
+		/* Zeroing a block that reads as zeros changes nothing: holes
+		 * are skipped without reading them (an fstrim on the source
+		 * zeroes all its free space, mostly holes here). */
+		if (zeroing) {
+			off_t at = (off_t)(b * SNAP_BLOCK);
+			off_t data = lseek(v->fd, at, SEEK_DATA);
+
+			if (data < 0 && errno == ENXIO)
+				break;		/* holes to the end */
+			if (data >= at + (off_t)SNAP_BLOCK) {
+				b = (uint64_t)data / SNAP_BLOCK - 1;
+				continue;
+			}
+		}
 		if (pread_full(v->fd, c->rec + REC_HDR, SNAP_BLOCK,
 			       b * SNAP_BLOCK)) {
 			set_err(err, errlen, "cannot read block %" PRIu64
@@ -625,6 +644,8 @@ int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
 				strerror(errno));
 			return FERRY_E_IO;
 		}
+		if (zeroing && all_zero(c->rec + REC_HDR, SNAP_BLOCK))
+			continue;
 		rec_fill(c->rec, b);
 		if (pwrite_full(c->d.fd, c->rec, REC_LEN, c->d.end)) {
 			int e = errno;
@@ -1256,11 +1277,6 @@ static int chain_read(struct chain *c, uint64_t b, uint8_t *buf,
 		memcpy(buf, rec + REC_HDR, SNAP_BLOCK);
 	}
 	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return !p[0] && !memcmp(p, p + 1, n - 1);
 }
 
 static int export_raw(struct chain *c, int out, char *err, size_t errlen)

@@ -31,10 +31,11 @@ struct volume;
 int snap_attach(struct volume *v, const char *data_dir, char *err,
 		size_t errlen);
 
-/* Before [OFF, OFF+LEN) of V is overwritten: copy the blocks not yet
- * kept into the newest snapshot's delta, durably. */
-int snap_cow_before(struct volume *v, uint64_t off, uint64_t len, char *err,
-		    size_t errlen);
+/* Before [OFF, OFF+LEN) of V is overwritten (ZEROING: with zeros): copy
+ * the blocks not yet kept into the newest snapshot's delta, durably;
+ * when zeroing, not those that read as zeros already. */
+int snap_cow_before(struct volume *v, uint64_t off, uint64_t len,
+		    bool zeroing, char *err, size_t errlen);
 
 /* Free V's copy-on-write state (volume_close()). */
 void snap_cow_close(struct volume *v);

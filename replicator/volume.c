@@ -436,7 +436,7 @@ int volume_write(struct volume *v, uint64_t off, const void *buf,
 		 size_t len, char *err, size_t errlen)
 {
 	const char *p = buf;
-	int rc = snap_cow_before(v, off, len, err, errlen);
+	int rc = snap_cow_before(v, off, len, false, err, errlen);
 
 	if (rc)
 		return rc;
@@ -466,7 +466,7 @@ int volume_zero(struct volume *v, uint64_t off, uint64_t len, char *err,
 		size_t errlen)
 {
 	static const uint8_t zeros[65536];
-	int e = snap_cow_before(v, off, len, err, errlen);
+	int e = snap_cow_before(v, off, len, true, err, errlen);
 
 	if (e)
 		return e;

@@ -3,7 +3,8 @@
  * test_snapshot: the copy-on-write snapshots of replicator/snapshot.c on
  * their failure paths, which the replicator's end-to-end tests cannot
  * reach: a snapshot delta whose flush fails, and a full staging
- * filesystem whose oldest snapshot still holds a disk's only history.
+ * filesystem whose oldest snapshot still holds a disk's only history;
+ * and what zeroing a range keeps.
  *
  * Linked with -Wl,--wrap=fdatasync: a flush can be made to fail once,
  * with what the kernel leaves behind then (the records written since the
@@ -62,9 +63,10 @@ static struct snap_policy policy(void)
 	return p;
 }
 
-/* Export the newest snapshot of S-1's first disk and compare it with
+/* Export the newest snapshot of SOURCE's first disk and compare it with
  * WANT (SIZE bytes). */
-static int newest_equals(const uint8_t *want, size_t size, uint64_t cp)
+static int newest_equals(const char *source, const uint8_t *want,
+			 size_t size, uint64_t cp)
 {
 	struct snap_export ex[FERRY_WIRE_MAX_DISKS];
 	char out[600], err[512];
@@ -75,7 +77,7 @@ static int newest_equals(const uint8_t *want, size_t size, uint64_t cp)
 
 	snprintf(out, sizeof(out), "%s/export", dir);
 	mkdir(out, 0700);
-	if (snap_export_newest(dir, "s-1", out, false, ex, &n, &got_cp, &t,
+	if (snap_export_newest(dir, source, out, false, ex, &n, &got_cp, &t,
 			       err, sizeof(err))) {
 		fprintf(stderr, "export: %s\n", err);
 		free(got);
@@ -128,10 +130,42 @@ static void test_failed_delta_flush(void)
 	 * again: the records the failed flush lost are written anew. */
 	CHECK(volume_write(&v, 0, b, MIB, err, sizeof(err)) == 0);
 	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
-	CHECK(newest_equals(a, size, 1));
+	CHECK(newest_equals("s-1", a, size, 1));
 	volume_close(&v);
 	free(a);
 	free(b);
+}
+
+/* Zeroing keeps only the blocks that hold something: an fstrim on the
+ * source zeroes its free space, mostly holes here, and a delta of all of
+ * it would take the size of the range. */
+static void test_zeroing_keeps_only_data(void)
+{
+	struct snap_policy p = policy();
+	size_t size = 8 * MIB;
+	uint8_t *a = calloc(1, size);
+	char err[512], path[600];
+	struct volume v;
+	struct stat st;
+
+	fill(a, MIB, 3);	/* data, then explicit zeros, then holes */
+	CHECK(volume_open(&v, dir, "s-3", "/dev/vda", size, err,
+			  sizeof(err)) == 0);
+	live_fd = v.fd;
+	CHECK(volume_write(&v, 0, a, 2 * MIB, err, sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	v.sync_mark = size;
+	CHECK(snap_at_cp(&v, 1, dir, "s-3", &p, 1, 1000, err,
+			 sizeof(err)) == 1);
+	CHECK(volume_zero(&v, 0, size, err, sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	snprintf(path, sizeof(path), "%s/s-3/snapshots/1/dev_vda.delta", dir);
+	/* 16 records of 64 KiB and their 32-byte headers: the first MiB. */
+	CHECK(stat(path, &st) == 0);
+	CHECK_U64(st.st_size, 16 * ((64 << 10) + 32));
+	CHECK(newest_equals("s-3", a, size, 1));
+	volume_close(&v);
+	free(a);
 }
 
 /* A staging filesystem full: the oldest snapshot is deleted only when
@@ -191,6 +225,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_failed_delta_flush);
+	RUN(test_zeroing_keeps_only_data);
 	RUN(test_yield_keeps_a_disks_only_history);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
