@@ -565,7 +565,7 @@ static int open_disk(struct conn *c, unsigned int i,
 	const struct rep_allow *a;
 	char name[FERRY_WIRE_MAX_NAME + 1], file[VOLUME_FILE_MAX];
 	struct rep_allow ctl_a;
-	int known, ctl_known, rc;
+	int known, ctl_known;
 
 	str_copy(name, sizeof(name), &d->name);
 	if (memchr(d->name.s, '\0', d->name.len)) {
@@ -615,10 +615,9 @@ static int open_disk(struct conn *c, unsigned int i,
 		return FERRY_E_BUSY;
 	}
 	c->limit[i] = d->size;
-	rc = volume_open(&c->vols[i], cfg->data_dir, c->id, name, d->size,
-			 err, errlen);
-	/* Snapshots: copy on write into the newest one's delta. */
-	return rc ? rc : snap_attach(&c->vols[i], cfg->data_dir, err, errlen);
+	/* Also copies on write into the newest snapshot from here on. */
+	return volume_open(&c->vols[i], cfg->data_dir, c->id, name, d->size,
+			   err, errlen);
 }
 
 static int on_hello(struct conn *c, const struct ferry_hdr *h,

@@ -375,6 +375,8 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 	}
 	if (rc == 1) {
 		rc = create_volume(v, size, err, errlen);
+		if (!rc)
+			rc = snap_attach(v, data_dir, err, errlen);
 		if (rc)
 			volume_close(v);
 		return rc;
@@ -394,6 +396,13 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 		volume_close(v);
 		return FERRY_E_IO;
 	}
+	/* Copy on write from here on: a shrink cuts off blocks that the
+	 * newest snapshot may still need. */
+	rc = snap_attach(v, data_dir, err, errlen);
+	if (rc) {
+		volume_close(v);
+		return rc;
+	}
 	if (size != v->size) {
 		/*
 		 * Resize, ordered so that a crash in between leaves the file
@@ -406,7 +415,12 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 		if (v->sync_mark > size)
 			v->sync_mark = size;
 		if (size < old) {
-			rc = volume_store_meta(v, err, errlen);
+			/* The cut-off part reads as zeros in a snapshot
+			 * from now on: keep what it holds, as zeroing does. */
+			rc = snap_cow_before(v, size, old - size, true, err,
+					     errlen);
+			if (!rc)
+				rc = volume_store_meta(v, err, errlen);
 			if (rc) {
 				volume_close(v);
 				return rc;

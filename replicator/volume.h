@@ -57,8 +57,10 @@ int volume_file_name(const char *name, char *out, size_t len);
  * DATA_DIR, creating it with SIZE bytes (sparse) and a new random
  * volume_id if it does not exist.  An existing volume of another size is
  * resized to SIZE (the source disk grew or shrank; a sync_mark beyond
- * the new size is lowered to it).  Returns 0 or an error code with a
- * message in ERR; V is closed on error.
+ * the new size is lowered to it).  From the open on, V copies on write
+ * into its newest snapshot (snap_attach(), which also locks the file),
+ * the part a shrink cuts off included.  Returns 0 or an error code with
+ * a message in ERR; V is closed on error.
  */
 int volume_open(struct volume *v, const char *data_dir, const char *source,
 		const char *disk, uint64_t size, char *err, size_t errlen);

@@ -4,7 +4,7 @@
  * their failure paths, which the replicator's end-to-end tests cannot
  * reach: a snapshot delta whose flush fails, and a full staging
  * filesystem whose oldest snapshot still holds a disk's only history;
- * and what zeroing a range keeps.
+ * what zeroing a range keeps, and a shrinking disk.
  *
  * Linked with -Wl,--wrap=fdatasync: a flush can be made to fail once,
  * with what the kernel leaves behind then (the records written since the
@@ -168,6 +168,39 @@ static void test_zeroing_keeps_only_data(void)
 	free(a);
 }
 
+/* A source disk that shrank: the staging volume is cut, and the newest
+ * snapshot keeps the part cut off (it read zeros there before). */
+static void test_shrink_keeps_the_tail(void)
+{
+	struct snap_policy p = policy();
+	size_t size = 4 * MIB;
+	uint8_t *a = malloc(size);
+	struct volume v;
+	char err[512];
+
+	fill(a, size, 5);
+	CHECK(volume_open(&v, dir, "s-4", "/dev/vda", size, err,
+			  sizeof(err)) == 0);
+	live_fd = v.fd;
+	CHECK(volume_write(&v, 0, a, size, err, sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	v.sync_mark = size;
+	CHECK(snap_at_cp(&v, 1, dir, "s-4", &p, 1, 1000, err,
+			 sizeof(err)) == 1);
+	volume_close(&v);
+	CHECK(volume_open(&v, dir, "s-4", "/dev/vda", size / 2 + 4096, err,
+			  sizeof(err)) == 0);
+	CHECK_U64(v.size, size / 2 + 4096);
+	volume_close(&v);
+	CHECK(newest_equals("s-4", a, size, 1));
+	/* Grown back: the new part reads as zeros live, not in the past. */
+	CHECK(volume_open(&v, dir, "s-4", "/dev/vda", size, err,
+			  sizeof(err)) == 0);
+	volume_close(&v);
+	CHECK(newest_equals("s-4", a, size, 1));
+	free(a);
+}
+
 /* A staging filesystem full: the oldest snapshot is deleted only when
  * every disk in it is also in a later one. */
 static void test_yield_keeps_a_disks_only_history(void)
@@ -226,6 +259,7 @@ int main(void)
 	}
 	RUN(test_failed_delta_flush);
 	RUN(test_zeroing_keeps_only_data);
+	RUN(test_shrink_keeps_the_tail);
 	RUN(test_yield_keeps_a_disks_only_history);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
