@@ -52,8 +52,11 @@ struct ferry_tracker {
 	u64 held_bytes;
 	u64 drains;
 
-	/* Report overflow until then (jiffies): see ferry_hold_overflow(). */
-	unsigned long overflow_until;
+	/*
+	 * Report overflow until then (jiffies_64): see ferry_hold_overflow().
+	 * 64 bits: 32-bit jiffies wrap in weeks and would report it again.
+	 */
+	atomic64_t overflow_until;
 	struct module *owner;		/* the disk's driver, pinned */
 	int missed_seen;		/* ferry_hook_missed() when attached */
 	atomic64_t overflows;

@@ -33,6 +33,15 @@
 #include "ferry.h"
 #include "ferry_compat.h"
 
+/*
+ * The hook runs with preemption off and takes a record from a mempool;
+ * on PREEMPT_RT allocations and spinlocks sleep, so it would splat at the
+ * first write.  Refuse to build (DKMS then says why) rather than load.
+ */
+#ifdef CONFIG_PREEMPT_RT
+#error "ferry.ko does not support PREEMPT_RT kernels (linux-image-rt): its submit_bio hook allocates with preemption disabled"
+#endif
+
 /* What a wrapped bio needs to be marked when it completes. */
 struct ferry_bio_ctx {
 	bio_end_io_t *end_io;

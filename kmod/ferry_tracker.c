@@ -83,7 +83,7 @@ static void ferry_hold_overflow(struct ferry_tracker *t)
 {
 	unsigned int secs = clamp(ferry_overflow_hold_secs, 30U, 3600U);
 
-	WRITE_ONCE(t->overflow_until, jiffies + (unsigned long)secs * HZ);
+	atomic64_set(&t->overflow_until, get_jiffies_64() + (u64)secs * HZ);
 }
 
 /*
@@ -185,8 +185,10 @@ static int ferry_check_granularity(dev_t devt, u32 gran)
 
 /*
  * Refuse devices whose writes would escape the hook rather than track them
- * incompletely: DAX maps storage into memory and writes bypass bios, and
- * zone management commands change data without a data range.
+ * incompletely: DAX maps storage into memory and writes bypass bios, a
+ * driver's rw_page (brd, zram, btt before 6.3) takes swap and mpage writes
+ * without a bio, and zone management commands change data without a data
+ * range.
  */
 static int ferry_check_device(dev_t devt, struct block_device *bdev)
 {
@@ -194,6 +196,10 @@ static int ferry_check_device(dev_t devt, struct block_device *bdev)
 
 	if (blk_queue_dax(bdev_get_queue(bdev)))
 		why = "it supports DAX, whose writes bypass the block layer";
+#ifdef FERRY_HAVE_BDOPS_RW_PAGE
+	else if (bdev->bd_disk->fops->rw_page)
+		why = "its driver writes pages without bios (rw_page)";
+#endif
 	else if (bdev_is_zoned(bdev))
 		why = "zoned block devices are not supported";
 	if (!why)
@@ -277,7 +283,7 @@ int ferry_tracker_attach(dev_t devt, u32 gran, u64 *generation)
 	t->owner = bdev->bd_disk->fops->owner;
 	get_device(&bdev->bd_device);
 	t->bdev = bdev;
-	t->overflow_until = jiffies;
+	atomic64_set(&t->overflow_until, get_jiffies_64());
 
 	list_add_tail(&t->node, &ferry_trackers);
 	hash_add_rcu(ferry_disk_hash, &t->hnode, (unsigned long)t->disk);
@@ -363,7 +369,8 @@ static u32 ferry_device_status(struct ferry_tracker *t)
 		status |= FERRY_STATUS_RESIZED;
 	if (ferry_hook_missed() != t->missed_seen)
 		status |= FERRY_STATUS_OVERFLOW;
-	if (time_before(jiffies, READ_ONCE(t->overflow_until)))
+	if (time_before64(get_jiffies_64(),
+			  (u64)atomic64_read(&t->overflow_until)))
 		status |= FERRY_STATUS_OVERFLOW;
 	return status;
 }
@@ -415,10 +422,15 @@ static int ferry_take_set(struct ferry_tracker *t)
 	 */
 	synchronize_rcu_expedited();
 
-	/* The hook skipped a bio (see ferry_ftrace_handler()): rescan. */
+	/*
+	 * The hook skipped a bio (see ferry_ftrace_handler()): rescan, and
+	 * keep saying so while that bio may still be in flight, or the
+	 * rescan could read its block before it lands.
+	 */
 	if (ferry_hook_missed() != t->missed_seen) {
 		t->missed_seen = ferry_hook_missed();
 		ferry_flag_overflow(t, old);
+		ferry_hold_overflow(t);
 	}
 	if (t->held) {
 		if (ferry_bitmap_merge(old, t->held, t->held_cursor))

@@ -77,7 +77,7 @@ const char *ferry_strerror(enum ferry_op op, int errnum)
 	case ENOMEM:
 		return "out of kernel memory";
 	case EOPNOTSUPP:
-		return "this device cannot be tracked: a DAX or zoned device, whose writes can escape tracking, or the kernel could not hook the block layer (see dmesg)";
+		return "this device cannot be tracked: a DAX or zoned device, or one whose driver writes pages without bios (rw_page: brd, zram, btt before Linux 6.3), whose writes can escape tracking, or the kernel could not hook the block layer (see dmesg)";
 	case ENOBUFS:
 		return "the buffer cannot hold one extent (max_extents must be at least 1)";
 	case ESTALE:

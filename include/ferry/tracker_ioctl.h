@@ -26,7 +26,8 @@
  *            not a power of two in [FERRY_GRAN_MIN, FERRY_GRAN_MAX];
  *            EEXIST the device is tracked already; ENOMEM; EOPNOTSUPP the
  *            kernel could not hook the block layer, or the device is DAX
- *            or zoned, whose writes cannot all be seen (see dmesg)
+ *            or zoned, or its driver writes pages without bios (rw_page,
+ *            before 6.3), whose writes cannot all be seen (see dmesg)
  *   DETACH   ENOENT the device is not tracked
  *   DRAIN    ENOENT not tracked; ENOBUFS the buffer cannot hold one extent;
  *            EFAULT the buffer is NULL or not writable; ESTALE

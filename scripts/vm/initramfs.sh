@@ -9,7 +9,7 @@
 #                      mkfs.ext4 mke2fs e2fsck tune2fs dumpe2fs dmsetup
 #                      mdadm fio blkdiscard (sha256sum etc. are busybox's)
 #   /lib/modules/KVER  the default modules (virtio_pci virtio_blk virtio_net
-#                      loop null_blk dm_mod raid1 md_mod ext4), those of
+#                      loop null_blk dm_mod raid1 md_mod ext4 brd), those of
 #                      --modules, and all their dependencies, decompressed
 #                      (busybox cannot load .ko.xz), with a modules.dep for
 #                      busybox modprobe
@@ -26,7 +26,7 @@ set -euo pipefail
 # shellcheck source=scripts/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-DEFAULT_MODULES="virtio_pci virtio_blk virtio_net loop null_blk dm_mod raid1 md_mod ext4"
+DEFAULT_MODULES="virtio_pci virtio_blk virtio_net loop null_blk dm_mod raid1 md_mod ext4 brd"
 # Host tools copied with their libraries; the packages they come from key
 # the cache of the base layer.
 HOST_TOOLS="mkfs.ext4 mke2fs e2fsck tune2fs dumpe2fs dmsetup mdadm fio blkdiscard"

@@ -175,6 +175,29 @@ else
 fi
 
 # ------------------------------------------------------------------------
+# Before 6.3 a driver's rw_page (brd, zram, btt) took swap and mpage writes
+# without a bio: attach refuses such disks there, and tracks brd after.
+step "a disk whose driver writes pages without bios is refused"
+if modprobe brd rd_nr=1 rd_size=8192 2>/dev/null &&
+	wait_for 5 test -b /dev/ram0; then
+	case $(uname -r) in
+	[1-5].* | 6.[0-2].*)
+		expect_fail "$T/rw-page-refused" "cannot be tracked" \
+			ferryctl tracker attach /dev/ram0
+		check "$T/rw-page-refused-logged" sh -c \
+			"dmesg | grep -q 'refused: its driver writes pages without bios'"
+		;;
+	*)
+		check "$T/rw-page-gone-attach" ferryctl tracker attach /dev/ram0
+		check "$T/rw-page-gone-detach" ferryctl tracker detach /dev/ram0
+		;;
+	esac
+	rmmod brd
+else
+	fail "$T/rw-page-refused" "cannot create a brd device"
+fi
+
+# ------------------------------------------------------------------------
 # blkdiscard splits a range into a chain of bios, one per discard_max_bytes;
 # each completes through ferry's record, so a long chain must neither
 # overflow the stack nor lose a link.
