@@ -43,9 +43,10 @@ static bool all_caught_up(const struct engine *e)
 	return e->count == 0 && eng_link_idle(e);
 }
 
-/* No read other than the round's is left: every copy read, no rescan
- * running.  Reads after the round's end could bring a write made after
- * it without an earlier one the tracker still holds. */
+/* No read but the round's is left to make: every copy read queued and
+ * done, no rescan running.  Reads after the round's end could bring a
+ * write made after it without an earlier one the tracker still holds.
+ * (The round's own reads are all done: it ends only then.) */
 static bool only_round_reads(const struct engine *e)
 {
 	for (unsigned int i = 0; i < e->n_disks; i++) {
@@ -55,7 +56,8 @@ static bool only_round_reads(const struct engine *e)
 				   d->rs.active))
 			return false;
 	}
-	return e->count == 0;
+	return !eng_queue_has_kind(e, SK_COPY, true) &&
+	       !eng_queue_has_kind(e, SK_RESCAN, true);
 }
 
 void cp_round_end(struct engine *e, bool idle, uint64_t now_ms)
