@@ -59,7 +59,8 @@
 #define REC_LEN		(REC_HDR + SNAP_BLOCK)
 #define REC_MAGIC	"FERRYCW1"
 #define SNAP_META_MAX	(64u << 10)
-#define MAX_SNAPS	4096	/* listed at once; above SNAP_MAX_KEPT */
+#define MAX_SNAPS	4096	/* deltas a read goes through; above
+				 * SNAP_MAX_KEPT */
 
 enum store { STORE_COW, STORE_REFLINK };
 
@@ -284,10 +285,10 @@ static int cmp_snap(const void *a, const void *b)
 /*
  * The snapshots under DIR (SOURCE/snapshots), ascending cp_id, in *OUT
  * (free it).  All of them or none: a partial list would make a caller
- * copy on write into an older snapshot, or prune and drop the data of
- * ones it did not see.  0 (none if DIR does not exist), or -1 with errno.
- * A description that is not one (a damaged file) is left out, logged;
- * drop_orphans() leaves its data alone.
+ * copy on write into an older snapshot, read a snapshot past a delta it
+ * holds, or prune and drop the data of ones it did not see.  0 (none if
+ * DIR does not exist), or -1 with errno (EBADMSG: a damaged description,
+ * logged with the way out).
  */
 static int list_snaps(const char *dir, struct snap **out, unsigned int *count)
 {
@@ -301,21 +302,19 @@ static int list_snaps(const char *dir, struct snap **out, unsigned int *count)
 	*count = 0;
 	if (!d)
 		return errno == ENOENT ? 0 : -1;
-	while ((e = readdir(d))) {
-		size_t l = strlen(e->d_name);
+	for (;;) {
+		size_t l;
 		char path[PATH_MAX];
 
-		if (l < 6 || strcmp(e->d_name + l - 5, ".snap"))
-			continue;
-		if (n == MAX_SNAPS) {
-			rlog_error("snapshots in %s: more than %d, far more "
-				   "than a policy keeps (pruning failed?): "
-				   "delete some with `ferry-replicator snapshot "
-				   "delete`", dir, MAX_SNAPS);
-			errno = EOVERFLOW;
-			rc = -1;
+		errno = 0;
+		e = readdir(d);
+		if (!e) {
+			rc = errno ? -1 : 0;
 			break;
 		}
+		l = strlen(e->d_name);
+		if (l < 6 || strcmp(e->d_name + l - 5, ".snap"))
+			continue;
 		if (n == cap) {
 			struct snap *nv;
 
@@ -331,10 +330,13 @@ static int list_snaps(const char *dir, struct snap **out, unsigned int *count)
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		rc = read_snap(path, &v[n]);
 		if (rc == -2) {
-			rlog_error("snapshot %s is damaged (no cp_id): left "
-				   "out; delete it by hand", path);
-			rc = 0;
-			continue;
+			rlog_error("snapshot %s is damaged (no cp_id): no "
+				   "snapshot of this server is taken, pruned or "
+				   "read until it and its directory are moved "
+				   "away", path);
+			errno = EBADMSG;
+			rc = -1;
+			break;
 		}
 		if (rc && errno == ENOENT) {	/* deleted meanwhile */
 			rc = 0;
@@ -384,6 +386,18 @@ static void rec_fill(uint8_t *rec, uint64_t block)
 	memcpy(rec, REC_MAGIC, 8);
 	memcpy(rec + 8, &block, 8);
 	memcpy(rec + 16, &h, 8);
+}
+
+/* REC holds block B, whole (the index of a delta being read can be
+ * older than a cut after a failed flush, and the offset reused). */
+static bool rec_holds(const uint8_t *rec, uint64_t b)
+{
+	uint64_t block, h;
+
+	memcpy(&block, rec + 8, 8);
+	memcpy(&h, rec + 16, 8);
+	return !memcmp(rec, REC_MAGIC, 8) && block == b &&
+	       h == XXH3_64bits_withSeed(rec + REC_HDR, SNAP_BLOCK, block);
 }
 
 static size_t slot_of(const struct delta *d, uint64_t b)
@@ -589,10 +603,12 @@ int snap_attach(struct volume *v, const char *data_dir, char *err,
 	}
 	snap_dir(dir, sizeof(dir), data_dir, v->source);
 	if (list_snaps(dir, &s, &n)) {
+		int e = errno;
+
 		set_err(err, errlen, "cannot list the snapshots of %s in %s "
 			"(the newest must keep the blocks it overwrites): %s",
-			v->img_path, dir, strerror(errno));
-		return volume_storage_code(errno);
+			v->img_path, dir, strerror(e));
+		return volume_storage_code(e);
 	}
 	for (unsigned int i = n; i-- > 0;) {
 		const struct snap_disk *d = snap_find_disk(&s[i], v->file);
@@ -785,15 +801,6 @@ static const struct snap_disk *later_disk(const struct snap *s,
 	return d;
 }
 
-/* S[I] is the newest snapshot of one of its disks (of the N). */
-static bool snap_newest_of_a_disk(const struct snap *s, unsigned int n,
-				  unsigned int i)
-{
-	for (unsigned int k = 0; k < s[i].n; k++)
-		if (!later_disk(s, n, i, s[i].d[k].file))
-			return true;
-	return false;
-}
 
 /* Disk K of snapshot S[I] (delete_snap()): merge its delta backwards. */
 static int delete_disk(const char *dir, const char *src_dir,
@@ -880,14 +887,13 @@ static int delete_snap(const char *dir, const char *src_dir,
 	return 0;
 }
 
-/* Which of the N snapshots S POLICY keeps at NOW: the newest of each
- * disk always (its volume copies on write into it; with disks split
- * among connections of a server, that is not always the newest). */
+/* Which of the N snapshots S POLICY keeps at NOW (the newest always;
+ * prune() also keeps a disk's newest while a connection writes it). */
 static void policy_keep(const struct snap_policy *policy, const struct snap *s,
 			unsigned int n, uint64_t now, bool *keep)
 {
 	for (unsigned int i = 0; i < n; i++)
-		keep[i] = i == n - 1 || snap_newest_of_a_disk(s, n, i);
+		keep[i] = i == n - 1;
 	for (unsigned int r = 0; r < policy->n; r++) {
 		const struct snap_rule *ru = &policy->rule[r];
 		uint64_t bucket = UINT64_MAX;
@@ -948,9 +954,11 @@ static int prune(const char *dir, const char *src_dir,
 	int rc = 0;
 
 	if (list_snaps(dir, &s, &n)) {
+		int e = errno;
+
 		set_err(err, errlen, "cannot list the snapshots in %s: %s",
-			dir, strerror(errno));
-		return volume_storage_code(errno);
+			dir, strerror(e));
+		return volume_storage_code(e);
 	}
 	keep = calloc(n ? n : 1, sizeof(*keep));
 	if (!keep) {
@@ -959,16 +967,31 @@ static int prune(const char *dir, const char *src_dir,
 	}
 	drop_orphans(dir, s, n);
 	policy_keep(policy, s, n, now, keep);
-	/* Oldest first: a deleted snapshot merges into the kept ones. */
+	/*
+	 * Oldest first: a deleted snapshot merges into the kept ones.  Not
+	 * the newest snapshot of a disk that a connection writes (BUSY): it
+	 * copies on write into it (with a server's disks split among
+	 * connections, that is not always the newest of all).  That of a
+	 * disk no longer replicated goes by the policy like the others.
+	 */
 	while (i < n && !rc) {
+		uint64_t cp = s[i].cp_id;
+
 		if (keep[k++]) {
 			i++;
 			continue;
 		}
-		rlog_info("snapshot %s: pruning cp %" PRIu64
-			  " (policy no longer keeps it)", dir, s[i].cp_id);
-		rc = delete_snap(dir, src_dir, s, n, i, false, err, errlen);
-		n--;
+		rc = delete_snap(dir, src_dir, s, n, i, true, err, errlen);
+		if (rc == FERRY_E_BUSY) {
+			rc = 0;
+			i++;
+			continue;
+		}
+		if (!rc) {
+			rlog_info("snapshot %s: pruned cp %" PRIu64 " (policy "
+				  "no longer keeps it)", dir, cp);
+			n--;
+		}
 	}
 	free(keep);
 	free(s);
@@ -1160,25 +1183,32 @@ int snap_yield_oldest(const char *data_dir, const char *source, char *err,
 		close(lock);
 		return 0;
 	}
-	/* Only if every disk of the oldest is in a later snapshot too: a
-	 * volume copies on write into the newest snapshot that holds it,
-	 * which need not be the newest of all (its disk was left out of
-	 * later ones, or another connection of the server took them).  A
-	 * lone snapshot is the newest of its disks. */
-	if (n && !snap_newest_of_a_disk(s, n, 0)) {
-		uint64_t cp = s[0].cp_id, now = now_ms();
-		uint64_t age_s = now > s[0].time_ms ?
-				 (now - s[0].time_ms) / 1000 : 0;
+	/*
+	 * The oldest that can go, never the newest of all: not one that a
+	 * volume being written copies on write into, the newest that holds
+	 * its disk, which need not be the newest of all (its disk left out
+	 * of later ones, or another connection of the server took them):
+	 * delete_snap()'s live check answers BUSY for those.
+	 */
+	for (unsigned int i = 0; i + 1 < n; i++) {
+		uint64_t cp = s[i].cp_id, now = now_ms();
+		uint64_t age_s = now > s[i].time_ms ?
+				 (now - s[i].time_ms) / 1000 : 0;
 
-		rc = delete_snap(dir, src_dir, s, n, 0, false, err, errlen);
+		rc = delete_snap(dir, src_dir, s, n, i, true, err, errlen);
+		if (rc == FERRY_E_BUSY) {
+			rc = 0;
+			continue;
+		}
 		if (!rc) {
 			rlog_info("snapshots of %s: the staging filesystem is "
-				  "full: deleted the oldest snapshot (cp %"
+				  "full: deleted the oldest snapshot%s (cp %"
 				  PRIu64 ", %" PRIu64 " s old) so that "
-				  "replication goes on; %u left", source, cp,
-				  age_s, n - 1);
+				  "replication goes on; %u left", source,
+				  i ? " that could go" : "", cp, age_s, n - 1);
 			rc = 1;
 		}
+		break;
 	}
 	free(s);
 	close(lock);
@@ -1260,6 +1290,10 @@ static int chain_read(struct chain *c, uint64_t b, uint8_t *buf,
 			continue;
 		if (pread_full(c->d[i].fd, rec, REC_LEN, at - 1))
 			return -1;
+		if (!rec_holds(rec, b)) {
+			errno = ESTALE;	/* changed under us: export again */
+			return -1;
+		}
 		memcpy(buf, rec + REC_HDR, SNAP_BLOCK);
 		return 0;
 	}
@@ -1274,6 +1308,10 @@ static int chain_read(struct chain *c, uint64_t b, uint8_t *buf,
 
 		if (pread_full(d->fd, rec, REC_LEN, delta_get(d, b) - 1))
 			return -1;
+		if (!rec_holds(rec, b)) {
+			errno = ESTALE;
+			return -1;
+		}
 		memcpy(buf, rec + REC_HDR, SNAP_BLOCK);
 	}
 	return 0;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -367,6 +368,15 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 			strerror(e));
 		volume_close(v);
 		return volume_storage_code(e);
+	}
+	/* Before anything changes it (create_volume() truncates): a
+	 * second replicator on the same data directory stops here. */
+	if (flock(v->fd, LOCK_EX | LOCK_NB)) {
+		set_err(err, errlen, "%s is in use by another process (a "
+			"second ferry-replicator on %s?)", v->img_path,
+			data_dir);
+		volume_close(v);
+		return FERRY_E_BUSY;
 	}
 	rc = load_meta(v, err, errlen);
 	if (rc < 0) {

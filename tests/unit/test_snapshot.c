@@ -243,8 +243,22 @@ static void test_yield_keeps_a_disks_only_history(void)
 	CHECK(stat(path, &st) == -1 && errno == ENOENT);
 	snprintf(path, sizeof(path), "%s/s-2/snapshots/2.snap", dir);
 	CHECK(stat(path, &st) == 0);
-	volume_close(&v[0]);
+
+	/* /dev/vdb no longer replicated: cp 3, its newest, can go in turn
+	 * (kept, it would block making room for good). */
 	volume_close(&v[1]);
+	usleep(1100 * 1000);
+	CHECK(snap_at_cp(v, 1, dir, "s-2", &p, 4, 4000, err,
+			 sizeof(err)) == 1);
+	CHECK(snap_yield_oldest(dir, "s-2", err, sizeof(err)) == 1);
+	CHECK(stat(path, &st) == -1 && errno == ENOENT);	/* cp 2 */
+	CHECK(snap_yield_oldest(dir, "s-2", err, sizeof(err)) == 1);
+	snprintf(path, sizeof(path), "%s/s-2/snapshots/3.snap", dir);
+	CHECK(stat(path, &st) == -1 && errno == ENOENT);
+	CHECK(snap_yield_oldest(dir, "s-2", err, sizeof(err)) == 0);
+	snprintf(path, sizeof(path), "%s/s-2/snapshots/4.snap", dir);
+	CHECK(stat(path, &st) == 0);
+	volume_close(&v[0]);
 	free(a);
 }
 
