@@ -7,6 +7,11 @@
 #                      (256M, 1G) is a fresh sparse raw file, FILE is used
 #                      as is (raw). Repeatable.
 #   --mem 1G --smp 2   guest memory and CPUs
+#   --tcg-thread single|multi
+#                      QEMU's TCG threading (default multi: one host
+#                      thread per vCPU); single runs the vCPUs in turn on
+#                      one thread (docs/testing.md: ftrace's live code
+#                      patching under write load)
 #   --timeout SEC      the test's own limit (default 600); QEMU is killed
 #                      FERRY_BOOT_ALLOWANCE (120) seconds later
 #   --log FILE         console log (default $BUILD/vm-logs/SUITE-NAME.log)
@@ -112,6 +117,7 @@ judge() {
 
 main() {
 	local suite='' initrd='' name='' mem=1G smp=2 limit=600 log='' args='' append='' host='' boots=1
+	local tcg_thread=multi
 	local verbose=${FERRY_VERBOSE:-}
 	local -a disks=()
 	while [ $# -gt 0 ]; do
@@ -122,6 +128,7 @@ main() {
 		--disk) disks+=("${2:?}"); shift 2 ;;
 		--mem) mem=${2:?}; shift 2 ;;
 		--smp) smp=${2:?}; shift 2 ;;
+		--tcg-thread) tcg_thread=${2:?}; shift 2 ;;
 		--timeout) limit=${2:?}; shift 2 ;;
 		--log) log=${2:?}; shift 2 ;;
 		--args) args=$2; shift 2 ;;
@@ -152,7 +159,8 @@ main() {
 		rm -rf "$vmdir"' EXIT
 
 	# shellcheck disable=SC2054 # commas are QEMU's option syntax
-	local -a q=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max
+	case $tcg_thread in single | multi) ;; *) die "--tcg-thread: single or multi, not $tcg_thread" ;; esac
+	local -a q=(qemu-system-x86_64 -machine q35 -accel "tcg,thread=$tcg_thread" -cpu max
 		-smp "$smp" -m "$mem" -display none -nodefaults -no-user-config
 		-monitor none -no-reboot
 		-kernel "$VMLINUZ" -initrd "$initrd"

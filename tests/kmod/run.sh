@@ -14,8 +14,9 @@
 # any key may be left out, a .sh file without the line is a helper such as
 # lib.sh, not a test):
 #   # ferry-vm: disks=256M,64M mem=1G smp=2 timeout=600
-# and may add modules=name,name (kernel modules beyond the defaults) and
-# suites=bookworm,... (run only there). disks=none means no disk.
+# and may add modules=name,name (kernel modules beyond the defaults),
+# suites=bookworm,... (run only there) and tcg=single (QEMU runs the vCPUs
+# in turn on one thread: docs/testing.md, "The lifecycle guest"). disks=none means no disk.
 # boots=N boots the guest N times on the same disks (a test that resets
 # the machine: see --boots in scripts/vm/run.sh).
 # A file tests/kmod/guest/NAME.host next to it is run on the host (bash)
@@ -86,6 +87,7 @@ run_one() {
 	f="$GUEST_DIR/$name.sh"
 	opts+=(--mem "$(header_value "$f" mem 1G)")
 	opts+=(--smp "$(header_value "$f" smp 2)")
+	opts+=(--tcg-thread "$(header_value "$f" tcg multi)")
 	opts+=(--timeout "${FERRY_VM_TIMEOUT:-$(header_value "$f" timeout 600)}")
 	opts+=(--boots "${FERRY_VM_BOOTS:-$(header_value "$f" boots 1)}")
 	[ -z "${FERRY_VM_ARGS:-}" ] || opts+=(--args "$FERRY_VM_ARGS")

@@ -1,4 +1,4 @@
-# ferry-vm: disks=64M,64M,64M mem=1G smp=2 timeout=600
+# ferry-vm: disks=64M,64M,64M mem=1G smp=2 tcg=single timeout=600
 # shellcheck shell=sh
 # lifecycle: attach/detach cycles, module reload under load, a loop device
 # detached while tracked, a disk hot-removed while tracked and written,
