@@ -262,6 +262,48 @@ static void test_yield_keeps_a_disks_only_history(void)
 	free(a);
 }
 
+/* Pruning spares the snapshot a connection copies on write into even
+ * when it is not the newest of all (a server's disks on two
+ * connections), and only while that disk is written. */
+static void test_prune_spares_a_written_disks_newest(void)
+{
+	struct snap_policy p;
+	struct volume v[2];
+	char err[512], path[600];
+	uint8_t *a = malloc(MIB);
+	struct stat st;
+
+	CHECK(snap_policy_parse(&p, "1s:1s", err, sizeof(err)) == 0);
+	fill(a, MIB, 9);
+	CHECK(volume_open(&v[0], dir, "s-5", "/dev/vda", MIB, err,
+			  sizeof(err)) == 0);
+	CHECK(volume_open(&v[1], dir, "s-5", "/dev/vdb", MIB, err,
+			  sizeof(err)) == 0);
+	for (int i = 0; i < 2; i++) {
+		CHECK(volume_write(&v[i], 0, a, MIB, err, sizeof(err)) == 0);
+		CHECK(volume_sync(&v[i], err, sizeof(err)) == 0);
+		v[i].sync_mark = MIB;
+	}
+	/* Each "connection" snapshots its own disk. */
+	CHECK(snap_at_cp(&v[1], 1, dir, "s-5", &p, 1, 1000, err,
+			 sizeof(err)) == 1);
+	usleep(1100 * 1000);
+	CHECK(snap_at_cp(&v[0], 1, dir, "s-5", &p, 2, 2000, err,
+			 sizeof(err)) == 1);
+	snprintf(path, sizeof(path), "%s/s-5/snapshots/1.snap", dir);
+	CHECK(stat(path, &st) == 0);	/* past the policy, /dev/vdb's */
+	/* /dev/vdb no longer written: the policy has its way. */
+	volume_close(&v[1]);
+	usleep(1100 * 1000);
+	CHECK(snap_at_cp(&v[0], 1, dir, "s-5", &p, 3, 3000, err,
+			 sizeof(err)) == 1);
+	CHECK(stat(path, &st) == -1 && errno == ENOENT);
+	snprintf(path, sizeof(path), "%s/s-5/snapshots/3.snap", dir);
+	CHECK(stat(path, &st) == 0);
+	volume_close(&v[0]);
+	free(a);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -275,6 +317,7 @@ int main(void)
 	RUN(test_zeroing_keeps_only_data);
 	RUN(test_shrink_keeps_the_tail);
 	RUN(test_yield_keeps_a_disks_only_history);
+	RUN(test_prune_spares_a_written_disks_newest);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
