@@ -595,12 +595,6 @@ int snap_attach(struct volume *v, const char *data_dir, char *err,
 	unsigned int n;
 	int rc = 0;
 
-	if (flock(v->fd, LOCK_EX | LOCK_NB)) {
-		set_err(err, errlen, "%s is in use by another process (a "
-			"second ferry-replicator on %s?)", v->img_path,
-			data_dir);
-		return FERRY_E_BUSY;
-	}
 	snap_dir(dir, sizeof(dir), data_dir, v->source);
 	if (list_snaps(dir, &s, &n)) {
 		int e = errno;
@@ -933,10 +927,6 @@ static void drop_orphans(const char *dir, const struct snap *s,
 		for (i = 0; i < n && s[i].cp_id != cp; i++)
 			;
 		if (i < n)
-			continue;
-		/* A description that could not be parsed still owns it. */
-		snprintf(sub, sizeof(sub), "%s/%s.snap", dir, e->d_name);
-		if (access(sub, F_OK) == 0 || errno != ENOENT)
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
 		rm_tree(sub);

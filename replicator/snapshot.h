@@ -25,8 +25,8 @@ struct volume;
 /*
  * Volume V (opened by volume_open) is about to be written: find its
  * newest snapshot and, if that one is a copy-on-write one, open its
- * delta so that volume_write()/volume_zero() keep the old blocks.  Also
- * locks the .img against other processes.
+ * delta so that volume_write()/volume_zero() keep the old blocks.  V is
+ * locked already (volume_open(), its caller, locks the .img first).
  */
 int snap_attach(struct volume *v, const char *data_dir, char *err,
 		size_t errlen);

@@ -95,9 +95,26 @@ static int newest_equals(const char *source, const uint8_t *want,
 	return same;
 }
 
-static void test_failed_delta_flush(void)
+/* V: disk /dev/vda of SOURCE, SIZE bytes, of which the first LEN hold
+ * DATA, fully copied, with snapshot cp 1 taken. */
+static void copied_with_snapshot(struct volume *v, const char *source,
+				 size_t size, const uint8_t *data, size_t len)
 {
 	struct snap_policy p = policy();
+	char err[512];
+
+	CHECK(volume_open(v, dir, source, "/dev/vda", size, err,
+			  sizeof(err)) == 0);
+	live_fd = v->fd;
+	CHECK(volume_write(v, 0, data, len, err, sizeof(err)) == 0);
+	CHECK(volume_sync(v, err, sizeof(err)) == 0);
+	v->sync_mark = size;
+	CHECK(snap_at_cp(v, 1, dir, source, &p, 1, 1000, err,
+			 sizeof(err)) == 1);
+}
+
+static void test_failed_delta_flush(void)
+{
 	size_t size = 2 * MIB;
 	uint8_t *a = malloc(size), *b = malloc(MIB);
 	char err[512], path[600];
@@ -106,14 +123,7 @@ static void test_failed_delta_flush(void)
 
 	fill(a, size, 1);
 	fill(b, MIB, 99);
-	CHECK(volume_open(&v, dir, "s-1", "/dev/vda", size, err,
-			  sizeof(err)) == 0);
-	live_fd = v.fd;
-	CHECK(volume_write(&v, 0, a, size, err, sizeof(err)) == 0);
-	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
-	v.sync_mark = size;
-	CHECK(snap_at_cp(&v, 1, dir, "s-1", &p, 1, 1000, err,
-			 sizeof(err)) == 1);
+	copied_with_snapshot(&v, "s-1", size, a, size);
 	CHECK(v.cow != NULL);
 
 	/* The old blocks are copied, their flush fails: the live write is
@@ -141,7 +151,6 @@ static void test_failed_delta_flush(void)
  * it would take the size of the range. */
 static void test_zeroing_keeps_only_data(void)
 {
-	struct snap_policy p = policy();
 	size_t size = 8 * MIB;
 	uint8_t *a = calloc(1, size);
 	char err[512], path[600];
@@ -149,14 +158,7 @@ static void test_zeroing_keeps_only_data(void)
 	struct stat st;
 
 	fill(a, MIB, 3);	/* data, then explicit zeros, then holes */
-	CHECK(volume_open(&v, dir, "s-3", "/dev/vda", size, err,
-			  sizeof(err)) == 0);
-	live_fd = v.fd;
-	CHECK(volume_write(&v, 0, a, 2 * MIB, err, sizeof(err)) == 0);
-	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
-	v.sync_mark = size;
-	CHECK(snap_at_cp(&v, 1, dir, "s-3", &p, 1, 1000, err,
-			 sizeof(err)) == 1);
+	copied_with_snapshot(&v, "s-3", size, a, 2 * MIB);
 	CHECK(volume_zero(&v, 0, size, err, sizeof(err)) == 0);
 	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
 	snprintf(path, sizeof(path), "%s/s-3/snapshots/1/dev_vda.delta", dir);
@@ -172,21 +174,13 @@ static void test_zeroing_keeps_only_data(void)
  * snapshot keeps the part cut off (it read zeros there before). */
 static void test_shrink_keeps_the_tail(void)
 {
-	struct snap_policy p = policy();
 	size_t size = 4 * MIB;
 	uint8_t *a = malloc(size);
 	struct volume v;
 	char err[512];
 
 	fill(a, size, 5);
-	CHECK(volume_open(&v, dir, "s-4", "/dev/vda", size, err,
-			  sizeof(err)) == 0);
-	live_fd = v.fd;
-	CHECK(volume_write(&v, 0, a, size, err, sizeof(err)) == 0);
-	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
-	v.sync_mark = size;
-	CHECK(snap_at_cp(&v, 1, dir, "s-4", &p, 1, 1000, err,
-			 sizeof(err)) == 1);
+	copied_with_snapshot(&v, "s-4", size, a, size);
 	volume_close(&v);
 	CHECK(volume_open(&v, dir, "s-4", "/dev/vda", size / 2 + 4096, err,
 			  sizeof(err)) == 0);
