@@ -1,13 +1,16 @@
 """50 agents at once (MGN's parallel limit for vCenter sources): all
-complete, all volumes equal their images, and no client starves: each
-one's throughput, counted from the common start (a handshake that ended
-after it counts against the client), is at least a third of the mean,
-and Jain's fairness index of them all is at least 0.6.  A replicator
-that served its connections one after another gives a slowest client at
-0.22 of the mean; one that served them five at a time, 0.34 but an index
-of 0.55.  A bound on the fastest is not used: on a loaded machine (make
-test runs the guests meanwhile) the scheduler lets a client run ahead
-of the others at 4-6x the mean (an index of 0.64-0.83)."""
+complete, all volumes equal their images, and the replicator serves
+them together.  Each client's finish is counted from the common start
+(a handshake that ended after it counts against the client).  Served
+together, most clients finish close to one another: the 10th
+percentile of the finish times is at least 0.2 of the 90th (measured
+0.34-0.86 in 20 runs, half of them beside two CPU burners).  A
+replicator that served 5 or 10 connections at a time gives 0.13-0.14
+and 0.11 (a semaphore around conn_serve()); 25 at a time, 0.25-0.28.
+No client starves: each one's throughput is at least a third of the
+median.  Means and Jain's index are logged, not judged:
+one client that the scheduler lets run ahead (4-10x the mean on a
+loaded machine, make test runs the guests meanwhile) moves both."""
 import os
 import time
 
@@ -16,7 +19,7 @@ from repltest import (MiB, Client, Pki, Replicator, TestDir, check, describe,
                       same_file, volume_path)
 
 N = 50
-SIZE = 8 * MiB
+SIZE = 16 * MiB  # 1.5 s under load: 8 MiB took 0.45 s, all noise
 
 
 def main():
@@ -62,21 +65,27 @@ def main():
                      max(r[3].get('late', 0) + r[3]['seconds'], 1e-6)
                      for r in ok]
             mean = sum(rates) / len(rates)
+            median = sorted(rates)[len(rates) // 2]
             jain = sum(rates) ** 2 / (len(rates) * sum(x * x for x in rates))
             late = [r[3].get('late', 0) for r in ok
                     if r[3].get('late', 0) >= 0.2]
             wall = max(r[3]['seconds'] for r in ok)
-            log('throughput per client: min %.1f, mean %.1f, max %.1f MiB/s, '
-                'Jain index %.2f, %d late by up to %.1f s; aggregate %.1f '
-                'MiB/s over %.2f s' %
-                (min(rates) / MiB, mean / MiB, max(rates) / MiB, jain,
-                 len(late), max(late or [0]),
-                 sum(r[3]['bytes'] for r in ok) / wall / MiB, wall))
+            fin = sorted(r[3].get('late', 0) + r[3]['seconds'] for r in ok)
+            p10, p90 = fin[len(fin) // 10], fin[len(fin) * 9 // 10]
+            log('throughput per client: min %.1f, median %.1f, mean %.1f, '
+                'max %.1f MiB/s, Jain index %.2f, %d late by up to %.1f s; '
+                'aggregate %.1f MiB/s over %.2f s; finished after %.2f '
+                '(first), %.2f (p10), %.2f (p90), %.2f s (last)' %
+                (min(rates) / MiB, median / MiB, mean / MiB,
+                 max(rates) / MiB, jain, len(late), max(late or [0]),
+                 sum(r[3]['bytes'] for r in ok) / wall / MiB, wall,
+                 fin[0], p10, p90, fin[-1]))
+            check('served together: the 10th percentile of the finish '
+                  'times is at least 0.2 of the 90th (%.2f s of %.2f s: '
+                  '%.2f)' % (p10, p90, p10 / p90), p10 >= 0.2 * p90)
             check('no starvation: every client gets at least a third of '
-                  'the mean throughput, Jain index >= 0.6 (min %.2f, max '
-                  '%.2f of the mean, index %.2f)' %
-                  (min(rates) / mean, max(rates) / mean, jain),
-                  min(rates) >= mean / 3 and jain >= 0.6)
+                  'the median throughput (the slowest: %.2f of it)' %
+                  (min(rates) / median), min(rates) >= median / 3)
         check('replicator still running', repl.alive(), repl.log_tail())
     finally:
         for _, _, p in procs:
