@@ -13,8 +13,11 @@ In one run, on a loop device (direct I/O) over a file in $BUILD/bench:
     full one (reported: zeros are read like data, only not sent);
   - the agent's peak RSS (getrusage of the child: ru_maxrss) and its CPU
     time against the wall time of the sync (near 1: the agent is CPU
-    bound; then the replicator on the same cores is too, and the ratio
-    to fio says more about this machine's cores than about the agent).
+    bound), and the same of the replicator (/proc/PID/stat): it serves a
+    connection on one thread, so near 1 it is the replicator's core that
+    sets the rate, and the ratio to fio says more about this machine's
+    cores (the agent, the replicator and TLS on both ends share them)
+    than about the agent.
 Goals: sync rate >= 0.9 of fio's, peak RSS < 64 MiB.  Lag under a steady
 write load needs ferry.ko: it is measured in a QEMU guest, not here.
 
@@ -78,15 +81,24 @@ def fio_read(dev):
     return json.loads(out)['jobs'][0]['read']['bw_bytes']
 
 
+def proc_cpu(pid):
+    """CPU seconds (user + system) of process PID so far."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def agent_sync(s, disk, sid):
     """One --once copy: (bytes per second, seconds, peak RSS bytes,
-    CPU seconds of the agent)."""
+    CPU seconds of the agent, CPU seconds of the replicator)."""
     s.repl.allow.append('%s *' % sid)
     s.repl.stop()
     s.repl.start()
     drop_caches()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rcpu0 = proc_cpu(s.repl.proc.pid)
     r = s.once([disk], sid=sid, timeout=3600)
+    rcpu = proc_cpu(s.repl.proc.pid) - rcpu0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, rss = ru0.ru_maxrss, ru1.ru_maxrss
     cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -97,7 +109,7 @@ def agent_sync(s, disk, sid):
     shutil.rmtree(os.path.join(s.data, sid), ignore_errors=True)
     # ru_maxrss of children is the largest of any child so far: the
     # agent is by far the largest child of this process.
-    return SIZE / secs, secs, max(rss, before) * 1024, cpu
+    return SIZE / secs, secs, max(rss, before) * 1024, cpu, rcpu
 
 
 def yn(ok):
@@ -132,13 +144,13 @@ def main():
         say('fio: sequential 1 MiB O_DIRECT reads of ' + disk.dev)
         fio_bps = fio_read(disk.dev)
         say('ferry-agent --once: the full device')
-        full_bps, full_s, rss1, cpu1 = agent_sync(s, disk,
-                                                  's-0000000000bench01')
+        full_bps, full_s, rss1, cpu1, rcpu1 = agent_sync(
+            s, disk, 's-0000000000bench01')
 
         say('the same device, half of it zeros')
         fill(img, SIZE, True)
-        half_bps, half_s, rss2, _ = agent_sync(s, disk,
-                                               's-0000000000bench02')
+        half_bps, half_s, rss2, _, _ = agent_sync(s, disk,
+                                                  's-0000000000bench02')
         rss = max(rss1, rss2)
 
         fig = Figures('agent')
@@ -155,6 +167,9 @@ def main():
             ('agent CPU time / sync time', cpu1 / full_s, 'reported', True,
              '%.2f CPU s in %.2f s, %d CPUs' % (cpu1, full_s,
                                                os.cpu_count())),
+            ('replicator CPU time / sync time', rcpu1 / full_s, 'reported',
+             True, '%.2f CPU s in %.2f s, one thread per connection' %
+             (rcpu1, full_s)),
         ]
         md = ['# bench-agent', '',
               'Device: loop (direct I/O) over %s, %d MiB.' % (img,
@@ -181,6 +196,10 @@ def main():
         fig.add('agent', 'cpu', cpu1, 's', full_s, cpu1 / full_s,
                 label='agent CPU seconds in the full sync (baseline: its '
                 'wall seconds)')
+        fig.add('agent', 'replicator_cpu', rcpu1, 's', full_s,
+                rcpu1 / full_s,
+                label='replicator CPU seconds in the full sync (baseline: '
+                'the wall seconds; it serves a connection on one thread)')
         md += ['', 'Lag under a steady write load needs ferry.ko: '
                'measured in a QEMU guest, not in this run.']
         with open(os.path.join(bench, 'agent.md'), 'w') as f:
