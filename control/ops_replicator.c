@@ -624,7 +624,15 @@ static int op_register(struct api_ctx *ctx, json_t *in, json_t **out)
 		return -1;
 	/* A name held by another replicator key that still exists is not
 	 * up for grabs: that key's replicator would lose its servers.  An
-	 * administrator may move it (replacing a machine). */
+	 * administrator may move it (replacing a machine).  A name an
+	 * administrator registered has no key: only an administrator may
+	 * change it, or any replicator key could take its servers. */
+	if (exists && !admin && !*key_id)
+		return api_error(ctx, API_CONFLICT,
+				 "Replicator %s was registered by an "
+				 "administrator: a replicator key cannot take "
+				 "it over (use another name, or an "
+				 "administrator's key)", rid);
 	if (exists && !admin && *key_id &&
 	    strcmp(key_id, ctx->who->access_key_id)) {
 		struct key_record k;

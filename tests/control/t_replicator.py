@@ -332,6 +332,14 @@ def main():
         c.call('RegisterReplicatorForMgn', rep_body('late', 1601))
         check('admin-registered replicator takes the waiting server',
               runtime(c, cra)['replicator']['replicatorID'] == 'late')
+        thief = c.keys_create('thief', 'replicator')
+        e = c.call('RegisterReplicatorForMgn',
+                   rep_body('late', 1666, address='203.0.113.66'),
+                   creds=thief)
+        check('a replicator key cannot take over a name an admin '
+              'registered', e[0] == 409 and
+              err_type(e[1]) == 'ConflictException' and
+              runtime(c, cra)['replicator']['address'] == '127.0.0.1', e)
         time.sleep(6)
         b, crb = c.register_agent('next', machine_id='m-next')
         check('replicators not heard from within the timeout get no server',
