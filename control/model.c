@@ -49,10 +49,19 @@ void model_arn(const struct api_ctx *ctx, const char *type, const char *id,
 
 void model_time(time_t t, char *out, size_t len)
 {
+	/* ISO 8601 has four-digit years: clamp, so that gmtime_r() never
+	 * fails and the text always fits (an agent's etaSeconds of 2^62
+	 * gave a year of nine digits and an unset struct tm). */
+	const time_t max = 253402300799;	/* 9999-12-31T23:59:59Z */
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (t < 0)
+		t = 0;
+	if (t > max)
+		t = max;
+	if (!gmtime_r(&t, &tm) ||
+	    !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, len, "%s", "1970-01-01T00:00:00Z");
 }
 
 json_t *model_time_json(time_t t)

@@ -223,6 +223,11 @@ def test_heartbeat(c, sid, cr):
     check('heartbeat: etaDateTime about 10 minutes ahead',
           eta and 500 < time.mktime(time.strptime(eta, '%Y-%m-%dT%H:%M:%SZ'))
           - time.mktime(time.gmtime()) < 700, eta)
+    st, _, _ = c.call('UpdateAgentReplicationInfoForMgn', dict(
+        body, etaSeconds=1 << 62), creds=cr)
+    eta = describe(c, sid)['dataReplicationInfo'].get('etaDateTime')
+    check('heartbeat: an ETA beyond year 9999 shows as its last second',
+          st == 200 and eta == '9999-12-31T23:59:59Z', (st, eta))
     steps = dri['dataReplicationInitiation']['steps']
     check('heartbeat: initiation steps done once data flows',
           all(s['status'] in ('SUCCEEDED', 'SKIPPED') for s in steps), steps)
