@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,19 +18,27 @@
 
 /* Bodies declared larger than this are refused before being read. */
 #define HTTP_DRAIN_MAX (64u << 20)
+/* All bodies held at once, by authenticated clients (unauthenticated
+ * ones are dropped as they arrive): beyond, ThrottlingException. */
+#define HTTP_BUFFERED_MAX (256u << 20)
 
 struct http_server {
 	struct MHD_Daemon *d;
 	struct control *c;
+	atomic_size_t buffered;	/* bytes of every pending->cap */
 };
 
 /* One request in progress (MHD's per-request pointer). */
 struct pending {
+	struct http_server *h;
 	char *uri;	/* raw target, before MHD decodes anything */
 	char *body;
 	size_t len, cap;
 	int too_large;
+	int overloaded;
+	int refused;	/* refusal in RESP, the body is dropped */
 	int started;
+	struct control_response resp;
 };
 
 /* Called first for every request, with the target as sent: SigV4 signs
@@ -37,10 +47,11 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 
-	(void)cls;
 	(void)conn;
-	if (p)
+	if (p) {
+		p->h = cls;
 		p->uri = strdup(uri);
+	}
 	return p;
 }
 
@@ -53,6 +64,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	(void)conn;
 	(void)toe;
 	if (p) {
+		atomic_fetch_sub(&p->h->buffered, p->cap);
+		control_response_free(&p->resp);
 		free(p->uri);
 		free(p->body);
 		free(p);
@@ -155,6 +168,56 @@ static enum MHD_Result serve_asset(struct http_server *h,
 	return ret;
 }
 
+static bool is_asset(const char *method, const char *uri)
+{
+	return (!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
+	       !strncmp(uri, "/assets/", 8);
+}
+
+/* control_admit() on the headers of P: 0, or -1 with P->resp filled. */
+static int admit(struct http_server *h, struct MHD_Connection *conn,
+		 const char *method, struct pending *p)
+{
+	struct control_request req = { .method = method, .uri = p->uri,
+				       .now = time(NULL) };
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header, &req);
+	return control_admit(h->c, &req, &p->resp);
+}
+
+/* Room for WANT bytes of body, counted against HTTP_BUFFERED_MAX; -1
+ * when that or memory runs out. */
+static int grow(struct pending *p, size_t want)
+{
+	size_t cap = p->cap ? p->cap * 2 : 4096;
+	char *b;
+
+	while (cap < want)
+		cap *= 2;
+	if (atomic_fetch_add(&p->h->buffered, cap - p->cap) + cap - p->cap >
+	    HTTP_BUFFERED_MAX) {
+		atomic_fetch_sub(&p->h->buffered, cap - p->cap);
+		return -1;
+	}
+	b = realloc(p->body, cap);
+	if (!b) {
+		atomic_fetch_sub(&p->h->buffered, cap - p->cap);
+		return -1;
+	}
+	p->body = b;
+	p->cap = cap;
+	return 0;
+}
+
+/* Read and forget: the answer does not depend on the body. */
+static void drop_body(struct pending *p)
+{
+	atomic_fetch_sub(&p->h->buffered, p->cap);
+	free(p->body);
+	p->body = NULL;
+	p->len = p->cap = 0;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 			       const char *url, const char *method,
 			       const char *version, const char *upload,
@@ -182,44 +245,37 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 		 */
 		if (cl && strtoull(cl, NULL, 10) > HTTP_DRAIN_MAX)
 			return too_large_now(h, conn, p);
+		if (!is_asset(method, p->uri))
+			p->refused = admit(h, conn, method, p) != 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
 		size_t n = *upload_size;
 
-		if (!p->too_large && p->len + n > REQUEST_MAX_BODY) {
+		if (!p->too_large && p->len + n > REQUEST_MAX_BODY)
 			p->too_large = 1;
-			free(p->body);
-			p->body = NULL;
-			p->len = p->cap = 0;
-		}
-		if (!p->too_large) {
-			if (p->len + n > p->cap) {
-				size_t cap = p->cap ? p->cap * 2 : 4096;
-				char *b;
-
-				while (cap < p->len + n)
-					cap *= 2;
-				b = realloc(p->body, cap);
-				if (!b)
-					return MHD_NO;
-				p->body = b;
-				p->cap = cap;
-			}
+		if (!p->too_large && !p->refused && !p->overloaded &&
+		    p->len + n > p->cap && grow(p, p->len + n))
+			p->overloaded = 1;
+		if (p->too_large || p->refused || p->overloaded) {
+			drop_body(p);
+		} else {
 			memcpy(p->body + p->len, upload, n);
 			p->len += n;
 		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if ((!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
-	    !strncmp(p->uri, "/assets/", 8))
+	if (is_asset(method, p->uri))
 		return serve_asset(h, conn, p->uri);
+	if (p->refused && !p->too_large)
+		return reply(conn, &p->resp);
 	req.method = method;
 	req.uri = p->uri;
 	req.body = p->body;
 	req.body_len = p->len;
 	req.too_large = p->too_large;
+	req.overloaded = p->overloaded;
 	req.now = time(NULL);
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header, &req);
 	control_handle(h->c, &req, &resp);
@@ -243,6 +299,7 @@ struct http_server *http_start(struct control *c, const char *addr,
 		return NULL;
 	}
 	h->c = c;
+	atomic_init(&h->buffered, 0);
 	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(port);
@@ -264,7 +321,7 @@ struct http_server *http_start(struct control *c, const char *addr,
 		/* TLS 1.2 and 1.3 only */
 		MHD_OPTION_HTTPS_PRIORITIES,
 		"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-		MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL,
+		MHD_OPTION_URI_LOG_CALLBACK, uri_log, h,
 		MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, 120u,

@@ -138,6 +138,50 @@ static bool op_is_read(const struct api_op *op)
 }
 
 /* Check the key, its session token and the signature; fill WHO. */
+/* The Authorization header's form, into AUTH; -1 with the error in CTX. */
+static int parse_auth(struct api_ctx *ctx, const struct sigv4_request *sreq,
+		      struct sigv4_auth *auth)
+{
+	char msg[512];
+	enum sigv4_result r = sigv4_parse(sreq, auth, msg, sizeof(msg));
+
+	if (r == SIGV4_OK)
+		return 0;
+	return api_error(ctx, r == SIGV4_MISSING ? API_MISSING_AUTH :
+			 r == SIGV4_INCOMPLETE ? API_INCOMPLETE_SIGNATURE :
+						 API_INVALID_SIGNATURE,
+			 "%s", msg);
+}
+
+/* AUTH names an active key, with its session token if it has one:
+ * into K, else -1 with the error in CTX.  Needs no body. */
+static int known_key(struct control *c, struct api_ctx *ctx,
+		     const struct sigv4_auth *auth, struct key_record *k)
+{
+	int rc;
+
+	store_lock(c->st);
+	rc = keys_lookup(c->st, auth->access_key_id, k);
+	store_unlock(c->st);
+	if (rc < 0)
+		return api_error(ctx, API_INTERNAL, "key store error");
+	if (rc > 0 || !k->active)
+		return api_error(ctx, API_UNRECOGNIZED_CLIENT,
+				 "The security token included in the request is invalid.");
+	if (k->session_token[0]) {
+		const char *tok = auth->security_token;
+
+		if (!tok || strlen(tok) != strlen(k->session_token) ||
+		    CRYPTO_memcmp(tok, k->session_token, strlen(tok)))
+			return api_error(ctx, API_UNRECOGNIZED_CLIENT,
+					 "The security token included in the request is invalid.");
+	} else if (auth->security_token) {
+		return api_error(ctx, API_UNRECOGNIZED_CLIENT,
+				 "The security token included in the request is invalid.");
+	}
+	return 0;
+}
+
 static int authenticate(struct control *c, struct api_ctx *ctx,
 			const struct control_request *req,
 			const struct sigv4_request *sreq,
@@ -147,27 +191,9 @@ static int authenticate(struct control *c, struct api_ctx *ctx,
 	struct key_record k;
 	char msg[512];
 	enum sigv4_result r;
-	int rc;
 
-	store_lock(c->st);
-	rc = keys_lookup(c->st, auth->access_key_id, &k);
-	store_unlock(c->st);
-	if (rc < 0)
-		return api_error(ctx, API_INTERNAL, "key store error");
-	if (rc > 0 || !k.active)
-		return api_error(ctx, API_UNRECOGNIZED_CLIENT,
-				 "The security token included in the request is invalid.");
-	if (k.session_token[0]) {
-		const char *tok = auth->security_token;
-
-		if (!tok || strlen(tok) != strlen(k.session_token) ||
-		    CRYPTO_memcmp(tok, k.session_token, strlen(tok)))
-			return api_error(ctx, API_UNRECOGNIZED_CLIENT,
-					 "The security token included in the request is invalid.");
-	} else if (auth->security_token) {
-		return api_error(ctx, API_UNRECOGNIZED_CLIENT,
-				 "The security token included in the request is invalid.");
-	}
+	if (known_key(c, ctx, auth, &k))
+		return -1;
 	r = sigv4_verify(sreq, auth, k.secret, c->cfg->region, "mgn",
 			 req->now, msg, sizeof(msg));
 	memset(k.secret, 0, sizeof(k.secret));
@@ -222,10 +248,9 @@ void control_handle(struct control *c, const struct control_request *req,
 	struct api_principal who;
 	const struct api_op *op = NULL;
 	const char *qmark, *param = NULL;
-	char *path = NULL, msg[512];
+	char *path = NULL;
 	json_t *in = NULL, *out = NULL;
 	json_error_t jerr;
-	enum sigv4_result r;
 	struct op_job job = { 0 };
 	int ok = 0;
 
@@ -239,6 +264,11 @@ void control_handle(struct control *c, const struct control_request *req,
 		api_error(&ctx, API_TOO_LARGE,
 			  "Request body is larger than the limit of %u bytes",
 			  REQUEST_MAX_BODY);
+		goto answer;
+	}
+	if (req->overloaded) {
+		api_error(&ctx, API_THROTTLING,
+			  "Too many request bodies are being received at once; retry later");
 		goto answer;
 	}
 	qmark = strchr(req->uri, '?');
@@ -256,14 +286,8 @@ void control_handle(struct control *c, const struct control_request *req,
 	sreq.body = req->body;
 	sreq.body_len = req->body_len;
 
-	r = sigv4_parse(&sreq, &auth, msg, sizeof(msg));
-	if (r != SIGV4_OK) {
-		api_error(&ctx, r == SIGV4_MISSING ? API_MISSING_AUTH :
-			  r == SIGV4_INCOMPLETE ? API_INCOMPLETE_SIGNATURE :
-						  API_INVALID_SIGNATURE,
-			  "%s", msg);
+	if (parse_auth(&ctx, &sreq, &auth))
 		goto answer;
-	}
 	/* Everything up to the operation itself runs outside the store's
 	 * lock, so that two threads verify and parse in parallel. */
 	if (authenticate(c, &ctx, req, &sreq, &auth, &who))
@@ -357,6 +381,44 @@ answer:
 	json_decref(ctx.err_fields);
 	free((char *)ctx.path_param);
 	free(path);
+}
+
+int control_admit(struct control *c, const struct control_request *req,
+		  struct control_response *resp)
+{
+	struct api_ctx ctx = { .st = c->st, .cfg = c->cfg, .ca = c->ca,
+			       .now = req->now, .host = "" };
+	struct sigv4_request sreq = { 0 };
+	const char *qmark = strchr(req->uri, '?');
+	struct sigv4_auth auth;
+	struct key_record k;
+	char *path;
+	int rc;
+
+	memset(resp, 0, sizeof(*resp));
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (!strcasecmp(req->headers[i].name, "host"))
+			ctx.host = req->headers[i].value;
+	path = qmark ? strndup(req->uri, (size_t)(qmark - req->uri)) :
+		       strdup(req->uri);
+	if (!path)
+		return 0;	/* control_handle() says so */
+	sreq.method = req->method;
+	sreq.path = path;
+	sreq.query = qmark ? qmark + 1 : NULL;
+	sreq.headers = req->headers;
+	sreq.n_headers = req->n_headers;
+	rc = parse_auth(&ctx, &sreq, &auth) ||
+	     known_key(c, &ctx, &auth, &k) ? -1 : 0;
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (rc) {
+		new_request_id(resp->request_id);
+		answer_error(&ctx, resp);
+	}
+	json_decref(ctx.query);
+	json_decref(ctx.err_fields);
+	free(path);
+	return rc;
 }
 
 void control_response_free(struct control_response *resp)

@@ -35,6 +35,7 @@ struct control_request {
 	const char *body;
 	size_t body_len;
 	int too_large;	 /* the body went over REQUEST_MAX_BODY */
+	int overloaded;	 /* too many bodies buffered at once: not kept */
 	time_t now;
 };
 
@@ -49,6 +50,15 @@ struct control_response {
 /* Answer REQ into RESP (always filled; free with control_response_free). */
 void control_handle(struct control *c, const struct control_request *req,
 		    struct control_response *resp);
+/*
+ * Before a body is read: whether REQ's headers authenticate far enough
+ * to be worth keeping it (the Authorization header's form, an active key,
+ * its session token).  0: read the body; -1: RESP holds the refusal,
+ * which the body cannot change, and the body is read and dropped (so
+ * that a stranger cannot make ferry-control hold a MiB per connection).
+ */
+int control_admit(struct control *c, const struct control_request *req,
+		  struct control_response *resp);
 void control_response_free(struct control_response *resp);
 
 /* Run every module's periodic hook once, each in a transaction. */

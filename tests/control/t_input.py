@@ -6,9 +6,91 @@ import socket
 import ssl
 import stat
 import subprocess
+import time
 
 import ferrytest as ft
 from ferrytest import check
+
+def rss_kib(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+def open_body(c, headers, sent):
+    """A TLS connection with a POST whose 1 MiB body is SENT bytes in."""
+    ctx = ssl.create_default_context(cafile=c.ca)
+    s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', c.port),
+                                                 timeout=30),
+                        server_hostname='127.0.0.1')
+    head = 'POST /DescribeSourceServers HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n' \
+        % c.port
+    for k, v in headers.items():
+        if k.lower() not in ('host', 'content-length'):
+            head += '%s: %s\r\n' % (k, v)
+    head += 'Content-Length: %d\r\n\r\n' % (1 << 20)
+    s.sendall(head.encode() + b' ' * sent)
+    return s
+
+
+def finish(s, sent):
+    """Send the rest of the body; the status line and the error type."""
+    s.sendall(b' ' * ((1 << 20) - sent))
+    data = b''
+    while b'\r\n\r\n' not in data:
+        more = s.recv(65536)
+        if not more:
+            break
+        data += more
+    s.close()
+    head = data.split(b'\r\n\r\n')[0].decode('latin-1').lower()
+    etype = [l.split(':', 1)[1].strip() for l in head.split('\r\n')
+             if l.startswith('x-amzn-errortype:')]
+    return head.split(' ')[1] if ' ' in head else '', etype[0] if etype \
+        else ''
+
+
+def held_bodies(c):
+    """Bodies are kept only for requests whose headers authenticate (a
+    stranger could make ferry-control hold a MiB per connection, 10 000
+    connections allowed), and only up to 256 MiB at once in all."""
+    sent = 1000000
+    before = rss_kib(c.proc.pid)
+    socks = [open_body(c, {'Content-Type': 'application/json'}, sent)
+             for _ in range(150)]
+    time.sleep(1)
+    grown = rss_kib(c.proc.pid) - before
+    check('150 unauthenticated 1 MiB bodies in flight are not held '
+          '(RSS grew %d KiB)' % grown, grown < 40 << 10, grown)
+    st, etype = finish(socks.pop(), sent)
+    check('... each is answered 403 MissingAuthenticationTokenException '
+          'once sent', st == '403' and
+          etype == 'missingauthenticationtokenexception', (st, etype))
+    for s in socks:
+        s.close()
+    stranger = {'AccessKeyId': 'AKIAFERRYNOSUCHKEY00', 'SecretAccessKey':
+                'x' * 40}
+    body = b' ' * (1 << 20)
+    s = open_body(c, c.sign('POST', '/DescribeSourceServers', body,
+                            creds=stranger), sent)
+    st, etype = finish(s, sent)
+    check('an unknown key\'s body is dropped and answered 403 '
+          'UnrecognizedClientException', st == '403' and
+          etype == 'unrecognizedclientexception', (st, etype))
+    # Signed by a real key: held, up to 256 MiB in all.
+    hdrs = c.sign('POST', '/DescribeSourceServers', body)
+    socks = [open_body(c, hdrs, sent) for _ in range(280)]
+    time.sleep(1)
+    answers = [finish(s, sent) for s in socks]
+    throttled = sum(1 for a in answers if a == ('429', 'throttlingexception'))
+    check('authenticated bodies beyond 256 MiB at once get 429 '
+          'ThrottlingException (%d of 280), the others their answer' %
+          throttled, 10 <= throttled <= 40 and all(
+              a[0] in ('429', '400', '403') for a in answers),
+          answers[:3] + answers[-3:])
+
 
 with ft.Control() as c:
     big = b'{"x":"' + b'a' * (1 << 20) + b'"}'
@@ -29,6 +111,8 @@ with ft.Control() as c:
     r.read()
     check('a chunked body over 1 MiB -> 413', r.status == 413, r.status)
     conn.close()
+
+    held_bodies(c)
 
     st, h, b = c.call('NoSuchOperation', {})
     check('unknown operation -> 404 UnknownOperationException',
