@@ -2,18 +2,24 @@
 /*
  * test_snapshot: the copy-on-write snapshots of replicator/snapshot.c on
  * their failure paths, which the replicator's end-to-end tests cannot
- * reach: a snapshot delta whose flush fails, and a full staging
- * filesystem whose oldest snapshot still holds a disk's only history;
- * what zeroing a range keeps, and a shrinking disk.
+ * reach: a snapshot delta whose flush fails, on a write and when a
+ * connection opens it; a full staging filesystem whose oldest snapshot
+ * still holds a disk's only history; a damaged snapshot description,
+ * which stops pruning and yielding; an export whose delta index a failed
+ * flush made stale; what zeroing a range keeps, and a shrinking disk.
  *
  * Linked with -Wl,--wrap=fdatasync: a flush can be made to fail once,
  * with what the kernel leaves behind then (the records written since the
  * last good flush are not on the disk: the pages are gone once evicted).
+ * And with -Wl,--wrap=ftruncate, where an export thread can be stopped
+ * after it indexed its deltas, before it reads a block.
  * The data directory is on /dev/shm, a tmpfs, which has no reflinks, so
  * snapshots copy on write.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,29 +29,106 @@
 #include "../../replicator/volume.h"
 
 #define MIB (1u << 20)
+#define COW_BLOCK (64u << 10)	/* snapshot.c's copy-on-write block */
+#define REC_BYTES (COW_BLOCK + 32)	/* one delta record */
 
 static char dir[] = "/dev/shm/test_snapshot.XXXXXX";
 
 /* The fd of the live volume, whose own flushes are never failed. */
 static int live_fd = -1;
+/* The next flush of another file fails: FAIL_LOSING, with nothing of
+ * the file on the disk (it was empty at its last good flush);
+ * FAIL_KEEPING, with all of it there (only the report failed). */
+enum { FAIL_LOSING = 1, FAIL_KEEPING };
 static int fail_next_flush;
+/* Called first by a flush made to fail. */
+static void (*on_failed_flush)(void);
 
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
+int __real_ftruncate(int fd, off_t len);
+int __wrap_ftruncate(int fd, off_t len);
 
 int __wrap_fdatasync(int fd)
 {
+	int mode = fail_next_flush;
 	struct stat st;
 
-	if (!fail_next_flush || fd == live_fd)
+	if (!mode || fd == live_fd)
 		return __real_fdatasync(fd);
 	fail_next_flush = 0;
-	/* The delta was empty before: nothing of it reached the disk. */
-	if (fstat(fd, &st) == 0 && st.st_size)
+	if (on_failed_flush)
+		on_failed_flush();
+	if (mode == FAIL_LOSING && fstat(fd, &st) == 0 && st.st_size)
 		CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				0, st.st_size) == 0);
 	errno = EIO;
 	return -1;
+}
+
+/*
+ * An export thread stops at its first ftruncate(), of its output: its
+ * deltas are indexed, no block is read yet.  STAGE: 0, it runs; 1, it
+ * stopped there (or returned); 2, it goes on.
+ */
+static _Thread_local bool stops_at_ftruncate;
+static pthread_mutex_t stage_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stage_cv = PTHREAD_COND_INITIALIZER;
+static int stage;
+
+static void stage_reach(int s)
+{
+	pthread_mutex_lock(&stage_mu);
+	if (stage < s)
+		stage = s;
+	pthread_cond_broadcast(&stage_cv);
+	pthread_mutex_unlock(&stage_mu);
+}
+
+static void stage_wait(int s)
+{
+	pthread_mutex_lock(&stage_mu);
+	while (stage < s)
+		pthread_cond_wait(&stage_cv, &stage_mu);
+	pthread_mutex_unlock(&stage_mu);
+}
+
+int __wrap_ftruncate(int fd, off_t len)
+{
+	if (stops_at_ftruncate) {
+		stops_at_ftruncate = false;
+		stage_reach(1);
+		stage_wait(2);
+	}
+	return __real_ftruncate(fd, len);
+}
+
+/* Log lines (stderr) from log_begin() on: log_end() puts them in BUF
+ * (LEN bytes) and echoes them. */
+static int saved_stderr = -1, log_fd = -1;
+
+static void log_begin(void)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	fflush(stderr);
+	log_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	saved_stderr = dup(2);
+	CHECK(log_fd >= 0 && saved_stderr >= 0 && dup2(log_fd, 2) == 2);
+}
+
+static void log_end(char *buf, size_t len)
+{
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	n = pread(log_fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	close(log_fd);
+	fputs(buf, stderr);
 }
 
 static void fill(uint8_t *buf, size_t len, uint8_t seed)
@@ -63,6 +146,32 @@ static struct snap_policy policy(void)
 	return p;
 }
 
+/* One snapshot per millisecond kept for RETENTION_MS, finer than the
+ * text form goes (seconds): snapshots need not be a second apart. */
+static struct snap_policy quick_policy(uint64_t retention_ms)
+{
+	struct snap_policy p = {
+		.n = 1,
+		.rule = { { .interval_ms = 1, .retention_ms = retention_ms } },
+	};
+
+	return p;
+}
+
+/* The file at PATH holds WANT (SIZE bytes). */
+static int file_equals(const char *path, const uint8_t *want, size_t size)
+{
+	uint8_t *got = malloc(size);
+	int fd = open(path, O_RDONLY), same = 0;
+
+	if (got && fd >= 0 && pread(fd, got, size, 0) == (ssize_t)size)
+		same = !memcmp(got, want, size);
+	if (fd >= 0)
+		close(fd);
+	free(got);
+	return same;
+}
+
 /* Export the newest snapshot of SOURCE's first disk and compare it with
  * WANT (SIZE bytes). */
 static int newest_equals(const char *source, const uint8_t *want,
@@ -72,26 +181,19 @@ static int newest_equals(const char *source, const uint8_t *want,
 	char out[600], err[512];
 	uint64_t got_cp, t;
 	unsigned int n;
-	uint8_t *got = malloc(size);
-	int fd, same = 0;
+	int same;
 
 	snprintf(out, sizeof(out), "%s/export", dir);
 	mkdir(out, 0700);
 	if (snap_export_newest(dir, source, out, false, ex, &n, &got_cp, &t,
 			       err, sizeof(err))) {
 		fprintf(stderr, "export: %s\n", err);
-		free(got);
 		return 0;
 	}
 	CHECK_U64(got_cp, cp);
-	fd = open(ex[0].path, O_RDONLY);
-	if (got && fd >= 0 && pread(fd, got, size, 0) == (ssize_t)size)
-		same = !memcmp(got, want, size);
-	if (fd >= 0)
-		close(fd);
+	same = file_equals(ex[0].path, want, size);
 	for (unsigned int i = 0; i < n; i++)
 		unlink(ex[i].path);
-	free(got);
 	return same;
 }
 
@@ -128,7 +230,7 @@ static void test_failed_delta_flush(void)
 
 	/* The old blocks are copied, their flush fails: the live write is
 	 * refused, and the volume keeps its old contents. */
-	fail_next_flush = 1;
+	fail_next_flush = FAIL_LOSING;
 	CHECK(volume_write(&v, 0, b, MIB, err, sizeof(err)) == FERRY_E_IO);
 	CHECK_HAS(err, "cannot flush the snapshot delta");
 	CHECK(!fail_next_flush);
@@ -298,6 +400,223 @@ static void test_prune_spares_a_written_disks_newest(void)
 	free(a);
 }
 
+/* How many of snapshots 1 to 3 of SOURCE's /dev/vda still have their
+ * delta with its one record (those that lack it are named). */
+static int deltas_held(const char *source)
+{
+	char path[600];
+	struct stat st;
+	int held = 0;
+
+	for (int cp = 1; cp <= 3; cp++) {
+		snprintf(path, sizeof(path),
+			 "%s/%s/snapshots/%d/dev_vda.delta", dir, source, cp);
+		if (stat(path, &st) == 0 && st.st_size == REC_BYTES)
+			held++;
+		else
+			fprintf(stderr, "lost: %s\n", path);
+	}
+	return held;
+}
+
+/*
+ * A damaged snapshot description fails the list of snapshots as a
+ * whole, so that nothing is deleted: neither pruning nor the yield to a
+ * full staging filesystem (with it left out, they deleted data they had
+ * not seen: its directory as an orphan, the oldest snapshot with the
+ * delta it reads through), nor is it read.  The log names the file.
+ */
+static void test_damaged_description_deletes_nothing(void)
+{
+	struct snap_policy keep = quick_policy(3600 * 1000);
+	struct snap_policy drop = quick_policy(1);
+	struct snap_export ex[FERRY_WIRE_MAX_DISKS];
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	char err[512] = "", logged[8192], out[600], path[600];
+	uint64_t cp, t;
+	unsigned int n;
+	struct volume v;
+	struct stat st;
+
+	fill(a, MIB, 11);
+	fill(b, MIB, 12);
+	copied_with_snapshot(&v, "s-6", MIB, a, MIB);
+	/* Snapshots 1 to 3, each delta holding one block changed after. */
+	for (cp = 1; cp <= 3; cp++) {
+		if (cp > 1) {
+			usleep(2000);
+			CHECK(snap_at_cp(&v, 1, dir, "s-6", &keep, cp,
+					 cp * 1000, err, sizeof(err)) == 1);
+		}
+		CHECK(volume_write(&v, cp * COW_BLOCK, b, COW_BLOCK, err,
+				   sizeof(err)) == 0);
+		CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	}
+	CHECK_U64(deltas_held("s-6"), 3);
+	/* Cut short before its cp_id (a description is never rewritten in
+	 * place: this is damage from outside). */
+	snprintf(path, sizeof(path), "%s/s-6/snapshots/2.snap", dir);
+	CHECK(truncate(path, 20) == 0);
+
+	log_begin();
+	CHECK(snap_yield_oldest(dir, "s-6", err, sizeof(err)) == 0);
+	log_end(logged, sizeof(logged));
+	CHECK_HAS(logged, path);
+	CHECK_U64(deltas_held("s-6"), 3);
+
+	/* A snapshot is due, with a policy that keeps only the newest. */
+	usleep(2000);
+	log_begin();
+	CHECK(snap_at_cp(&v, 1, dir, "s-6", &drop, 4, 4000, err,
+			 sizeof(err)) == 0);
+	log_end(logged, sizeof(logged));
+	CHECK_HAS(logged, path);
+	CHECK_U64(deltas_held("s-6"), 3);
+	snprintf(path, sizeof(path), "%s/s-6/snapshots/4.snap", dir);
+	CHECK(stat(path, &st) == -1 && errno == ENOENT);
+
+	snprintf(out, sizeof(out), "%s/export", dir);
+	mkdir(out, 0700);
+	CHECK(snap_export_newest(dir, "s-6", out, false, ex, &n, &cp, &t, err,
+				 sizeof(err)) == -1);
+	CHECK_HAS(err, strerror(EBADMSG));
+	volume_close(&v);
+	free(a);
+	free(b);
+}
+
+/* test_export_sees_a_reused_offset's export, in a thread of its own. */
+struct export_job {
+	pthread_t thread;
+	char out[600], err[512];
+	struct snap_export ex[FERRY_WIRE_MAX_DISKS];
+	unsigned int n;
+	int rc;
+};
+
+static struct export_job job;
+
+static void *export_thread(void *arg)
+{
+	struct export_job *j = arg;
+	uint64_t cp, t;
+
+	stops_at_ftruncate = true;
+	j->rc = snap_export_newest(dir, "s-7", j->out, false, j->ex, &j->n,
+				   &cp, &t, j->err, sizeof(j->err));
+	stops_at_ftruncate = false;
+	stage_reach(1);		/* returned before it stopped: go on */
+	return NULL;
+}
+
+/* The export indexes the delta while the failing flush's record is in. */
+static void start_export(void)
+{
+	CHECK(pthread_create(&job.thread, NULL, export_thread, &job) == 0);
+	stage_wait(1);
+}
+
+/*
+ * An export indexed a delta before a failed flush cut it back: another
+ * block's record then takes the offset the export's index has for the
+ * first block.  The export says so (ESTALE: export again) rather than
+ * give that record's bytes as the first block's.
+ */
+static void test_export_sees_a_reused_offset(void)
+{
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	struct volume v;
+	char err[512] = "";
+
+	fill(a, MIB, 13);
+	fill(b, MIB, 14);
+	copied_with_snapshot(&v, "s-7", MIB, a, MIB);
+	snprintf(job.out, sizeof(job.out), "%s/export-stale", dir);
+	CHECK(mkdir(job.out, 0700) == 0);
+	stage = 0;
+
+	/* Block 0's record goes in at offset 0, the export indexes it,
+	 * then the flush fails: the delta is cut back to nothing. */
+	on_failed_flush = start_export;
+	fail_next_flush = FAIL_LOSING;
+	CHECK(volume_write(&v, 0, b, COW_BLOCK, err, sizeof(err)) ==
+	      FERRY_E_IO);
+	on_failed_flush = NULL;
+	/* Block 1's record at offset 0 now, flushed; block 1 changes. */
+	CHECK(volume_write(&v, COW_BLOCK, b, COW_BLOCK, err,
+			   sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	stage_reach(2);
+	CHECK(pthread_join(job.thread, NULL) == 0);
+
+	CHECK(job.rc == -1);
+	CHECK_HAS(job.err, strerror(ESTALE));
+	/* Without the check, block 0 is block 1's old contents. */
+	if (!job.rc)
+		CHECK(file_equals(job.ex[0].path, a, MIB));
+	/* Exported again, the snapshot is exact. */
+	CHECK(newest_equals("s-7", a, MIB, 1));
+	volume_close(&v);
+	free(a);
+	free(b);
+}
+
+/*
+ * A connection that opens a delta flushes it first: records a killed
+ * process appended are indexed as held, and a live write relies on them
+ * being on the disk.  When that flush fails, the volume does not open,
+ * nor does a new snapshot's copy on write start.
+ */
+static void test_failed_flush_at_open(void)
+{
+	struct snap_policy keep = quick_policy(3600 * 1000);
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	char err[512] = "", path[600];
+	struct volume v;
+	int rc;
+
+	fill(a, MIB, 15);
+	fill(b, MIB, 16);
+	copied_with_snapshot(&v, "s-8", MIB, a, MIB);
+	CHECK(volume_write(&v, 0, b, MIB / 2, err, sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	volume_close(&v);
+	live_fd = -1;	/* closed: the delta may get its number */
+
+	/* The records are all there: only the flush fails. */
+	fail_next_flush = FAIL_KEEPING;
+	rc = volume_open(&v, dir, "s-8", "/dev/vda", MIB, err, sizeof(err));
+	CHECK(rc == FERRY_E_IO);
+	CHECK(!fail_next_flush);
+	snprintf(path, sizeof(path), "%s/s-8/snapshots/1/dev_vda.delta", dir);
+	CHECK_HAS(err, path);
+	CHECK(v.fd == -1 && v.cow == NULL);
+	if (!rc)
+		volume_close(&v);
+	fail_next_flush = 0;
+	/* The flush works again, and so does the volume. */
+	CHECK(volume_open(&v, dir, "s-8", "/dev/vda", MIB, err,
+			  sizeof(err)) == 0);
+	live_fd = v.fd;
+	v.sync_mark = MIB;	/* as copied_with_snapshot(), not stored */
+	CHECK(v.cow != NULL);
+	CHECK(newest_equals("s-8", a, MIB, 1));
+
+	/* The new snapshot's empty delta: committed, then the flush that
+	 * would start copying on write into it fails. */
+	usleep(2000);
+	fail_next_flush = FAIL_KEEPING;
+	CHECK(snap_at_cp(&v, 1, dir, "s-8", &keep, 2, 2000, err,
+			 sizeof(err)) == FERRY_E_IO);
+	CHECK(!fail_next_flush);
+	fail_next_flush = 0;
+	snprintf(path, sizeof(path), "%s/s-8/snapshots/2/dev_vda.delta", dir);
+	CHECK_HAS(err, path);
+	volume_close(&v);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -312,6 +631,9 @@ int main(void)
 	RUN(test_shrink_keeps_the_tail);
 	RUN(test_yield_keeps_a_disks_only_history);
 	RUN(test_prune_spares_a_written_disks_newest);
+	RUN(test_damaged_description_deletes_nothing);
+	RUN(test_export_sees_a_reused_offset);
+	RUN(test_failed_flush_at_open);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
