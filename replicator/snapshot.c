@@ -177,14 +177,18 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 	}
 	off += (size_t)snprintf(buf + off, SNAP_META_MAX - off,
 		"# ferry-replicator snapshot; replaced atomically\n"
-		"format = 1\ncp_id = %" PRIu64 "\ncp_time_ms = %" PRIu64
-		"\ntime_ms = %" PRIu64 "\n", s->cp_id, s->cp_time_ms,
-		s->time_ms);
+		"format = 2\ncp_id = %" PRIu64 "\ncp_time_ms = %" PRIu64
+		"\ntime_ms = %" PRIu64 "\ndisks = %u\n", s->cp_id,
+		s->cp_time_ms, s->time_ms, s->n);
 	for (unsigned int i = 0; i < s->n; i++)
 		off += (size_t)snprintf(buf + off, SNAP_META_MAX - off,
 			"disk = %s %" PRIu64 " %s %s\n", s->d[i].file,
 			s->d[i].size, s->d[i].store == STORE_REFLINK ?
 			"reflink" : "cow", s->d[i].name);
+	/* Format 2 says how many disks and where it ends: a description
+	 * cut short (outside damage) is then refused, not read as a
+	 * snapshot without the disks it lost. */
+	off += (size_t)snprintf(buf + off, SNAP_META_MAX - off, "end\n");
 	snprintf(tmp, sizeof(tmp), "%s/%" PRIu64 ".snap.tmp", dir, s->cp_id);
 	snprintf(dst, sizeof(dst), "%s/%" PRIu64 ".snap", dir, s->cp_id);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -217,10 +221,12 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 }
 
 /* 0, -1 if it cannot be read now (errno), -2 if it is not a snapshot's
- * description. */
+ * whole description. */
 static int read_snap(const char *path, struct snap *s)
 {
 	char *buf = malloc(SNAP_META_MAX + 1), *line, *save;
+	unsigned int format = 1, disks = 0;
+	bool end = false, bad = false;
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), e;
 
@@ -251,19 +257,27 @@ static int read_snap(const char *path, struct snap *s)
 		char store[16];
 		int pos = 0;
 
-		if (sscanf(line, "cp_id = %" SCNu64, &s->cp_id) == 1 ||
+		if (sscanf(line, "format = %u", &format) == 1 ||
+		    sscanf(line, "cp_id = %" SCNu64, &s->cp_id) == 1 ||
 		    sscanf(line, "cp_time_ms = %" SCNu64,
 			   &s->cp_time_ms) == 1 ||
-		    sscanf(line, "time_ms = %" SCNu64, &s->time_ms) == 1)
+		    sscanf(line, "time_ms = %" SCNu64, &s->time_ms) == 1 ||
+		    sscanf(line, "disks = %u", &disks) == 1)
 			continue;
-		if (!strncmp(line, "disk = ", 7) &&
-		    s->n < FERRY_WIRE_MAX_DISKS) {
+		if (!strcmp(line, "end")) {
+			end = true;
+			continue;
+		}
+		if (!strncmp(line, "disk = ", 7)) {
 			struct snap_disk *d = &s->d[s->n];
 
-			if (sscanf(line + 7, "%255s %" SCNu64 " %15s %n",
+			if (s->n >= FERRY_WIRE_MAX_DISKS ||
+			    sscanf(line + 7, "%255s %" SCNu64 " %15s %n",
 				   d->file, &d->size, store, &pos) < 3 ||
-			    !pos)
+			    !pos) {
+				bad = true;
 				continue;
+			}
 			snprintf(d->name, sizeof(d->name), "%s",
 				 line + 7 + pos);
 			d->store = strcmp(store, "reflink") ? STORE_COW
@@ -272,6 +286,8 @@ static int read_snap(const char *path, struct snap *s)
 		}
 	}
 	free(buf);
+	if (format >= 2 && (!end || bad || disks != s->n))
+		return -2;
 	return s->cp_id ? 0 : -2;
 }
 
@@ -330,7 +346,8 @@ static int list_snaps(const char *dir, struct snap **out, unsigned int *count)
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		rc = read_snap(path, &v[n]);
 		if (rc == -2) {
-			rlog_error("snapshot %s is damaged (no cp_id): no "
+			rlog_error("snapshot %s is damaged (cut short, no "
+				   "cp_id, or a bad disk line): no "
 				   "snapshot of this server is taken, pruned or "
 				   "read until it and its directory are moved "
 				   "away", path);

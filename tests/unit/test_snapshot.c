@@ -426,13 +426,18 @@ static int deltas_held(const char *source)
  * not seen: its directory as an orphan, the oldest snapshot with the
  * delta it reads through), nor is it read.  The log names the file.
  */
-static void test_damaged_description_deletes_nothing(void)
+/* Snapshot 2 of SID's three cut short just before the text CUT (a
+ * description is never rewritten in place: this is damage from outside). */
+static void damaged_description(const char *sid, const char *cut)
 {
 	struct snap_policy keep = quick_policy(3600 * 1000);
 	struct snap_policy drop = quick_policy(1);
 	struct snap_export ex[FERRY_WIRE_MAX_DISKS];
 	uint8_t *a = malloc(MIB), *b = malloc(MIB);
-	char err[512] = "", logged[8192], out[600], path[600];
+	char err[512] = "", logged[8192], out[600], path[600], text[4096];
+	const char *at;
+	ssize_t len;
+	int fd;
 	uint64_t cp, t;
 	unsigned int n;
 	struct volume v;
@@ -440,49 +445,62 @@ static void test_damaged_description_deletes_nothing(void)
 
 	fill(a, MIB, 11);
 	fill(b, MIB, 12);
-	copied_with_snapshot(&v, "s-6", MIB, a, MIB);
+	copied_with_snapshot(&v, sid, MIB, a, MIB);
 	/* Snapshots 1 to 3, each delta holding one block changed after. */
 	for (cp = 1; cp <= 3; cp++) {
 		if (cp > 1) {
 			usleep(2000);
-			CHECK(snap_at_cp(&v, 1, dir, "s-6", &keep, cp,
+			CHECK(snap_at_cp(&v, 1, dir, sid, &keep, cp,
 					 cp * 1000, err, sizeof(err)) == 1);
 		}
 		CHECK(volume_write(&v, cp * COW_BLOCK, b, COW_BLOCK, err,
 				   sizeof(err)) == 0);
 		CHECK(volume_sync(&v, err, sizeof(err)) == 0);
 	}
-	CHECK_U64(deltas_held("s-6"), 3);
-	/* Cut short before its cp_id (a description is never rewritten in
-	 * place: this is damage from outside). */
-	snprintf(path, sizeof(path), "%s/s-6/snapshots/2.snap", dir);
-	CHECK(truncate(path, 20) == 0);
+	CHECK_U64(deltas_held(sid), 3);
+	snprintf(path, sizeof(path), "%s/%s/snapshots/2.snap", dir, sid);
+	fd = open(path, O_RDONLY);
+	len = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	CHECK(len > 0);
+	text[len > 0 ? len : 0] = '\0';
+	at = strstr(text, cut);
+	CHECK(at != NULL);
+	CHECK(truncate(path, at ? at - text : 0) == 0);
 
 	log_begin();
-	CHECK(snap_yield_oldest(dir, "s-6", err, sizeof(err)) == 0);
+	CHECK(snap_yield_oldest(dir, sid, err, sizeof(err)) == 0);
 	log_end(logged, sizeof(logged));
 	CHECK_HAS(logged, path);
-	CHECK_U64(deltas_held("s-6"), 3);
+	CHECK_U64(deltas_held(sid), 3);
 
 	/* A snapshot is due, with a policy that keeps only the newest. */
 	usleep(2000);
 	log_begin();
-	CHECK(snap_at_cp(&v, 1, dir, "s-6", &drop, 4, 4000, err,
+	CHECK(snap_at_cp(&v, 1, dir, sid, &drop, 4, 4000, err,
 			 sizeof(err)) == 0);
 	log_end(logged, sizeof(logged));
 	CHECK_HAS(logged, path);
-	CHECK_U64(deltas_held("s-6"), 3);
-	snprintf(path, sizeof(path), "%s/s-6/snapshots/4.snap", dir);
+	CHECK_U64(deltas_held(sid), 3);
+	snprintf(path, sizeof(path), "%s/%s/snapshots/4.snap", dir, sid);
 	CHECK(stat(path, &st) == -1 && errno == ENOENT);
 
-	snprintf(out, sizeof(out), "%s/export", dir);
+	snprintf(out, sizeof(out), "%s/export-%s", dir, sid);
 	mkdir(out, 0700);
-	CHECK(snap_export_newest(dir, "s-6", out, false, ex, &n, &cp, &t, err,
+	CHECK(snap_export_newest(dir, sid, out, false, ex, &n, &cp, &t, err,
 				 sizeof(err)) == -1);
 	CHECK_HAS(err, strerror(EBADMSG));
 	volume_close(&v);
 	free(a);
 	free(b);
+}
+
+static void test_damaged_description_deletes_nothing(void)
+{
+	damaged_description("s-6", "cp_id");
+	/* Its cp_id kept but not its disk lines: read as a snapshot of no
+	 * disk, it made an export skip its delta (format 1). */
+	damaged_description("s-10", "disk = ");
 }
 
 /* test_export_sees_a_reused_offset's export, in a thread of its own. */
