@@ -101,10 +101,12 @@ class Setup:
                                                      disk.size) and \
             os.path.getsize(vol) >= disk.size
 
-    def argv(self, disks, *extra, sid=SID, cert=None):
+    def argv(self, disks, *extra, sid=SID, cert=None, port=None):
+        """The agent's command line; PORT: dial that port of 127.0.0.1
+        instead of the replicator's (a proxy in between)."""
         cert, key = cert or self.pki.client(sid)
         a = [AGENT, '--once', '--standalone', 'yes',
-             '--replicator', '127.0.0.1:%d' % self.repl.port,
+             '--replicator', '127.0.0.1:%d' % (port or self.repl.port),
              '--source-server-id', sid, '--cert', cert, '--key', key,
              '--ca', self.pki.ca, '--tracker-ctl', '/nonexistent/ferry-ctl',
              '--state-dir', self.dir.sub('state-' + sid),
