@@ -1134,6 +1134,12 @@ static int step(struct engine *e, uint64_t now_ms, char *err, size_t errlen)
 		return -2;
 	if (send_ready(e) < 0)
 		return -1;
+	/* Slots send_ready() freed take their next reads now: with nothing
+	 * sent (a rescan whose chunks all match) no event would end the
+	 * poll() before its timeout, and a rescan of small reads crawled
+	 * at one queue per 100 ms. */
+	if (e->count < e->depth && fill(e, err, errlen))
+		return -2;
 	cp_maybe(e, now_ms);
 	if (link_pump(&e->ln) || link_tick(&e->ln, now_ms))
 		return -1;
