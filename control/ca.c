@@ -1033,7 +1033,8 @@ char *ca_sign_csr(struct ca *ca, const char *csr_pem, enum ca_kind kind,
 				goto out;
 		if (san_add_uri(&sans, FERRY_URN_REPLICATOR, id, err, errlen))
 			goto out;
-		exts[1].value = "serverAuth,clientAuth";
+		/* Not serverAuth: see FERRY_OID_REPLICATOR_EKU. */
+		exts[1].value = FERRY_OID_REPLICATOR_EKU;
 	} else {
 		if (san_add_uri(&sans, FERRY_URN_SOURCE_SERVER, id, err, errlen))
 			goto out;

@@ -93,3 +93,19 @@ int ferry_peer_source_server(X509 *cert, char *id, size_t len)
 	return copy_id(ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn), id,
 		       len);
 }
+
+bool ferry_cert_is_replicator(X509 *cert)
+{
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(cert, NID_ext_key_usage,
+						   NULL, NULL);
+	ASN1_OBJECT *want = OBJ_txt2obj(FERRY_OID_REPLICATOR_EKU, 1);
+	bool found = false;
+
+	for (int i = 0; eku && want && i < sk_ASN1_OBJECT_num(eku); i++)
+		if (!OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want))
+			found = true;
+	EXTENDED_KEY_USAGE_free(eku);
+	ASN1_OBJECT_free(want);
+	ERR_clear_error();
+	return found;
+}

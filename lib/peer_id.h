@@ -18,6 +18,18 @@
 #define FERRY_URN_SOURCE_SERVER "urn:ferry:source-server:"
 #define FERRY_URN_REPLICATOR    "urn:ferry:replicator:"
 
+/*
+ * The extended key usage of a replicator's certificate, instead of
+ * serverAuth: the same CA signs ferry-control's HTTPS certificate, whose
+ * clients (agents, replicators, the aws CLI) want serverAuth, so a
+ * replicator's certificate can never pass for ferry-control's; and
+ * agents want this one, so ferry-control's cannot pass for a
+ * replicator's.  An OID derived from a UUID (ITU-T X.667, arc 2.25):
+ * no registry needed.
+ */
+#define FERRY_OID_REPLICATOR_EKU \
+	"2.25.62129563338904629873796490502516882673"
+
 /* Longest certificate ID (an X.509 CN holds 64 characters). */
 #define FERRY_ID_MAX 64
 
@@ -35,5 +47,8 @@ bool ferry_id_valid(const char *id);
  * valid source server ID or it does not fit.
  */
 int ferry_peer_source_server(X509 *cert, char *id, size_t len);
+
+/* CERT's extended key usage has FERRY_OID_REPLICATOR_EKU. */
+bool ferry_cert_is_replicator(X509 *cert);
 
 #endif

@@ -92,6 +92,34 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
 	return ok;
 }
 
+/* The server (a replicator) must show a replicator's certificate. */
+static int client_verify_cb(int ok, X509_STORE_CTX *store)
+{
+	X509 *cert = X509_STORE_CTX_get_current_cert(store);
+	char subj[256], *desc;
+	SSL *ssl;
+
+	if (!ok || X509_STORE_CTX_get_error_depth(store) != 0 || !cert ||
+	    ferry_cert_is_replicator(cert))
+		return ok;
+	X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+	ssl = X509_STORE_CTX_get_ex_data(store,
+				SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (!ssl || refused_idx < 0 || SSL_get_ex_data(ssl, refused_idx))
+		return 0;
+	if (!X509_NAME_oneline(X509_get_subject_name(cert), subj,
+			       sizeof(subj)))
+		snprintf(subj, sizeof(subj), "(unreadable)");
+	desc = malloc(sizeof(subj) + 96);
+	if (desc) {
+		snprintf(desc, sizeof(subj) + 96, "certificate subject %s is "
+			 "not a replicator's (ferry-control issues those)",
+			 subj);
+		SSL_set_ex_data(ssl, refused_idx, desc);
+	}
+	return 0;
+}
+
 SSL_CTX *ferry_tls_ctx(enum ferry_tls_role role, const char *cert_file,
 		       const char *key_file, const char *ca_file, char *err,
 		       size_t errlen)
@@ -166,7 +194,11 @@ SSL_CTX *ferry_tls_ctx(enum ferry_tls_role role, const char *cert_file,
 		SSL_CTX_set_num_tickets(ctx, 0);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	} else {
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		/* The replicator's certificate has ferry's key purpose, not
+		 * serverAuth (peer_id.h), which OpenSSL's own check for a
+		 * TLS server would refuse: checked in client_verify_cb(). */
+		SSL_CTX_set_purpose(ctx, X509_PURPOSE_ANY);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, client_verify_cb);
 	}
 	/* Writes may be retried with a moved buffer after a partial one. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |

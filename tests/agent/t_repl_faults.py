@@ -20,6 +20,54 @@ import repl
 from repl import MiB, R, check, done, log
 
 
+def control_cert_refused(s, c):
+    """The agent against a TLS server showing a certificate of the same
+    CA for the right address, with serverAuth as ferry-control's own has
+    (ca.c), not the replicator's key purpose (peer_id.h): refused.
+    (check's ok, detail)."""
+    d = s.dir.sub('https')
+    os.makedirs(d, exist_ok=True)
+    key, csr, crt, ext = (os.path.join(d, n) for n in
+                          ('k.pem', 'r.csr', 'c.pem', 'ext'))
+    with open(ext, 'w') as f:
+        f.write('extendedKeyUsage = serverAuth\n'
+                'subjectAltName = IP:127.0.0.1\n')
+    ca_dir = s.pki.ca_dir
+    subprocess.run(['openssl', 'req', '-new', '-newkey', 'ec',
+                    '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+                    '-keyout', key, '-out', csr, '-subj', '/CN=control'],
+                   check=True, capture_output=True)
+    subprocess.run(['openssl', 'x509', '-req', '-in', csr, '-out', crt,
+                    '-CA', os.path.join(ca_dir, 'ca.pem'), '-CAkey',
+                    os.path.join(ca_dir, 'ca-key.pem'), '-CAcreateserial',
+                    '-days', '2', '-extfile', ext],
+                   check=True, capture_output=True)
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    port = ls.getsockname()[1]
+    ls.close()
+    srv = subprocess.Popen(['openssl', 's_server', '-quiet', '-accept',
+                            '127.0.0.1:%d' % port, '-cert', crt, '-key',
+                            key], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        argv = s.argv([c])
+        argv[argv.index('--replicator') + 1] = '127.0.0.1:%d' % port
+        try:
+            pr = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=30)
+        except subprocess.TimeoutExpired as e:
+            return False, 'the agent took it for a replicator and ' \
+                'waited: %s' % (e.stderr or b'')[-400:]
+    finally:
+        srv.kill()
+        srv.wait()
+    return (pr.returncode != 0 and 'is not a replicator' in pr.stderr,
+            pr.stderr[-400:])
+
+
 class CutProxy:
     """TCP forwarding 127.0.0.1:port -> the replicator, with cut()."""
 
@@ -188,6 +236,8 @@ try:
     check('replicator not signed by our CA: refused, clear reason',
           pr.returncode != 0 and 'certificate is not accepted' in
           pr.stderr, pr.stderr[-400:])
+    check('ferry-control\'s own HTTPS certificate cannot pass for a '
+          'replicator\'s', *control_cert_refused(s, c))
     r = s.once([c], sid='s-00000000000000bad', timeout=60)
     check('server not assigned to this replicator: DENIED, clear reason',
           r.rc != 0 and 'not assigned' in r.err and not os.path.exists(

@@ -26,6 +26,39 @@ def rep_body(name, port, **kw):
     return b
 
 
+def https_refuses(c, crt, key):
+    """A TLS server on 127.0.0.1 showing CRT: a client of ferry-control
+    (Python's default context, as the aws CLI's botocore, with ferry's
+    ca.pem) must refuse it, or a replicator key could buy a certificate
+    that passes for ferry-control.  (ok, detail)."""
+    import socket
+    import ssl
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    port = ls.getsockname()[1]
+    ls.close()
+    srv = subprocess.Popen(['openssl', 's_server', '-quiet', '-accept',
+                            '127.0.0.1:%d' % port, '-cert', crt, '-key', key],
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        ctx = ssl.create_default_context(
+            cafile=os.path.join(c.data_dir, 'ca.pem'))
+        for _ in range(50):
+            try:
+                with socket.create_connection(('127.0.0.1', port), 5) as s:
+                    with ctx.wrap_socket(s, server_hostname='127.0.0.1'):
+                        return False, 'verified'
+            except ssl.SSLCertVerificationError as e:
+                return 'purpose' in str(e), str(e)
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        return False, 'openssl s_server did not start'
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 def runtime(c, cr):
     st, _, r = c.call('GetAgentRuntimeConfigurationForMgn', {}, creds=cr)
     if st != 200:
@@ -315,6 +348,12 @@ def main():
               'CN = r1' in t, (st, r, v and v.stdout, t[:1500]))
         check('re-registration keeps the assignments',
               r.get('assignedSourceServers') == 3, r)
+        check('the replicator certificate has ferry\'s key purpose, not '
+              'serverAuth', ok and '2.25.6212956333890462987379649050251'
+              '6882673' in t and 'TLS Web Server' not in t, t[:1500])
+        ok, why = https_refuses(c, crt, key)
+        check('a TLS client of ferry-control refuses a replicator '
+              'certificate for its address', ok, why)
 
         # Capacity: a replicator too small for any server gets none.
         c.kill9()
