@@ -146,40 +146,93 @@ void rescan_read_queued(struct engine *e, struct disk *d, uint64_t off,
 	d->rs.read_next = off + len;
 }
 
+/* The segment waiting for HASH_RESP SEQ, of any disk (*DI: its disk). */
+static struct rescan_seg *seg_waiting(struct engine *e, uint64_t seq,
+				      unsigned int *di)
+{
+	for (unsigned int i = 0; i < e->n_disks; i++) {
+		for (int j = 0; j < RESCAN_SEGS; j++) {
+			struct rescan_seg *g = &e->disks[i].rs.seg[j];
+
+			if (g->used && !g->have && g->req_seq == seq) {
+				*di = i;
+				return g;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* The seqs of the HASH_REQs still unanswered, into BUF: "2 3", or
+ * "none". */
+static void seqs_waiting(struct engine *e, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	snprintf(buf, size, "none");
+	for (unsigned int i = 0; i < e->n_disks; i++) {
+		for (int j = 0; j < RESCAN_SEGS; j++) {
+			const struct rescan_seg *g = &e->disks[i].rs.seg[j];
+			int w;
+
+			if (!g->used || g->have)
+				continue;
+			w = snprintf(buf + n, size - n, "%s%" PRIu64,
+				     n ? " " : "", g->req_seq);
+			if (w < 0 || (size_t)w >= size - n) {
+				/* Cut short: say so, where it fits. */
+				if (size > 4)
+					snprintf(buf + size - 4, 4, "...");
+				return;
+			}
+			n += (size_t)w;
+		}
+	}
+}
+
 void rescan_on_hash_resp(struct engine *e, uint64_t seq,
 			 const struct ferry_hash_resp *h)
 {
+	struct rescan_seg *g;
 	struct disk *d;
+	unsigned int di;
+	char why[AGENT_MSG_MAX];
 
-	if (h->disk >= e->n_disks)
-		return;
-	d = &e->disks[h->disk];
-	for (int i = 0; i < RESCAN_SEGS; i++) {
-		struct rescan_seg *g = &d->rs.seg[i];
+	/* Not what was asked: never trust it.  Asking again from here would
+	 * skip what the segments before it have not compared yet, and
+	 * ignoring it leaves a segment waiting for hashes that never come
+	 * (the rescan hangs, PINGs keep the link up): start over from what
+	 * is done, on a new connection. */
+	g = seg_waiting(e, seq, &di);
+	if (!g) {
+		char waiting[256];
 
-		if (!g->used || g->have || g->req_seq != seq)
-			continue;
-		if (h->offset != g->off || h->chunk != e->hash_chunk ||
-		    h->count != g->count) {
-			char why[256];
-
-			/* Not what was asked: never trust it.  Asking again
-			 * from here would skip what the segments before it
-			 * have not compared yet: start over from what is
-			 * done, on a new connection. */
-			snprintf(why, sizeof(why), "%s: HASH_RESP %" PRIu64
-				 " answers offset %" PRIu64 " chunk %u count "
-				 "%u, asked %" PRIu64 " %u %u", d->name, seq,
-				 h->offset, h->chunk, h->count, g->off,
-				 e->hash_chunk, g->count);
-			link_abort(&e->ln, why);
-			return;
-		}
-		memcpy(g->hashes, h->hashes,
-		       (size_t)h->count * FERRY_WIRE_HASH_LEN);
-		g->have = true;
+		seqs_waiting(e, waiting, sizeof(waiting));
+		snprintf(why, sizeof(why), "replicator %s: HASH_RESP %" PRIu64
+			 " (disk %u, offset %" PRIu64 ") answers no "
+			 "outstanding HASH_REQ; outstanding: %s", e->ln.peer,
+			 seq, h->disk, h->offset, waiting);
+		link_abort(&e->ln, why);
 		return;
 	}
+	d = &e->disks[di];
+	if (h->disk != di) {
+		snprintf(why, sizeof(why), "%s: HASH_RESP %" PRIu64 " answers "
+			 "disk %u, asked %u", d->name, seq, h->disk, di);
+		link_abort(&e->ln, why);
+		return;
+	}
+	if (h->offset != g->off || h->chunk != e->hash_chunk ||
+	    h->count != g->count) {
+		snprintf(why, sizeof(why), "%s: HASH_RESP %" PRIu64 " answers "
+			 "offset %" PRIu64 " chunk %u count %u, asked %"
+			 PRIu64 " %u %u", d->name, seq, h->offset, h->chunk,
+			 h->count, g->off, e->hash_chunk, g->count);
+		link_abort(&e->ln, why);
+		return;
+	}
+	memcpy(g->hashes, h->hashes, (size_t)h->count * FERRY_WIRE_HASH_LEN);
+	g->have = true;
 }
 
 int rescan_compare(struct engine *e, struct slot *s, const uint8_t *buf)

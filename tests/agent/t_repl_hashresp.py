@@ -1,12 +1,16 @@
 """t_repl_hashresp: a HASH_RESP that does not answer its HASH_REQ.
 
-The agent checks that each HASH_RESP gives the offset, chunk and count
-its HASH_REQ asked for (agent/rescan.c, rescan_on_hash_resp()); one that
-does not must take the link down, and the rescan go on from what it had
+The agent checks that each HASH_RESP answers a HASH_REQ still waiting
+for it (its seq), of the disk it names, with the offset, chunk and count
+it asked for (agent/rescan.c, rescan_on_hash_resp()); one that does not
+must take the link down, and the rescan go on from what it had
 compared, on a new connection.  (Before, the agent asked again from the
 offset of the segment answered wrongly: the reads of the segment before
 it that were not queued yet were skipped, never compared, and the
-staging volume could stay different from the disk.)
+staging volume could stay different from the disk.  And it ignored a
+HASH_RESP naming a disk it does not have, or a seq no segment waits
+for: the segment waiting for it never got its hashes, and the rescan
+hung for good, PING/PONG keeping the link up.)
 
 The real agent and the real replicator, with a TLS man in the middle
 (tlsproxy.py) that rewrites one HASH_RESP on its first connection,
@@ -18,18 +22,26 @@ hash chunks of 4 KiB, 16 MiB per HASH_REQ, three of them for the 48 MiB
 disk, two in flight at a time.  (--queue-depth 256: with the default 32
 such a rescan took 14-39 s here, most of it the replication loop's
 100 ms poll timeout after each queue of reads that sent nothing.)
-Twice:
+Four times:
 
   count   the first HASH_RESP, one hash short (count - 1);
   offset  the second HASH_RESP, one chunk further on, held back with
           the first until it comes, so that the agent takes both before
-          it reads any of the first segment (the case that skipped it).
+          it reads any of the first segment (the case that skipped it);
+  disk    the first HASH_RESP, naming disk 1 of this one-disk
+          connection;
+  seq     the first HASH_RESP, with a seq the agent never used.
 
-With the old "ask again" both cases fail the link-down and reconnect
-checks, and offset also leaves the volume different: the writes in the
-first 16 MiB were never compared (32-33 MiB of 48 rescanned).
+With the old "ask again" count and offset fail the link-down and
+reconnect checks, and offset also leaves the volume different: the
+writes in the first 16 MiB were never compared (32-33 MiB of 48
+rescanned).  Before disk and seq were checked, those two runs hung: each
+run is killed after LIMIT s, which fails its checks instead of hanging
+the suite (it takes about a second).
 """
+import re
 import struct
+import subprocess
 import time
 
 import repl
@@ -39,14 +51,16 @@ from repl import MiB, check, done, log
 HASH_RESP = 6
 RESP = struct.Struct('>IIQII')      # disk, chunk, offset, count, reserved
 KiB = 1024
+LIMIT = 60                          # s, for one --once run
 
 
 class BadHashResp(tlsproxy.Pass):
     """On the proxy's first connection, HASH_RESP number NTH from the
-    replicator goes to the agent as CHANGE(chunk, offset, count,
-    hashes) -> (chunk, offset, count, hashes) makes it.  With NTH > 1
-    everything from the first HASH_RESP on is held back and goes with
-    the rewritten one (or, after HOLD_LIMIT s without it, as it came)."""
+    replicator goes to the agent as CHANGE(seq, disk, chunk, offset,
+    count, hashes) -> (seq, disk, chunk, offset, count, hashes) makes
+    it.  With NTH > 1 everything from the first HASH_RESP on is held
+    back and goes with the rewritten one (or, after HOLD_LIMIT s without
+    it, as it came)."""
 
     def __init__(self, nth, change, hold_limit=10.0):
         self.nth = nth
@@ -55,7 +69,8 @@ class BadHashResp(tlsproxy.Pass):
         self.count = 0
         self.held = []
         self.held_since = None
-        self.asked = self.sent = None     # (seq, chunk, offset, count)
+        # (seq, disk, chunk, offset, count): as it came, as it went
+        self.asked = self.sent = None
         self.timed_out = False
 
     def from_replicator(self, conn, f):
@@ -73,10 +88,12 @@ class BadHashResp(tlsproxy.Pass):
             return
         disk, chunk, off, count, res = RESP.unpack_from(f.payload)
         hashes = f.payload[RESP.size:]
-        c2, o2, n2, h2 = self.change(chunk, off, count, hashes)
-        self.asked = (f.seq, chunk, off, count)
-        self.sent = (f.seq, c2, o2, n2)
-        f.payload = RESP.pack(disk, c2, o2, n2, res) + h2
+        s2, d2, c2, o2, n2, h2 = self.change(f.seq, disk, chunk, off,
+                                             count, hashes)
+        self.asked = (f.seq, disk, chunk, off, count)
+        self.sent = (s2, d2, c2, o2, n2)
+        f.seq = s2
+        f.payload = RESP.pack(d2, c2, o2, n2, res) + h2
         for h in self.held + [f]:
             conn.to_agent(h)
         self.held = []
@@ -89,9 +106,36 @@ class BadHashResp(tlsproxy.Pass):
             self.held = []
 
 
+def answers(dev, port, asked, sent):
+    """What the agent's log says of a HASH_RESP that answers something
+    else than asked (rescan.c's messages): a regular expression."""
+    _, _, c1, o1, n1 = asked
+    s2, _, c2, o2, n2 = sent
+    return re.escape('%s: HASH_RESP %d answers offset %d chunk %d count %d, '
+                     'asked %d %d %d' % (dev, s2, o2, c2, n2, o1, c1, n1))
+
+
+def wrong_disk(dev, port, asked, sent):
+    return re.escape('%s: HASH_RESP %d answers disk %d, asked %d' %
+                     (dev, sent[0], sent[1], asked[1]))
+
+
+def no_request(dev, port, asked, sent):
+    """The seq asked is among those still waiting."""
+    return re.escape('replicator 127.0.0.1:%d: HASH_RESP %d (disk %d, offset '
+                     '%d) answers no outstanding HASH_REQ; outstanding: ' %
+                     (port, sent[0], sent[1], sent[3])) + \
+        r'(\d+ )*%d( \d+)*' % asked[0]
+
+
+# name, which HASH_RESP, the change, the message expected
 CASES = (
-    ('count', 1, lambda c, o, n, h: (c, o, n - 1, h[:-16])),
-    ('offset', 2, lambda c, o, n, h: (c, o + c, n, h)),
+    ('count', 1, lambda s, d, c, o, n, h: (s, d, c, o, n - 1, h[:-16]),
+     answers),
+    ('offset', 2, lambda s, d, c, o, n, h: (s, d, c, o + c, n, h), answers),
+    ('disk', 1, lambda s, d, c, o, n, h: (s, 1, c, o, n, h), wrong_disk),
+    ('seq', 1, lambda s, d, c, o, n, h: ((1 << 40) + s, d, c, o, n, h),
+     no_request),
 )
 
 # Scattered writes, in each 16 MiB segment: near its start, in its
@@ -101,6 +145,20 @@ REGIONS = ((12 * KiB, 4 * KiB), (5 * MiB + 64 * KiB, 256 * KiB),
            (17 * MiB, 8 * KiB), (24 * MiB, MiB), (32 * MiB - 4 * KiB, 4 * KiB),
            (40 * MiB + 4 * KiB, 128 * KiB), (48 * MiB - 4 * KiB, 4 * KiB))
 CHANGED = sum(n for _, n in REGIONS)
+
+
+def once_bounded(s, disks, *extra, **kw):
+    """s.once(), but a run still going after LIMIT s is killed and
+    comes back with rc None and its log so far, so that a hang fails
+    the checks instead of hanging the suite."""
+    p = s.popen(disks, *extra, **kw)
+    try:
+        out, err = p.communicate(timeout=LIMIT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        return repl.Run(None, out, err + '\n(killed after %d s)' % LIMIT)
+    return repl.Run(p.returncode, out, err)
 
 
 def differing(s, disk, block=4 * KiB):
@@ -128,7 +186,7 @@ try:
     check('first copy: the staging volume equals the disk',
           r.rc == 0 and s.same(a), r.why())
 
-    for k, (name, nth, change) in enumerate(CASES):
+    for k, (name, nth, change, expect) in enumerate(CASES):
         for i, (off, n) in enumerate(REGIONS):
             a.write(off, repl.rand_bytes(n, 1000 * (k + 1) + i))
         changed = not s.same(a)
@@ -136,8 +194,8 @@ try:
         proxy = tlsproxy.FrameProxy(s.pki, s.repl.port,
                                     s.pki.client(repl.SID), hook)
         t0 = time.time()
-        r = s.once([a], '--read-chunk', 4096, '--queue-depth', 256,
-                   port=proxy.port, timeout=120)
+        r = once_bounded(s, [a], '--read-chunk', 4096, '--queue-depth',
+                         256, port=proxy.port)
         took = time.time() - t0
         proxy.close()
         da = r.disk(0)
@@ -155,20 +213,20 @@ try:
               hook.sent is not None and not hook.timed_out,
               'HASH_RESPs seen %d, held back too long: %s; %s' %
               (hook.count, hook.timed_out, conns))
+        check('%s: the agent finished within %d s' % (name, LIMIT),
+              r.rc is not None, 'it took %.1f s: killed\n%s' %
+              (took, r.why()))
         if hook.sent:
-            seq, c2, o2, n2 = hook.sent
-            _, c1, o1, n1 = hook.asked
-            why = ('HASH_RESP %d answers offset %d chunk %d count %d, '
-                   'asked %d %d %d' % (seq, o2, c2, n2, o1, c1, n1))
+            why = expect(a.dev, proxy.port, hook.asked, hook.sent)
         else:
-            why = 'HASH_RESP (none rewritten)'
-        msg = 'connection to the replicator lost: %s: %s;' % (a.dev, why)
-        line = [ln for ln in r.err.splitlines() if msg in ln]
+            why = re.escape('HASH_RESP (none rewritten)')
+        msg = re.escape('connection to the replicator lost: ') + why + ';'
+        line = [ln for ln in r.err.splitlines() if re.search(msg, ln)]
         if line:
             log('%s: %s' % (name, line[0]))
         check('%s: the agent took the link down for it (rescan.c\'s '
               'message in its log)' % name, line,
-              'no line with "%s"\n%s' % (msg, r.why()))
+              'no line matching "%s"\n%s' % (msg, r.why()))
         check('%s: the agent reconnected, and the second connection '
               'passed unchanged' % name,
               proxy.accepted >= 2 and
