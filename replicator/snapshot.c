@@ -1553,8 +1553,9 @@ static int export_disk(const char *src_dir, const char *dir,
 		rc = 0;
 	if (fd >= 0)
 		close(fd);
-	if (qcow2)
-		unlink(tmp);
+	/* A raw image cut short must not be taken for the snapshot. */
+	if (qcow2 || (rc && fd >= 0))
+		unlink(qcow2 ? tmp : out);
 	chain_close(c);
 	free(c);
 	return rc;
