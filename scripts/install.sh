@@ -27,6 +27,14 @@
 # 3 a step failed and what the run did was rolled back; 4 the configuration
 # is written but the packages are not installed (not written yet).
 
+# Run by sh (dash, busybox) the bash in it would fail on its first line
+# (set -o pipefail) with a message that says nothing: say what to do.
+# POSIX on purpose, and first, before anything bash-only is read.
+if [ -z "${BASH_VERSION:-}" ]; then
+	echo "install.sh: run it with bash (sudo bash install.sh ...)" >&2
+	exit 2
+fi
+
 set -u -o pipefail
 umask 022
 export LC_ALL=C

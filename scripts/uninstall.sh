@@ -23,6 +23,14 @@
 # done (said on the last line: the disconnect, typically, when
 # ferry-control is unreachable); 2 a usage error.
 
+# Run by sh (dash, busybox) the bash in it would fail on its first line
+# (set -o pipefail) with a message that says nothing: say what to do.
+# POSIX on purpose, and first, before anything bash-only is read.
+if [ -z "${BASH_VERSION:-}" ]; then
+	echo "uninstall.sh: run it with bash (sudo bash uninstall.sh ...)" >&2
+	exit 2
+fi
+
 set -u -o pipefail
 umask 022
 export LC_ALL=C

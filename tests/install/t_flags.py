@@ -5,11 +5,15 @@ flag is a usage error (exit 2); with --no-prompt (or without a terminal)
 the missing region, keys and endpoint are named in one message, flag and
 environment variable, and nothing is written; --force-volumes wants
 --no-prompt and --devices, named together; malformed values are refused
-before anything is checked, and a secret is never echoed back.
+before anything is checked, and a secret is never echoed back.  Run by
+sh (dash) rather than bash, install.sh and uninstall.sh say to run them
+with bash (exit 2) instead of failing on bash's syntax.
 """
 import os
+import shutil
+import subprocess
 
-from installctl import Env, check, done
+from installctl import Env, INSTALL, check, done
 
 FLAGS = ['--region', '--aws-access-key-id', '--aws-secret-access-key',
          '--aws-session-token', '--endpoint', '--s3-endpoint', '--no-prompt',
@@ -30,6 +34,24 @@ def nothing_written(e):
 
 def main():
     with Env() as e:
+        # sh install.sh: dash (Debian's sh), and busybox's when present.
+        shells = [s for s in ('dash', 'busybox') if shutil.which(s)]
+        for sh in shells:
+            for script in ('install.sh', 'uninstall.sh'):
+                path = os.path.join(os.path.dirname(INSTALL), script)
+                argv = [sh, path, '--help'] if sh == 'dash' else \
+                    [sh, 'sh', path, '--help']
+                r = subprocess.run(argv, capture_output=True, text=True,
+                                   env=e.env(), stdin=subprocess.DEVNULL)
+                want = '%s: run it with bash (sudo bash %s ...)\n' % (
+                    script, script)
+                check('%s %s: exit 2, "run it with bash", nothing else'
+                      % ('sh (dash)' if sh == 'dash' else 'busybox sh',
+                         script),
+                      r.returncode == 2 and r.stderr == want
+                      and r.stdout == '', r.stdout + r.stderr)
+        check('sh install.sh: nothing written', nothing_written(e))
+
         for h in ('-h', '--help'):
             r = e.run(h, conf=False)
             missing = [f for f in FLAGS if f not in r.out]
