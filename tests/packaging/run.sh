@@ -3,8 +3,10 @@
 # would: lintian and rpmlint without errors, each package's exact file
 # list, a manual page for every command that man and groff format without
 # a warning, one version (VERSION) everywhere, the agent's dependency on the
-# module package of its version, maintainer scripts that leave the agent's
-# service alone (install.sh starts it), SHA512SUMS that match, and the
+# module package of its version, the agent's maintainer scripts run against
+# a fake systemctl (a new installation starts nothing: install.sh does; an
+# upgrade restarts the running agent; a removal stops it), SHA512SUMS that
+# match, and the
 # packaged DKMS source building ferry.ko against the bookworm test kernel's
 # headers.  Nothing is installed on this machine (the real installation is
 # tests/install/t_guest.py, in a Debian guest).  Ends with
@@ -124,14 +126,49 @@ check "rpm ferry-agent requires ferry-dkms = $V-1 and its libraries" \
 	bash -c "rpm -qp --requires '$RPM/ferry-agent-$V-1.x86_64.rpm' 2>/dev/null |
 		grep -qx 'ferry-dkms = $V-1' && rpm -qp --requires \
 		'$RPM/ferry-agent-$V-1.x86_64.rpm' 2>/dev/null | grep -q '^liburing.so.2'"
+# The agent's maintainer scripts run against a fake systemctl
+# (tests/packaging/maintscripts.sh): a new installation neither enables
+# nor starts the service (install.sh does, once agent.conf exists); an
+# upgrade or a reinstall restarts the running agent, so that the new
+# program runs, and starts nothing the administrator stopped; a removal
+# stops it.
+maint() {		# FORMAT STATE-BEFORE WANT SCRIPT:ARGS...
+	local fmt=$1 before=$2 want=$3 pkg got
+	shift 3
+	pkg=$DEB/ferry-agent_${V}-1_amd64.deb
+	[ "$fmt" = deb ] || pkg=$RPM/ferry-agent-$V-1.x86_64.rpm
+	got=$(tests/packaging/maintscripts.sh "$fmt" "$pkg" "$before" "$@") ||
+		return 1
+	[ "$got" = "$want" ] || { echo "want '$want', got '$got'"; return 1; }
+}
+up="$V-1"
+check "deb ferry-agent, a new installation: the service neither enabled nor started" \
+	maint deb "inactive disabled" "inactive disabled starts=0" \
+	preinst:install postinst:configure
+check "deb ferry-agent, an upgrade or a reinstall: the running agent restarted" \
+	maint deb "active enabled" "active enabled starts=1" \
+	"prerm:upgrade,$up" "preinst:upgrade,$up" "postinst:configure,$up"
+check "deb ferry-agent, an upgrade: an agent stopped and disabled stays so" \
+	maint deb "inactive disabled" "inactive disabled starts=0" \
+	"prerm:upgrade,$up" "preinst:upgrade,$up" "postinst:configure,$up"
+check "deb ferry-agent, a removal: the service stopped" \
+	maint deb "active enabled" "inactive enabled starts=0" \
+	prerm:remove postrm:remove
 dpkg-deb -e "$DEB/ferry-agent_${V}-1_amd64.deb" "$tmp/agent.ctl"
-# debhelper's --no-enable keeps only "enabled stays enabled on upgrade".
-check "deb ferry-agent's scripts neither enable nor start its service" \
-	bash -c "! grep -hE 'new installations run enable|_dh_action|deb-systemd-invoke (start|restart)|systemctl (enable|start)' $tmp/agent.ctl/post* $tmp/agent.ctl/pre* 2>/dev/null"
-check "deb ferry-agent's removal stops its service (a purge forgets it)" \
-	bash -c "grep -q 'deb-systemd-invoke stop ferry-agent.service' $tmp/agent.ctl/prerm &&
-		grep -q \"deb-systemd-helper purge 'ferry-agent.service'\" $tmp/agent.ctl/postrm"
-check "rpm ferry-agent's scripts neither enable nor start its service" \
+check "deb ferry-agent: a purge forgets the service" \
+	grep -q "deb-systemd-helper purge 'ferry-agent.service'" "$tmp/agent.ctl/postrm"
+# rpm -U: the new %pre and %post, then the old %preun and %postun with 1.
+check "rpm ferry-agent, a new installation: the service neither enabled nor started" \
+	maint rpm "inactive disabled" "inactive disabled starts=0" pre:1 post:1
+check "rpm ferry-agent, an upgrade or a reinstall: the running agent restarted" \
+	maint rpm "active enabled" "active enabled starts=1" \
+	pre:2 post:2 preun:1 postun:1
+check "rpm ferry-agent, an upgrade: an agent stopped and disabled stays so" \
+	maint rpm "inactive disabled" "inactive disabled starts=0" \
+	pre:2 post:2 preun:1 postun:1
+check "rpm ferry-agent, a removal: the service stopped and disabled" \
+	maint rpm "active enabled" "inactive disabled starts=0" preun:0
+check "rpm ferry-agent's scripts never enable nor start its service" \
 	bash -c "! rpm -qp --scripts '$RPM/ferry-agent-$V-1.x86_64.rpm' 2>/dev/null |
 		grep -E 'systemctl (enable|start|restart|preset)'"
 dpkg-deb -e "$DEB/ferry-dkms_${V}-1_all.deb" "$tmp/dkms.ctl"
