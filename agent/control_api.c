@@ -101,6 +101,31 @@ static void request_id(char out[33])
 	out[32] = '\0';
 }
 
+/*
+ * The proxy as it is shown and logged: the password of its user info
+ * masked ("user:***@host:port" after the scheme; a bare user becomes
+ * "***@host:port").  The user info is what comes before the last '@'
+ * after the scheme.
+ */
+static void mask_proxy(const char *proxy, char *out, size_t len)
+{
+	const char *sep = strstr(proxy, "://");
+	const char *auth = sep ? sep + 3 : proxy;
+	const char *at = strrchr(auth, '@'), *colon;
+
+	if (!at) {
+		snprintf(out, len, "%s", proxy);
+		return;
+	}
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	if (colon)
+		snprintf(out, len, "%.*s:***@%s", (int)(colon - proxy), proxy,
+			 at + 1);
+	else
+		snprintf(out, len, "%.*s***@%s", (int)(auth - proxy), proxy,
+			 at + 1);
+}
+
 /* What the user can do about a libcurl failure. */
 static const char *hint(CURLcode rc)
 {
@@ -181,8 +206,14 @@ int ctl_api_call(struct ctl_api *a, const char *op, json_t *body,
 		return -1;
 	}
 	snprintf(url, sizeof(url), "%s/%s", a->endpoint, op);
-	if (a->proxy[0])
-		snprintf(via, sizeof(via), " through proxy %s", a->proxy);
+	if (a->proxy[0]) {
+		char shown[sizeof(a->proxy) + 8];
+
+		/* Never its password: the journal is readable by more than
+		 * root (adm, systemd-journal). */
+		mask_proxy(a->proxy, shown, sizeof(shown));
+		snprintf(via, sizeof(via), " through proxy %s", shown);
+	}
 	request_id(rid);
 	snprintf(rid_hdr, sizeof(rid_hdr), "X-Ferry-Request-Id: %s", rid);
 	token_hdr[0] = '\0';

@@ -165,6 +165,31 @@ mask_key() {
 	fi
 }
 
+# A URL as it is shown and logged: the password of its user info masked
+# (a proxy's http://user:password@host:port becomes http://user:***@...,
+# a bare user:  http://***@...).  The user info is what comes before the
+# last @ after the scheme.
+mask_url() {
+	local u=$1 pre='' rest auth
+	case $u in
+	*://*)
+		pre=${u%%://*}://
+		rest=${u#*://}
+		;;
+	*) rest=$u ;;
+	esac
+	case $rest in
+	*@*)
+		auth=${rest%@*}
+		case $auth in
+		*:*) printf '%s%s:***@%s' "$pre" "${auth%%:*}" "${rest##*@}" ;;
+		*) printf '%s***@%s' "$pre" "${rest##*@}" ;;
+		esac
+		;;
+	*) printf '%s' "$u" ;;
+	esac
+}
+
 # ---- rollback -------------------------------------------------------------
 #
 # Each step that changes the machine pushes the command that undoes it;
@@ -504,25 +529,26 @@ norm_url() {		# VAR FLAG
 
 # The proxy as the agent's `proxy` key takes it (agent/config.c).
 check_proxy() {
-	local p=$PROXY rest
+	local p=$PROXY rest shown
 	[ -n "$p" ] || return 0
+	shown=$(mask_url "$p")
 	case $p in
 	*[[:space:]]* | *[[:cntrl:]]*)
-		bad "--proxy-address '$p': blanks or control characters"
+		bad "--proxy-address '$shown': blanks or control characters"
 		return 0
 		;;
 	esac
 	case $p in
 	http://* | https://* | socks4://* | socks4a://* | socks5://* | socks5h://*) rest=${p#*://} ;;
 	*://*)
-		bad "--proxy-address '$p': the scheme must be http, https or socks5"
+		bad "--proxy-address '$shown': the scheme must be http, https or socks5"
 		return 0
 		;;
 	*) rest=$p ;;
 	esac
 	case $rest in
 	*:*) ;;
-	*) bad "--proxy-address '$p': want http://PROXY:PORT/" ;;
+	*) bad "--proxy-address '$shown': want http://PROXY:PORT/" ;;
 	esac
 }
 
@@ -1089,6 +1115,13 @@ probe_config() {
 			printf 'header = %s\n' "$(cq "X-Amz-Security-Token: $SESSION_TOKEN")"
 		printf 'header = %s\n' "$(cq "Authorization: $auth")"
 	fi
+	net_config
+}
+
+# The curl config (stdin) of every call and download: the proxy (its
+# password would be visible to every user in a command line) and the CA
+# bundle.
+net_config() {
 	if [ -n "$PROXY" ]; then
 		printf 'proxy = %s\n' "$(cq "$PROXY")"
 	else
@@ -1120,7 +1153,7 @@ check_endpoint() {
 	path=${path%/}/$PROBE_OP
 	url=https://$hostport$path
 	probe_body
-	[ -z "$PROXY" ] || via=" through the proxy $PROXY"
+	[ -z "$PROXY" ] || via=" through the proxy $(mask_url "$PROXY")"
 	log "signed call: POST $url$via (signer: $SIGNER, key $(mask_key "$ACCESS_KEY_ID"))"
 	resp=$(probe_config "$hostport" "$path" |
 		curl -sS -K - -X POST --data-binary "$REQ_BODY" -D - \
@@ -1135,7 +1168,7 @@ check_endpoint() {
 	if [ "$rc" -ne 0 ]; then
 		case $rc in
 		5)
-			failed "cannot resolve the proxy's host ($PROXY): $err" \
+			failed "cannot resolve the proxy's host ($(mask_url "$PROXY")): $err" \
 				"fix: check --proxy-address (or https_proxy)" ;;
 		6)
 			failed "cannot resolve the endpoint's host in $ENDPOINT: $err" \
@@ -1150,7 +1183,7 @@ check_endpoint() {
 			failed "TLS with $ENDPOINT failed: $err" \
 				"fix: give ferry-control's CA certificate with --ca-bundle FILE (ferry-control's DATA_DIR/ca.pem), and use the host name its certificate names" ;;
 		56 | 97)
-			failed "the proxy $PROXY failed or refused the connection to $ENDPOINT: $err" \
+			failed "the proxy $(mask_url "$PROXY") failed or refused the connection to $ENDPOINT: $err" \
 				"fix: check --proxy-address, and that the proxy allows CONNECT to ${hostport}" ;;
 		*)
 			failed "the call to $ENDPOINT$via failed (curl exit $rc): ${err:-$resp}" ;;
@@ -1369,12 +1402,11 @@ json_str() {		# TEXT KEY
 	printf '%s' "$1" | sed -n "s/.*\"$2\" *: *\"\\([^\"]*\\)\".*/\\1/p"
 }
 
-# curl options of a download: the proxy and the CA bundle of the flags.
+# A download, through the proxy and with the CA bundle of the flags (on
+# curl's standard input, as the signed calls).
 download() {		# URL FILE
-	local -a o=(-fsS -L --connect-timeout 10 --max-time 600 -o "$2")
-	if [ -n "$PROXY" ]; then o+=(--proxy "$PROXY"); else o+=(--noproxy '*'); fi
-	[ -z "$CA_BUNDLE" ] || o+=(--cacert "$CA_BUNDLE")
-	curl "${o[@]}" "$1" 2>"$2.err"
+	net_config | curl -fsS -K - -L --connect-timeout 10 --max-time 600 \
+		-o "$2" "$1" 2>"$2.err"
 }
 
 fetch_packages() {
@@ -1617,6 +1649,7 @@ main() {
 	WORK_DIR=$(mktemp -d "$TMP_DIR/ferry-install.XXXXXX") ||
 		step_failed "cannot create a work directory in $TMP_DIR"
 	fetch_packages
+	fail_after fetch
 	[ "$FORCE_DELETE" = 0 ] || remove_existing
 	write_config
 	install_packages

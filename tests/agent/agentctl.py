@@ -107,17 +107,22 @@ class Loop:
 
 
 class Proxy:
-    """tinyproxy on 127.0.0.1, logging every connection."""
+    """tinyproxy on 127.0.0.1, logging every connection; with AUTH
+    (user, password), it wants them (BasicAuth), and url_auth has them."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, auth=None):
         self.port = free_port()
-        self.log_path = os.path.join(tmp, 'tinyproxy.log')
-        self.conf = os.path.join(tmp, 'tinyproxy.conf')
+        self.log_path = os.path.join(tmp, 'tinyproxy-%d.log' % self.port)
+        self.conf = os.path.join(tmp, 'tinyproxy-%d.conf' % self.port)
         with open(self.conf, 'w') as f:
             f.write('Port %d\nListen 127.0.0.1\nTimeout 120\n'
                     'LogFile "%s"\nLogLevel Info\nMaxClients 50\n'
                     'Allow 127.0.0.1\n' % (self.port, self.log_path))
+            if auth:
+                f.write('BasicAuth %s %s\n' % auth)
         self.url = 'http://127.0.0.1:%d' % self.port
+        self.url_auth = ('http://%s:%s@127.0.0.1:%d' % (auth + (self.port,))
+                         if auth else self.url)
         self.proc = None
         self.start()
 
@@ -182,8 +187,8 @@ class Setup:
         self.cleanups.append(lp.close)
         return lp
 
-    def proxy(self):
-        p = Proxy(self.tmp)
+    def proxy(self, auth=None):
+        p = Proxy(self.tmp, auth)
         self.cleanups.append(p.stop)
         return p
 
