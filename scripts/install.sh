@@ -863,13 +863,16 @@ check_tmp() {
 	fi
 	mo=$(mount_of "$TMP_DIR")
 	mnt=${mo%% *} opts=${mo#* }
+	# noexec (hardened servers, CIS) is fine: the installer only keeps
+	# its downloads there; DKMS builds in /var/lib/dkms, and the
+	# module's feature probes only compile in /tmp (t_guest installs
+	# with /tmp mounted noexec).  Said, so that nobody remounts it.
 	case ,$opts, in
 	*,noexec,*)
-		failed "$TMP_DIR is mounted noexec (on $mnt): the installer and DKMS run programs from it" \
-			"fix: mount -o remount,exec $mnt   (and drop noexec from $mnt's line in /etc/fstab, or its systemd tmp.mount, to keep it so)"
+		ok "$TMP_DIR is mounted noexec (on $mnt): fine, nothing of the installation runs from it"
 		;;
 	*)
-		ok "$TMP_DIR allows running programs (not noexec)"
+		ok "$TMP_DIR exists"
 		;;
 	esac
 }
