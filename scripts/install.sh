@@ -49,6 +49,8 @@ OS_RELEASE=${FERRY_INSTALL_OS_RELEASE:-/etc/os-release}
 MODULES_DIR=${FERRY_INSTALL_MODULES_DIR:-/lib/modules}
 TMP_DIR=${FERRY_INSTALL_TMP:-/tmp}
 DKMS_FRAMEWORK=${FERRY_INSTALL_DKMS_FRAMEWORK:-/etc/dkms/framework.conf}
+# Present while systemd is the running service manager (sd_booted(3)).
+SYSTEMD_DIR=${FERRY_INSTALL_SYSTEMD_DIR:-/run/systemd/system}
 STATE_DIR=/var/lib/ferry-agent
 # What the installation needs (MiB): the module's DKMS tree and build, the
 # packages and the agent's state on /; unpacking in /tmp; the build's and
@@ -1003,6 +1005,23 @@ check_existing() {
 	fi
 }
 
+# The agent is a systemd service: without systemd running (a container,
+# another init) everything else would be installed, the module built, and
+# the last step fail.
+check_systemd() {
+	local pid1
+	pid1=$(cat /proc/1/comm 2>/dev/null) || pid1=unknown
+	if [ ! -d "$SYSTEMD_DIR" ]; then
+		failed "systemd is not running on this machine ($SYSTEMD_DIR is missing; PID 1 is ${pid1:-unknown}): ferry-agent runs as a systemd service" \
+			"fix: install it on the server itself, booted with systemd (not in a container or chroot, nor under another init system)"
+	elif ! command -v systemctl >/dev/null 2>&1; then
+		failed "systemctl is missing, though systemd runs: ferry-agent is started and enabled with it" \
+			"fix: $(pkg_fix systemd systemd systemd)"
+	else
+		ok "systemd runs the services"
+	fi
+}
+
 # ---- the signed call ---------------------------------------------------------
 #
 # One POST /RegisterAgentForMgn signed with the keys, whose body holds a
@@ -1235,6 +1254,7 @@ run_checks() {
 	check_dkms
 	check_space
 	check_tmp
+	check_systemd
 	check_secure_boot
 	check_devices
 	check_existing

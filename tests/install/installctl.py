@@ -10,6 +10,8 @@ machine's own /etc/ferry or /var/log:
   FERRY_INSTALL_OS_RELEASE          a fake /etc/os-release
   FERRY_INSTALL_TMP                 the directory checked as /tmp
   FERRY_INSTALL_DKMS_FRAMEWORK      DKMS's framework.conf (the MOK key)
+  FERRY_INSTALL_SYSTEMD_DIR         /run/systemd/system (a directory made
+                                    here: this machine runs no systemd)
   PATH                              a fake mokutil first (Secure Boot off
                                     unless a test says otherwise), or a
                                     PATH without some commands
@@ -109,6 +111,8 @@ class Env:
         self.tmpdir = os.path.join(self.tmp, 'tmp')
         os.makedirs(self.tmpdir)
         os.chmod(self.tmpdir, 0o1777)
+        self.systemd_dir = os.path.join(self.tmp, 'run-systemd-system')
+        os.makedirs(self.systemd_dir)
         self.mounts = []
         self.cleanups = []
 
@@ -184,6 +188,7 @@ class Env:
             'FERRY_INSTALL_OS_RELEASE': self.os_release,
             'FERRY_INSTALL_TMP': self.tmpdir,
             'FERRY_INSTALL_DKMS_FRAMEWORK': self.framework,
+            'FERRY_INSTALL_SYSTEMD_DIR': self.systemd_dir,
         })
         for k, v in extra.items():
             if v is None:

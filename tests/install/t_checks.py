@@ -3,7 +3,8 @@ command that fixes it on the machine's distribution family.
 
 Not root; missing and mismatched kernel headers; the compiler the kernel
 was built with and make; DKMS; free space on / and in /tmp, memory; /tmp
-mounted noexec (a real tmpfs: fine, said so); Secure Boot (a fake mokutil: the DKMS MOK
+mounted noexec (a real tmpfs: fine, said so); systemd not running (no
+/run/systemd/system) or no systemctl; Secure Boot (a fake mokutil: the DKMS MOK
 key missing, not enrolled, pending, enrolled); the disks (a real loop
 device); an agent already installed; curl.  The fix hints follow a fake
 /etc/os-release: Debian, Ubuntu, RHEL 9, Rocky 8, CentOS 7, Amazon Linux 2,
@@ -53,6 +54,7 @@ def main():
                      'MiB free on /', 'MiB free in %s' % e.tmpdir,
                      'MiB of memory available',
                      'ok      %s exists' % e.tmpdir,
+                     'ok      systemd runs the services',
                      'ok      Secure Boot: disabled',
                      'ok      no agent installed yet'):
             check('baseline: "%s"' % what.replace('ok      ', ''),
@@ -220,6 +222,21 @@ def main():
               has(r, 'FAILED  %s does not exist'
                   % os.path.join(e.tmp, 'no-such-tmp'), 'fix: mkdir -m 1777'),
               r)
+
+        # -- systemd ---------------------------------------------------------
+        gone = os.path.join(e.tmp, 'no-systemd')
+        r = e.run(*args, '--check-only',
+                  env=e.env(FERRY_INSTALL_SYSTEMD_DIR=gone))
+        check('systemd not running (no /run/systemd/system): FAILED in '
+              '--check-only already, PID 1 named, with what to do',
+              r.rc == 1 and has(r, 'FAILED  systemd is not running on this '
+                                'machine \\(%s is missing; PID 1 is ' % gone,
+                                'ferry-agent runs as a systemd service',
+                                'booted with systemd'), r)
+        r = e.run(*args, env=e.env(PATH=e.path_without('systemctl')))
+        check('systemd running but no systemctl: FAILED, install systemd',
+              has(r, 'FAILED  systemctl is missing',
+                  'apt-get update && apt-get install -y systemd'), r)
 
         # -- Secure Boot -------------------------------------------------
         cert = os.path.join(e.tmp, 'dkms', 'mok.pub')

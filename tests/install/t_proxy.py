@@ -130,10 +130,12 @@ def main():
               not had_conf and not os.path.exists('/var/lib/ferry-agent'))
         n = proxy.connects(ctl.port)
         env = e.env(PATH=wrap + ':' + safe, FERRY_INSTALL_FAIL_AFTER='fetch')
-        # dkms is checked before anything: the safe PATH lacks it, so
-        # the check is given a dkms that does nothing.
+        # dkms and systemctl are checked before anything: the safe PATH
+        # lacks them, so the checks get a dkms and a systemctl that do
+        # nothing.
         write(os.path.join(wrap, 'dkms'), '#!/bin/sh\necho "dkms-3.0.10"\n',
               0o755)
+        write(os.path.join(wrap, 'systemctl'), '#!/bin/sh\nexit 1\n', 0o755)
         r = e.run('--no-prompt', *control_args(ctl), '--proxy-address', url,
                   conf=False, argv0=script, env=env)
         lg = e.log_text()
