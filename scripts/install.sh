@@ -13,7 +13,7 @@
 #      compiler, DKMS, free space and memory, /tmp, Secure Boot, the disks,
 #      an existing installation, and one signed call to ferry-control that
 #      proves the endpoint reachable and the keys accepted;
-#   3. /etc/ferry/agent.conf (0600);
+#   3. /etc/ferry/agent.conf (0600), and /etc/ferry/ca.pem (--ca-bundle);
 #   4. the packages, the module through DKMS and the ferry-agent service:
 #      the next step of issue 6, not written yet.
 # Every step is logged to /var/log/ferry-install.log; a step that fails
@@ -113,8 +113,9 @@ options:
   --proxy-address URL   the proxy to reach ferry-control
                         (http://PROXY:PORT/); default: $https_proxy
   --ca-bundle FILE      the CA certificates (PEM) to trust for the endpoint:
-                        ferry-control's CA (its DATA_DIR/ca.pem); default:
-                        the system's CAs
+                        ferry-control's CA (its DATA_DIR/ca.pem), copied to
+                        /etc/ferry/ca.pem for the agent; default: the
+                        system's CAs
   --force-delete-existing
                         reinstall over an agent already installed here
   --check-only          run the checks and stop; change nothing, write nothing
@@ -1272,10 +1273,48 @@ conf_line() {		# KEY VALUE: one line of agent.conf, the value quoted
 	printf '%s = "%s"\n' "$1" "$2"
 }
 
+# --ca-bundle: the agent reads it at every start, and the file given may
+# lie in a download directory that goes once the installation is done.  So
+# it is copied next to agent.conf as ca.pem (0644: certificates only), and
+# that path written in agent.conf.  stage_ca copies it into the work
+# directory first: --force-delete-existing removes /etc/ferry (with the
+# old ca.pem, which may be the very file given) before the configuration
+# is written.
+CA_SRC=
+CA_FILE=
+stage_ca() {
+	[ -n "$CA_BUNDLE" ] || return 0
+	CA_SRC=$WORK_DIR/ca.pem
+	cp -- "$CA_BUNDLE" "$CA_SRC" ||
+		step_failed "cannot copy $CA_BUNDLE to $WORK_DIR"
+}
+
+install_ca() {
+	local tmp backup=''
+	say "Copying the CA bundle $CA_BUNDLE to $CA_FILE (mode 0644)"
+	if [ -e "$CA_FILE" ]; then
+		backup=$(umask 077 && mktemp "$CA_FILE.ferry-old.XXXXXX") ||
+			step_failed "cannot back up $CA_FILE"
+		cp -p -- "$CA_FILE" "$backup" || step_failed "cannot back up $CA_FILE"
+		undo_push "replaced $CA_FILE (the previous one is restored)" mv -f -- "$backup" "$CA_FILE"
+	else
+		undo_push "wrote $CA_FILE" rm -f -- "$CA_FILE"
+	fi
+	tmp=$(mktemp "$CA_FILE.ferry-new.XXXXXX") ||
+		step_failed "cannot write in $(dirname "$CA_FILE")"
+	if ! cp -- "${CA_SRC:-$CA_BUNDLE}" "$tmp" || ! chmod 644 "$tmp" ||
+		! mv -f -- "$tmp" "$CA_FILE"; then
+		rm -f -- "$tmp"
+		step_failed "cannot copy $CA_BUNDLE to $CA_FILE"
+	fi
+	chown 0:0 "$CA_FILE" 2>/dev/null
+	log "copied the CA bundle $CA_BUNDLE to $CA_FILE"
+	[ -z "$backup" ] || KEEP_UNTIL_END+=("$backup")
+}
+
 write_config() {
 	local dir top tmp backup=''
 	dir=$(dirname "$CONF_FILE")
-	say "Writing $CONF_FILE (mode 0600)"
 	if [ ! -d "$dir" ]; then
 		top=$dir
 		while [ ! -d "$(dirname "$top")" ]; do top=$(dirname "$top"); done
@@ -1283,6 +1322,9 @@ write_config() {
 		mkdir -p "$dir" || step_failed "cannot create $dir"
 		chmod 755 "$dir"
 	fi
+	CA_FILE=$dir/ca.pem
+	[ -z "$CA_BUNDLE" ] || install_ca
+	say "Writing $CONF_FILE (mode 0600)"
 	if [ -e "$CONF_FILE" ]; then
 		backup=$(umask 077 && mktemp "$CONF_FILE.ferry-old.XXXXXX") ||
 			step_failed "cannot back up $CONF_FILE"
@@ -1304,7 +1346,7 @@ write_config() {
 		conf_line access-key-id "$ACCESS_KEY_ID"
 		conf_line secret-access-key "$SECRET_ACCESS_KEY"
 		[ -z "$SESSION_TOKEN" ] || conf_line session-token "$SESSION_TOKEN"
-		[ -z "$CA_BUNDLE" ] || conf_line ca-bundle "$CA_BUNDLE"
+		[ -z "$CA_BUNDLE" ] || conf_line ca-bundle "$CA_FILE"
 		[ -z "$PROXY" ] || conf_line proxy "$PROXY"
 		[ -z "$S3_ENDPOINT" ] || conf_line s3-endpoint "$S3_ENDPOINT"
 		if [ ${#DEVICE_LIST[@]} -gt 0 ]; then
@@ -1671,6 +1713,7 @@ main() {
 	pkg_format
 	WORK_DIR=$(mktemp -d "$TMP_DIR/ferry-install.XXXXXX") ||
 		step_failed "cannot create a work directory in $TMP_DIR"
+	stage_ca
 	fetch_packages
 	fail_after fetch
 	[ "$FORCE_DELETE" = 0 ] || remove_existing

@@ -12,7 +12,7 @@
 #   3. the trackers detached and ferry.ko unloaded;
 #   4. the packages purged (ferry-agent, then ferry-dkms, whose removal
 #      takes the module out of DKMS for every kernel);
-#   5. the configuration (/etc/ferry/agent.conf), the state
+#   5. the configuration (/etc/ferry/agent.conf, ca.pem), the state
 #      (/var/lib/ferry-agent, /run/ferry-agent) and the install log
 #      removed.
 #
@@ -37,6 +37,7 @@ export LC_ALL=C
 
 PROG=uninstall.sh
 CONF_FILE=/etc/ferry/agent.conf
+CA_FILE=/etc/ferry/ca.pem	# install.sh's copy of --ca-bundle
 STATE_DIR=/var/lib/ferry-agent
 INSTALL_LOG=/var/log/ferry-install.log
 PKGS="ferry-agent ferry-dkms"
@@ -180,7 +181,8 @@ rm -rf /var/lib/dkms/ferry /usr/src/ferry-[0-9]*
 # 5. What install.sh and the agent wrote.
 say "Removing the configuration, the state and the logs"
 rm -rf -- "$STATE_DIR" /run/ferry-agent
-rm -f -- "$CONF_FILE" "$CONF_FILE".ferry-old.* "$CONF_FILE".ferry-new.*
+rm -f -- "$CONF_FILE" "$CONF_FILE".ferry-old.* "$CONF_FILE".ferry-new.* \
+	"$CA_FILE" "$CA_FILE".ferry-old.* "$CA_FILE".ferry-new.*
 rmdir /etc/ferry 2>/dev/null || :
 [ "$KEEP_LOG" = 1 ] || rm -f -- "$INSTALL_LOG"
 

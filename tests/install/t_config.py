@@ -11,7 +11,9 @@ with a key given as a flag.  On a terminal, the missing values are asked
 for, the secret without echo.  An existing configuration is kept without
 --force-delete-existing and replaced with it; a failure after the
 configuration step (injected) rolls it back: the previous file restored
-byte for byte, or the created directories removed.
+byte for byte, or the created directories removed.  --ca-bundle is copied
+next to agent.conf as ca.pem (0644), and agent.conf names the copy: the
+agent registers after the file given has been deleted.
 """
 import os
 import shutil
@@ -32,7 +34,15 @@ def main():
         disk = s.loop('disk')
 
         # -- every flag ------------------------------------------------------
-        r = e.run('--no-prompt', *control_args(ctl),
+        # The CA bundle from a download directory, removed once the
+        # installation is done: the agent must not need it.
+        dl = os.path.join(e.tmp, 'download')
+        os.makedirs(dl)
+        shutil.copy(ctl.ca, os.path.join(dl, 'ferry-ca.pem'))
+        ca_copy = os.path.join(os.path.dirname(e.conf), 'ca.pem')
+        args = control_args(ctl)
+        args[args.index('--ca-bundle') + 1] = os.path.join(dl, 'ferry-ca.pem')
+        r = e.run('--no-prompt', *args,
                   '--s3-endpoint', 'assets.example.test/',
                   '--devices', disk.dev, '--force-volumes',
                   '--tags', 'team=blue', 'env=test,app=db',
@@ -46,7 +56,7 @@ def main():
             'endpoint': ctl.url, 'region': REGION,
             'access-key-id': inst['AccessKeyId'],
             'secret-access-key': inst['SecretAccessKey'],
-            'ca-bundle': ctl.ca, 's3-endpoint': 'https://assets.example.test',
+            'ca-bundle': ca_copy, 's3-endpoint': 'https://assets.example.test',
             'devices': disk.dev, 'tags': 'team=blue,env=test,app=db',
             'user-provided-id': 'cmdb-4711', 'no-replication': 'yes',
         }
@@ -56,9 +66,16 @@ def main():
         check('agent.conf is 0600, owned by root',
               os.path.exists(e.conf) and mode(e.conf) == 0o600
               and os.stat(e.conf).st_uid == 0)
-        check('no temporary or backup file is left next to it',
-              sorted(os.listdir(os.path.dirname(e.conf))) == ['agent.conf'],
+        check('no temporary or backup file is left next to it (ca.pem aside)',
+              sorted(os.listdir(os.path.dirname(e.conf)))
+              == ['agent.conf', 'ca.pem'],
               os.listdir(os.path.dirname(e.conf)))
+        check('--ca-bundle copied next to it as ca.pem, 0644, owned by '
+              'root, the same certificates',
+              os.path.exists(ca_copy) and mode(ca_copy) == 0o644
+              and os.stat(ca_copy).st_uid == 0
+              and open(ca_copy).read() == open(ctl.ca).read(),
+              os.path.exists(ca_copy) and oct(mode(ca_copy)))
         lg = e.log_text()
         check('the log names each step and is 0600',
               mode(e.log_path) == 0o600 and 'install.sh started' in lg
@@ -72,13 +89,16 @@ def main():
               and inst['AccessKeyId'] not in r.all)
 
         # The real agent takes the file: it registers with the installer
-        # key, with the tags and the ID, and forgets the secret.
+        # key, with the tags and the ID, and forgets the secret; the
+        # download directory with the CA bundle given is gone by then.
+        shutil.rmtree(dl)
         state = os.path.join(e.tmp, 'state')
         a = s.agent(e.conf, '--state-dir', state)
         a.state = state
         sid = a.wait_registered()
         check('ferry-agent, given the written agent.conf, registers with '
-              'ferry-control', sid, a.log()[-1500:])
+              'ferry-control (the --ca-bundle file given is deleted: it '
+              'uses the copy)', sid, a.log()[-1500:])
         # A raw call: Debian's AWS CLI model predates userProvidedID.
         st, _, out = ctl.call('DescribeSourceServers', {'filters': {}})
         srv = [x for x in (out or {}).get('items', [])
@@ -115,6 +135,7 @@ def main():
         write(e.conf, '# the previous configuration\nendpoint = "%s"\n'
               % ctl.url, 0o640)
         before = open(e.conf, 'rb').read()
+        write(ca_copy, '# the previous CA bundle\n', 0o600)
         env = e.env(FERRY_INSTALL_FAIL_AFTER='config')
         r = e.run('--no-prompt', *control_args(ctl), '--force-delete-existing',
                   '--tags', 'x=1', env=env)
@@ -123,8 +144,13 @@ def main():
               and 'undone: replaced %s' % e.conf in r.out, r)
         check('... the previous file restored byte for byte, its mode too',
               open(e.conf, 'rb').read() == before and mode(e.conf) == 0o640)
-        check('... and nothing else left next to it',
-              sorted(os.listdir(os.path.dirname(e.conf))) == ['agent.conf'],
+        check('... the previous ca.pem too',
+              'undone: replaced %s' % ca_copy in r.out
+              and open(ca_copy).read() == '# the previous CA bundle\n'
+              and mode(ca_copy) == 0o600, r)
+        check('... and nothing else left next to them',
+              sorted(os.listdir(os.path.dirname(e.conf)))
+              == ['agent.conf', 'ca.pem'],
               os.listdir(os.path.dirname(e.conf)))
         check('... the rollback is logged',
               'undone: replaced' in e.log_text()
@@ -135,6 +161,7 @@ def main():
               'created are removed',
               r.rc == 3 and not os.path.exists(os.path.join(e.tmp, 'new')), r)
         os.unlink(e.conf)
+        os.unlink(ca_copy)
 
         # -- the environment ---------------------------------------------------
         proxy = s.proxy()
