@@ -652,13 +652,18 @@ static void test_sign_kinds(void)
 		CHECK_STR(field, "rep-1");
 		sans(c, buf, sizeof(buf));
 		CHECK_STR(buf, ",DNS:rep1.example,IP:192.0.2.10,URI:urn:ferry:replicator:rep-1,");
-		CHECK(X509_get_extended_key_usage(c) ==
-		      (XKU_SSL_SERVER | XKU_SSL_CLIENT));
+		/* ferry's own key purpose, not serverAuth: it cannot pass
+		 * for ferry-control's HTTPS certificate (peer_id.h). */
+		CHECK(X509_get_extended_key_usage(c) == 0);
+		CHECK(ferry_cert_is_replicator(c));
 		CHECK(X509_check_ca(c) == 0);
-		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_SSL_SERVER,
+		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_ANY,
 				 "rep1.example", "192.0.2.10"), X509_V_OK);
+		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_SSL_SERVER,
+				 "rep1.example", "192.0.2.10"),
+			  X509_V_ERR_INVALID_PURPOSE);
 		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_SSL_CLIENT,
-				 NULL, NULL), X509_V_OK);
+				 NULL, NULL), X509_V_ERR_INVALID_PURPOSE);
 		/* A replicator is not a source server. */
 		CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
 		X509_free(c);
@@ -877,8 +882,9 @@ static void test_cli(void)
 		CHECK_STR(buf, ",DNS:rep1.example,IP:127.0.0.1,URI:urn:ferry:replicator:rep-1,");
 		validity(c, &days, &age);
 		CHECK_U64(days, 20);
-		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_SSL_SERVER,
+		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_ANY,
 				 "rep1.example", NULL), X509_V_OK);
+		CHECK(ferry_cert_is_replicator(c));
 	}
 	X509_free(c);
 	CHECK(gnutls_loads(at("out/rep-1.pem"), at("out/rep-1-key.pem")));
@@ -974,6 +980,10 @@ static SSL_CTX *tls_ctx(bool server, const char *cert, const char *key,
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
 			   (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 			   NULL);
+	/* The replicator's certificate has ferry's key purpose, not
+	 * serverAuth: lib/tls.c's client checks that one itself. */
+	if (!server)
+		SSL_CTX_set_purpose(ctx, X509_PURPOSE_ANY);
 	return ctx;
 }
 
@@ -1083,10 +1093,10 @@ static void test_tls(void)
 	/* So is a client without a certificate. */
 	CHECK(!tls_session(NULL, NULL, id, sizeof(id), &vr));
 	/* A replicator's certificate used as a client is not a source
-	 * server: the chain is fine, the ID is not there. */
+	 * server: it has no clientAuth either now. */
 	CHECK(!tls_session(at("out/rep-1.pem"), at("out/rep-1-key.pem"), id,
 			   sizeof(id), &vr));
-	CHECK_U64(vr, X509_V_OK);
+	CHECK_U64(vr, X509_V_ERR_INVALID_PURPOSE);
 }
 
 int main(void)
