@@ -214,7 +214,10 @@ undo_push() {		# DESCRIPTION COMMAND [ARG...]
 # shellcheck disable=SC2317 # rollback, log_target, on_exit: from the EXIT trap
 rollback() {
 	local i
-	[ ${#UNDO[@]} -gt 0 ] || return 0
+	if [ ${#UNDO[@]} -eq 0 ]; then
+		removed_existing_note
+		return 0
+	fi
 	say "rolling back what this run did:"
 	for ((i = ${#UNDO[@]} - 1; i >= 0; i--)); do
 		if eval "${UNDO[i]}" >>"$(log_target)" 2>&1; then
@@ -225,6 +228,26 @@ rollback() {
 	done
 	UNDO=()
 	UNDO_WHAT=()
+	removed_existing_note
+}
+
+# After --force-delete-existing removed the agent installed here: that is
+# not undone, and the server is left without an agent.  Say so, and what
+# to do.
+# shellcheck disable=SC2317
+removed_existing_note() {
+	local sid=${OLD_SOURCE_SERVER_ID:-}
+	[ -n "$REMOVED_EXISTING" ] || return 0
+	say ""
+	if [ "$REMOVED_EXISTING" = yes ]; then
+		say "NOTE: the agent that was installed here was removed before this failure (--force-delete-existing) and cannot be restored: this server has no ferry agent now, and replicates nothing."
+	else
+		say "NOTE: removing the agent that was installed here (--force-delete-existing) failed half-way: what is left of it is in $LOG_FILE; run /usr/share/ferry/uninstall.sh --keep-registration (or uninstall.sh next to install.sh) to finish."
+	fi
+	say "ferry-control still has this server registered${sid:+ as source server $sid}."
+	say "Fix the failure above and run install.sh again (nothing needs --force-delete-existing any more): the new agent registers as the same source server${sid:+ ($sid)}, and its replication starts again."
+	say "Or, to give the server up: aws mgn disconnect-from-service --source-server-id ${sid:-ID} --endpoint-url ${ENDPOINT%/}"
+	REMOVED_EXISTING=
 }
 
 # shellcheck disable=SC2317
@@ -1637,21 +1660,75 @@ wait_registered() {
 }
 
 # --force-delete-existing over an installed agent: its uninstaller first
-# (disconnect, service, module, packages, configuration, state), so that
-# this run starts from a clean machine.
+# (service, module, packages, configuration, state; the registration with
+# ferry-control is kept), so that this run starts from a clean machine.
+# That cannot be undone: a later failure leaves the server without an
+# agent, which rollback() then says, with what to do.  So the new module
+# is built first (trial_build), the likeliest such failure.
+REMOVED_EXISTING=	# "yes" or "partly" once the old agent is (being) removed
+OLD_SOURCE_SERVER_ID=
 remove_existing() {
 	local u
 	existing_installation >/dev/null || return 0
 	# The installed package's own, else the one next to this script.
 	u=/usr/share/ferry/uninstall.sh
 	[ -f "$u" ] || u=$(dirname "$0")/uninstall.sh
-	say "Removing the agent installed here (--force-delete-existing)"
-	if [ -f "$u" ]; then
-		bash "$u" --keep-registration --keep-log >>"$(log_target)" 2>&1 ||
-			step_failed "the existing agent could not be removed ($u failed): see $LOG_FILE"
-	else
+	[ -f "$u" ] ||
 		step_failed "--force-delete-existing: no uninstall.sh next to install.sh to remove the existing agent"
+	trial_build
+	OLD_SOURCE_SERVER_ID=$(sed -n 's/.*"sourceServerID" *: *"\(s-[0-9a-f]*\)".*/\1/p' \
+		"$STATE_DIR/registration.json" 2>/dev/null | head -n 1)
+	say "Removing the agent installed here (--force-delete-existing)${OLD_SOURCE_SERVER_ID:+; it stays registered as source server $OLD_SOURCE_SERVER_ID}"
+	REMOVED_EXISTING=partly
+	bash "$u" --keep-registration --keep-log >>"$(log_target)" 2>&1 ||
+		step_failed "the existing agent could not be removed ($u failed): see $LOG_FILE"
+	REMOVED_EXISTING=yes
+	log "removed the agent installed here${OLD_SOURCE_SERVER_ID:+ (source server $OLD_SOURCE_SERVER_ID)}"
+}
+
+# The files of a source tree with their SHA-512, one a line, sorted.
+tree_sums() {		# DIR
+	(cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha512sum)
+}
+
+# ferry.ko from the new ferry-dkms package, built here for the running
+# kernel as DKMS will build it (its dkms.conf's make line), before the
+# installed agent is removed: a module that does not build stops the run
+# with nothing changed.  Skipped when DKMS has already built and installed
+# this very source for this kernel (the same packages again).  In the work
+# directory: the Makefile runs nothing from there (sh ./detect-features.sh),
+# so /tmp may be noexec.
+trial_build() {
+	local f pkg='' ex src v inst why
+	for f in "${PKG_FILES[@]}"; do
+		case ${f##*/} in ferry-dkms[_-]*) pkg=$f ;; esac
+	done
+	[ -n "$pkg" ] || return 0
+	ex=$WORK_DIR/trial
+	mkdir -p "$ex/root" || step_failed "cannot write in $WORK_DIR"
+	case $PKG_FORMAT in
+	deb) dpkg-deb -x "$pkg" "$ex/root" ;;
+	rpm) (cd "$ex/root" && rpm2cpio "$pkg" | cpio -idm --quiet) ;;
+	esac >>"$(log_target)" 2>&1
+	src=$(find "$ex/root/usr/src" -mindepth 1 -maxdepth 1 -type d -name 'ferry-*' 2>/dev/null | head -n 1)
+	if [ -z "$src" ] || [ ! -f "$src/Makefile" ]; then
+		say "  (cannot unpack ${pkg##*/} to build its module first: skipped)"
+		return 0
 	fi
+	v=${src##*/ferry-}
+	inst=/usr/src/ferry-$v
+	if [ -d "$inst" ] && dkms status -m ferry -v "$v" -k "$KVER" 2>/dev/null | grep -q ': installed' &&
+		[ "$(tree_sums "$src")" = "$(tree_sums "$inst")" ]; then
+		log "trial build skipped: DKMS has built and installed this very source (ferry $v) for $KVER"
+		return 0
+	fi
+	say "Building ferry.ko $v for $KVER from the new packages, before removing the installed agent"
+	if ! make -C "$src" KVER="$KVER" KDIR="$KBUILD" >"$ex/make.log" 2>&1; then
+		why=$(grep -m1 -E 'error|Error' "$ex/make.log" | cut -c1-200)
+		{ echo "---- trial build of ferry $v for $KVER"; tail -n 40 "$ex/make.log"; } >>"$(log_target)" 2>/dev/null
+		step_failed "the new packages' ferry.ko $v does not build for kernel $KVER${why:+: $why}.  Nothing was changed: the agent installed here is still installed and running.  The build's output is in $LOG_FILE"
+	fi
+	log "trial build of ferry $v for $KVER: ok"
 }
 
 summary() {
