@@ -1636,11 +1636,16 @@ start_service() {
 }
 
 # The agent registers at its first start; wait for the source server ID
-# (as MGN's installer does) and say where to watch.
+# (as MGN's installer does) and say where to watch.  An agent whose
+# registration fails exits, and systemd starts it again 5 s later
+# (Restart=on-failure): meanwhile the unit is "activating" (SubState
+# auto-restart), which is no reason to give up.  Only a unit that has
+# stopped for good (inactive: exit 78, not this machine; failed: the start
+# limit) ends the wait early; otherwise the timeout does.
 SOURCE_SERVER_ID=
 wait_registered() {
-	local end reg
-	end=$(($(date +%s) + ${FERRY_INSTALL_REGISTER_TIMEOUT:-120}))
+	local end reg state last='' limit=${FERRY_INSTALL_REGISTER_TIMEOUT:-120}
+	end=$(($(date +%s) + limit))
 	say "Waiting for the agent to register with ferry-control"
 	reg=$STATE_DIR/registration.json
 	while :; do
@@ -1648,11 +1653,27 @@ wait_registered() {
 			SOURCE_SERVER_ID=$(sed -n 's/.*"sourceServerID" *: *"\(s-[0-9a-f]*\)".*/\1/p' "$reg" | head -n 1)
 			[ -z "$SOURCE_SERVER_ID" ] || break
 		fi
-		if ! systemctl is-active -q ferry-agent; then
-			step_failed "the ferry-agent service stopped before it registered: $(journalctl -u ferry-agent -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
+		# "ActiveState=activating SubState=auto-restart" (systemd 219
+		# has no --value).
+		state=$(systemctl show -p ActiveState -p SubState ferry-agent 2>/dev/null |
+			sort | tr '\n' ' ')
+		state=${state% }
+		if [ "$state" != "$last" ]; then
+			log "the ferry-agent service: $state"
+			case $state in
+			*SubState=auto-restart*)
+				say "  the agent exited before it registered; systemd starts it again (waiting ${limit}s in all): $(journalctl -u ferry-agent -n 1 -o cat --no-pager 2>/dev/null)"
+				;;
+			esac
+			last=$state
 		fi
+		case " $state" in
+		*" ActiveState=failed"* | *" ActiveState=inactive"*)
+			step_failed "the ferry-agent service stopped before it registered ($state): $(journalctl -u ferry-agent -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
+			;;
+		esac
 		[ "$(date +%s)" -lt "$end" ] ||
-			step_failed "the agent did not register with ferry-control within ${FERRY_INSTALL_REGISTER_TIMEOUT:-120}s: $(journalctl -u ferry-agent -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
+			step_failed "the agent did not register with ferry-control within ${limit}s ($state): $(journalctl -u ferry-agent -n 3 -o cat --no-pager 2>/dev/null | tr '\n' ' ')"
 		sleep 1
 	done
 	log "registered: source server $SOURCE_SERVER_ID"
