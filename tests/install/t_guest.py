@@ -40,7 +40,9 @@ from debian_guest import Guest  # noqa: E402
 
 BUILD = os.environ.get('BUILD', os.path.join(ROOT, 'build'))
 DEBS = os.path.join(BUILD, 'pkg', 'deb')
-BASE = 18900  # ferry-control, the replicator, agent_stack's service
+# ferry-control, the replicator, agent_stack's service; FERRY_TEST_GUEST_PORT
+# moves them (two checkouts testing on one machine).
+BASE = int(os.environ.get('FERRY_TEST_GUEST_PORT', '18900'))
 HOST = agent_stack.GUEST_HOST
 
 # The file list of the guest: everything on its root filesystem but what
