@@ -1,4 +1,4 @@
-# ferry-timeout: 1500 (tests/lib/run-py-tests.sh)
+# ferry-timeout: 2400 (tests/lib/run-py-tests.sh)
 """t_guest: install.sh and uninstall.sh on a real Debian bookworm server.
 
 A QEMU guest of Debian's bookworm image (scripts/vm/debian-image.sh:
@@ -11,11 +11,24 @@ over SSH; on the host, ferry-control and ferry-replicator on loopback
     secret, an unreachable endpoint, the kernel headers missing, an
     --s3-endpoint that does not have the packages;
   * install.sh alone (as downloaded) with --no-prompt and the keys as
-    flags: the packages come from ferry-control's installation assets,
-    checked against their SHA-512; DKMS builds and loads ferry.ko; the
-    ferry-agent service runs; the agent registers (`aws mgn
-    describe-source-servers` on the host lists it) and replication of the
-    guest's disks starts;
+    flags, /tmp mounted noexec (as on hardened servers): the packages
+    come from ferry-control's installation assets, checked against their
+    SHA-512; DKMS builds and loads ferry.ko; the ferry-agent service runs;
+    the CA bundle is copied to /etc/ferry/ca.pem; the agent registers
+    (`aws mgn describe-source-servers` on the host lists it) and
+    replication of the guest's disks starts;
+  * `apt-get install --reinstall ./ferry-agent_*.deb` restarts the agent
+    (a new process, active);
+  * --force-delete-existing with a ferry-dkms whose module does not
+    compile stops at the trial build, before anything changes: the agent
+    still runs, the same process;
+  * --force-delete-existing failing after the old agent was removed
+    (injected after the configuration step; --ca-bundle /etc/ferry/ca.pem,
+    which the removal deletes) says that the agent was removed and that
+    the server is still registered, with what to do;
+  * install.sh again, the agent's first start failing once (a drop-in:
+    systemd restarts it 5 s later): the installer waits, the agent
+    registers as the same source server;
   * a failure injected at the last step (FERRY_INSTALL_FAIL_AFTER) rolls
     back every step: packages, module, service, configuration;
   * uninstall.sh disconnects the server (ferry-control shows it
@@ -24,9 +37,11 @@ over SSH; on the host, ferry-control and ferry-replicator on loopback
     system's own churn aside: logs, apt's and systemd's state);
   * the guest's kernel log has no splat.
 """
+import glob
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,14 +76,73 @@ LIST = r'''find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run
 dpkg-query -W -f '${Package} ${Version} ${Status}\n' | sed 's/^/PKG /' | sort'''
 
 
-def install_cmd(stack, secret=None, endpoint=None, extra=''):
+def install_cmd(stack, secret=None, endpoint=None, extra='',
+                ca='/root/install/ca.pem'):
     inst = stack.ctl.installer
     return ('cd /root/install && bash install.sh --no-prompt '
             '--region %s --aws-access-key-id %s --aws-secret-access-key %s '
-            '--endpoint %s --ca-bundle /root/install/ca.pem %s'
+            '--endpoint %s --ca-bundle %s %s'
             % (agent_stack.ferrytest.REGION, inst['AccessKeyId'],
                secret or inst['SecretAccessKey'],
-               endpoint or 'https://%s:%d' % (HOST, BASE), extra))
+               endpoint or 'https://%s:%d' % (HOST, BASE), ca, extra))
+
+
+def broken_dkms(tmp):
+    """A directory of packages (with SHA512SUMS) whose ferry-dkms holds a
+    module that does not compile: an #error at the end of ferry_main.c,
+    reached once the feature probes have run."""
+    out = os.path.join(tmp, 'broken')
+    tree = os.path.join(tmp, 'broken-tree')
+    os.makedirs(out)
+    dkms = glob.glob(os.path.join(DEBS, 'ferry-dkms_*.deb'))[0]
+    agent = glob.glob(os.path.join(DEBS, 'ferry-agent_*.deb'))[0]
+    subprocess.run(['dpkg-deb', '-R', dkms, tree], check=True)
+    main_c = glob.glob(os.path.join(tree, 'usr', 'src', 'ferry-*',
+                                    'ferry_main.c'))[0]
+    with open(main_c, 'a') as f:
+        f.write('\n#error ferry-trial-test-error\n')
+    subprocess.run(['dpkg-deb', '-b', tree,
+                    os.path.join(out, os.path.basename(dkms))],
+                   check=True, capture_output=True)
+    shutil.copy(agent, out)
+    sums = subprocess.run(['sha512sum', os.path.basename(dkms),
+                           os.path.basename(agent)], cwd=out, check=True,
+                          capture_output=True, text=True).stdout
+    with open(os.path.join(out, 'SHA512SUMS'), 'w') as f:
+        f.write(sums)
+    return out
+
+
+def indent(text):
+    """TEXT logged as a block: no line of it starts like a result line."""
+    return '\n'.join('      ' + ln for ln in text.splitlines())
+
+
+def service(g):
+    """(ActiveState, MainPID) of ferry-agent in the guest."""
+    _, out = g.sh('systemctl show -p ActiveState -p MainPID ferry-agent')
+    kv = dict(ln.split('=', 1) for ln in out.split() if '=' in ln)
+    return kv.get('ActiveState'), kv.get('MainPID')
+
+
+# A drop-in for the agent's unit: its first start exits 1 after 2 s, as an
+# agent whose registration failed; systemd starts it again 5 s later.
+FLAKY = r"""cat >/root/install/flaky.sh <<'END'
+if [ ! -e /run/ferry-flaky-done ]; then
+	touch /run/ferry-flaky-done
+	echo "t_guest: a transient failure" >&2
+	sleep 2
+	exit 1
+fi
+exec /usr/bin/ferry-agent --config /etc/ferry/agent.conf
+END
+mkdir -p /etc/systemd/system/ferry-agent.service.d
+cat >/etc/systemd/system/ferry-agent.service.d/flaky.conf <<'END'
+[Service]
+ExecStart=
+ExecStart=/bin/sh /root/install/flaky.sh
+END
+rm -f /run/ferry-flaky-done"""
 
 
 def diff_lists(before, after):
@@ -164,6 +238,12 @@ def run(stack, g):
           (added[:20], gone[:20]))
 
     # -- the install ---------------------------------------------------------
+    # /tmp noexec, as hardened servers have it (the checks used to refuse
+    # it): the rest of the test runs so.
+    rc, out = g.sh('mount -t tmpfs -o noexec,nosuid,nodev,mode=1777 '
+                   'ferry-noexec /tmp && findmnt -no OPTIONS /tmp')
+    check('/tmp mounted noexec in the guest', rc == 0 and 'noexec' in out,
+          out)
     t0 = time.time()
     rc, out = g.sh(install_cmd(stack) + ' 2>&1')
     took = time.time() - t0
@@ -178,6 +258,9 @@ def run(stack, g):
     check('... the packages came from ferry-control, their SHA-512 checked',
           "ferry-control's assets" in out and 'downloading ferry-dkms_' in
           out, out[-1500:])
+    check('... /tmp noexec passed its check, said to be fine',
+          'ok      /tmp is mounted noexec (on /tmp): fine' in out,
+          out[:1500])
     rc, out = g.sh('dkms status ferry; lsmod | grep -w ^ferry; '
                    'test -c /dev/ferry-ctl && echo CTL; '
                    'systemctl is-enabled ferry-agent; '
@@ -193,6 +276,12 @@ def run(stack, g):
           'enabled' in lines and 'active' in lines, out)
     check("agent.conf is 0600 and the installer's secret is gone",
           '600' in lines and lines[-1:] == ['0'], out)
+    rc, out = g.sh('stat -c %a /etc/ferry/ca.pem && '
+                   'cmp /etc/ferry/ca.pem /root/install/ca.pem && '
+                   'grep "^ca-bundle" /etc/ferry/agent.conf')
+    check('the CA bundle copied to /etc/ferry/ca.pem (0644), which '
+          'agent.conf names', rc == 0 and out.splitlines()[:1] == ['644']
+          and 'ca-bundle = "/etc/ferry/ca.pem"' in out, out)
     srv = wait_for('the server in describe-source-servers',
                    lambda: stack.source_server(), limit=30)
     srv = stack.source_server()
@@ -216,6 +305,91 @@ def run(stack, g):
     check('replication of both disks starts (%s, %d bytes replicated)'
           % (st[1], st[2]), st[0] and st[3] == ['/dev/vda', '/dev/vdb'],
           st)
+
+    # -- a reinstall of the agent's package -------------------------------
+    debs = glob.glob(os.path.join(DEBS, 'ferry-agent_*.deb'))
+    check('the ferry-agent package copied in',
+          g.copy('/root/install/debs', *debs), debs)
+    st0 = service(g)
+    rc, out = g.sh('DEBIAN_FRONTEND=noninteractive apt-get install -y -q '
+                   '--reinstall /root/install/debs/ferry-agent_*.deb 2>&1')
+    st1 = service(g)
+    check('apt-get install --reinstall ferry-agent: the agent restarted '
+          '(active, a new process)', rc == 0 and st0[0] == 'active'
+          and st1[0] == 'active' and st1[1] not in (st0[1], '0'),
+          (st0, st1, out[-800:]))
+
+    # -- --force-delete-existing: the new module does not build ------------
+    broken = broken_dkms(os.path.dirname(g.dir))
+    check('a ferry-dkms whose module does not compile, copied in',
+          g.copy('/root/install/broken', *[os.path.join(broken, n)
+                                           for n in os.listdir(broken)]),
+          broken)
+    rc, out = g.sh('export FERRY_INSTALL_PACKAGES=/root/install/broken; '
+                   + install_cmd(stack, extra='--force-delete-existing')
+                   + ' 2>&1')
+    log('install.sh --force-delete-existing, broken ferry-dkms (exit %d):\n%s'
+        % (rc, indent(out)))
+    check('--force-delete-existing, a ferry-dkms that does not compile: '
+          'exit 3 at the trial build, the compiler\'s error named, nothing '
+          'changed', rc == 3 and 'before removing the installed agent' in out
+          and 'does not build for kernel' in out
+          and 'ferry-trial-test-error' in out and 'Nothing was changed' in out
+          and 'Removing the agent' not in out, out[-1500:])
+    st2 = service(g)
+    if st2 != st1:
+        log(indent(g.sh('journalctl -u ferry-agent -n 30 --no-pager')[1]))
+    rc, out = g.sh('cat /var/lib/ferry-agent/registration.json; '
+                   'test -f /etc/ferry/agent.conf && echo CONF; '
+                   'dkms status ferry')
+    check('... the agent still runs, the same process, registered, its '
+          'configuration and module in place', st2 == st1
+          and sid in out and 'CONF' in out and ': installed' in out,
+          (st1, st2, out[-800:]))
+
+    # -- --force-delete-existing: a failure after the removal --------------
+    rc, out = g.sh('export FERRY_INSTALL_FAIL_AFTER=config; '
+                   + install_cmd(stack, extra='--force-delete-existing',
+                                 ca='/etc/ferry/ca.pem') + ' 2>&1')
+    log('install.sh --force-delete-existing, failing after the removal '
+        '(exit %d):\n%s' % (rc, indent(out)))
+    check('--force-delete-existing, --ca-bundle /etc/ferry/ca.pem (the '
+          'removal deletes it): the configuration step passes (the bundle '
+          'was kept aside); no trial build (the same packages)',
+          "after step 'config'" in out and 'Copying the CA bundle' in out
+          and 'Building ferry.ko' not in out, out[-2000:])
+    check('... a failure after the removal: exit 3, says the old agent was '
+          'removed, that the server is still registered as %s, and what '
+          'to do' % sid, rc == 3 and 'NOTE: the agent that was installed '
+          'here was removed' in out and 'registered as source server %s'
+          % sid in out and 'run install.sh again' in out
+          and 'disconnect-from-service --source-server-id %s' % sid in out,
+          out[-2000:])
+    rc, out = g.sh('systemctl cat ferry-agent >/dev/null 2>&1 && echo UNIT; '
+                   'test -e /etc/ferry && echo ETC; '
+                   'dpkg-query -W -f "${Status}\n" ferry-agent 2>&1')
+    check('... and indeed no agent is left', 'UNIT' not in out
+          and 'ETC' not in out and 'ok installed' not in out, out)
+
+    # -- install.sh again; the agent's first start fails --------------------
+    g.sh(FLAKY)
+    t0 = time.time()
+    rc, out = g.sh(install_cmd(stack) + ' 2>&1')
+    took = time.time() - t0
+    log('install.sh again took %.0f s:\n%s' % (took, indent(out)))
+    sid2 = ''
+    for line in out.splitlines():
+        if 'source server ID' in line:
+            sid2 = line.split()[-1]
+    _, flaky = g.sh('test -e /run/ferry-flaky-done && echo FLAKED; '
+                    'rm -rf /etc/systemd/system/ferry-agent.service.d '
+                    '/run/ferry-flaky-done; systemctl daemon-reload')
+    check('install.sh again, the agent\'s first start failing: it waits '
+          'for systemd\'s restart, exit 0 (%.0f s)' % took,
+          rc == 0 and 'FLAKED' in flaky
+          and 'systemd starts it again' in out, out[-1500:])
+    check('... the agent registered as the same source server (%s)' % sid,
+          sid2 == sid and service(g)[0] == 'active', (sid, sid2))
 
     g.copy('/root/install', os.path.join(ROOT, 'scripts', 'uninstall.sh'))
 
