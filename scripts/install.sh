@@ -10,9 +10,10 @@
 #   1. the flags (and AWS_* / https_proxy from the environment); on a
 #      terminal, prompts for what is missing;
 #   2. the checks, before anything is changed: root, kernel headers, the
-#      compiler, DKMS, free space and memory, /tmp, Secure Boot, the disks,
-#      an existing installation, and one signed call to ferry-control that
-#      proves the endpoint reachable and the keys accepted;
+#      compiler, DKMS, free space and memory, /tmp, systemd, Secure Boot,
+#      the disks, an existing installation, and one signed call to
+#      ferry-control that proves the endpoint reachable and the keys
+#      accepted;
 #   3. /etc/ferry/agent.conf (0600), and /etc/ferry/ca.pem (--ca-bundle);
 #   4. the packages, the module through DKMS and the ferry-agent service:
 #      the next step of issue 6, not written yet.
@@ -170,7 +171,7 @@ mask_key() {
 
 # A URL as it is shown and logged: the password of its user info masked
 # (a proxy's http://user:password@host:port becomes http://user:***@...,
-# a bare user:  http://***@...).  The user info is what comes before the
+# a bare user http://***@...).  The user info is what comes before the
 # last @ after the scheme.
 mask_url() {
 	local u=$1 pre='' rest auth

@@ -166,6 +166,8 @@ def main():
         stack.stop()
         if not os.environ.get('FERRY_KEEP'):
             shutil.rmtree(tmp, ignore_errors=True)
+            # ferry-control's data and the staging volumes (1 GB).
+            shutil.rmtree(stack.ctl.tmp, ignore_errors=True)
 
 
 def run(stack, g):
