@@ -17,15 +17,18 @@
 # this script ends with one such line for everything and exits 1 if any
 # test failed, a suite is missing, or a suite died without its count.
 #
-# kmod runs beside the others, from the start (its output is printed
-# after theirs, in one piece): its guests and the native suites each leave
-# much of the two cores idle, waiting on each other's daemons, timeouts
-# and the network; together they took 10 min against 18 min one after the
-# other.  Its guests then run one at a time (FERRY_VM_JOBS, default 1
-# here): with two of them, t_guest's and the native suites on two cores, a
-# guest's vCPU was once left spinning on the ftrace call site the rmmod
-# test was patching (a soft lockup, then rmmod hung; docs/testing.md).
-# FERRY_SUITES_SERIAL=1 runs kmod last, alone, two guests at a time.
+# kmod, and install's Debian guest (t_guest, `tests/install/run.sh
+# guest`), run beside the others from the start (their output is printed
+# after the others', each in one piece); install's native files run in
+# the sequence (`run.sh --native`).  The guests and the native suites
+# each leave much of the two cores idle, waiting on each other's daemons,
+# timeouts and the network: kmod beside the rest took 10 min against
+# 18 min one after the other.  kmod's guests then run one at a time
+# (FERRY_VM_JOBS, default 1 here): with two of them, t_guest's and the
+# native suites on two cores, a guest's vCPU was once left spinning on
+# the ftrace call site the rmmod test was patching (a soft lockup, then
+# rmmod hung; docs/testing.md).  FERRY_SUITES_SERIAL=1 runs every suite
+# in the sequence, kmod last, alone, two guests at a time.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +38,7 @@ for mode in "${@:-all}"; do
 	all) suites="$suites unit control replicator agent packaging install fuzz host kmod" ;;
 	unit | control | replicator | agent | packaging | install | fuzz | host | kmod) suites="$suites $mode" ;;
 	-h | --help)
-		sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -47,12 +50,12 @@ done
 
 total_pass=0 total_fail=0
 log=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all.XXXXXX")
-bglog=$(mktemp "${TMPDIR:-/tmp}/ferry-run-all-kmod.XXXXXX")
+bgdir=$(mktemp -d "${TMPDIR:-/tmp}/ferry-run-all-bg.XXXXXX")
 prefetch_pid=
-bg_pid=
-trap 'rm -f "$log" "$bglog" "$bglog.rc"
+bg_pids=
+trap 'rm -rf "$log" "$bgdir"
 	[ -z "$prefetch_pid" ] || kill -- -"$prefetch_pid" 2>/dev/null
-	[ -z "$bg_pid" ] || kill -- -"$bg_pid" 2>/dev/null' EXIT
+	for p in $bg_pids; do kill -- -"$p" 2>/dev/null; done' EXIT
 
 # Add the counts of SUITE, whose run.sh exited with RC and printed FILE.
 count() {
@@ -112,17 +115,47 @@ if [[ " $suites " == *" kmod "* || " $suites " == *" install "* ]] &&
 	prefetch_pid=$!
 fi
 
-# kmod in the background, in a session of its own (the EXIT trap stops
-# its guests too).
+# Run suite NAME ($1) in the background, in a session of its own (the
+# EXIT trap stops its guests too): the command's output lands in
+# $bgdir/NAME.out, its exit code and time in $bgdir/NAME.rc.
+bg_names=
 bg_start=$SECONDS
-if [[ " $suites " == *" kmod "* ]] && [ "${FERRY_SUITES_SERIAL:-}" != 1 ] &&
-	echo "$suites" | tr ' ' '\n' | grep -qvx -e kmod -e ''; then
-	suites=$(echo "$suites" | tr ' ' '\n' | grep -vx kmod | tr '\n' ' ')
+start_bg() {
+	local name=$1
+	shift
 	# shellcheck disable=SC2016 # expanded by the inner bash
-	BGLOG=$bglog ROOT=$root FERRY_VM_JOBS=${FERRY_VM_JOBS:-1} setsid bash -c '
-		bash "$ROOT/tests/kmod/run.sh" >"$BGLOG" 2>&1
-		echo "$? $SECONDS" >"$BGLOG.rc"' &
-	bg_pid=$!
+	OUT=$bgdir/$name setsid bash -c '"$@" >"$OUT.out" 2>&1
+		echo "$? $SECONDS" >"$OUT.rc"' bash "$@" &
+	bg_pids="$bg_pids $!"
+	bg_names="$bg_names $name"
+}
+
+background=
+if [ "${FERRY_SUITES_SERIAL:-}" != 1 ] &&
+	echo "$suites" | tr ' ' '\n' | grep -qvx -e kmod -e install -e ''; then
+	[[ " $suites " == *" kmod "* ]] && background="$background kmod"
+	[[ " $suites " == *" install "* ]] && background="$background install"
+fi
+if [[ " $background " == *" kmod "* ]]; then
+	suites=$(echo "$suites" | tr ' ' '\n' | grep -vx kmod | tr '\n' ' ')
+	FERRY_VM_JOBS=${FERRY_VM_JOBS:-1} start_bg kmod \
+		bash "$root/tests/kmod/run.sh"
+fi
+if [[ " $background " == *" install "* ]]; then
+	# install's Debian guest (t_guest) beside the rest, its native files
+	# in the sequence below.  Its packages are built once, here, and
+	# copied, so that tests/packaging/run.sh may rebuild build/pkg
+	# meanwhile.
+	if make -C "$root" -s deb >/dev/null; then
+		pkg=${BUILD:-build}/pkg/deb
+		case $pkg in /*) ;; *) pkg=$root/$pkg ;; esac
+		cp -a "$pkg" "$bgdir/debs"
+	else
+		echo "FAIL install: make deb failed"
+		total_fail=$((total_fail + 1))
+	fi
+	FERRY_DEBS_BUILT=1 FERRY_TEST_DEBS=$bgdir/debs start_bg install-guest \
+		bash "$root/tests/install/run.sh" guest
 fi
 
 for suite in $suites; do
@@ -132,24 +165,32 @@ for suite in $suites; do
 		total_fail=$((total_fail + 1))
 		continue
 	fi
-	echo "=== $suite: tests/$suite/run.sh"
+	args=()
+	if [ "$suite" = install ] && [[ " $background " == *" install "* ]]; then
+		args=(--native)
+		suite=install-native
+		export FERRY_DEBS_BUILT=1
+	fi
+	echo "=== $suite: tests/${suite%-native}/run.sh ${args[*]}"
 	start=$SECONDS
-	bash "$script" 2>&1 | tee "$log"
+	bash "$script" "${args[@]}" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	# Where CI's time goes, to keep `make test` well under 30 minutes.
 	echo "=== $suite: $((SECONDS - start)) s"
 	count "$suite" "$rc" "$log"
 done
 
-if [ -n "$bg_pid" ]; then
-	wait "$bg_pid" 2>/dev/null || :
-	bg_pid=
-	read -r bg_rc bg_secs <"$bglog.rc" 2>/dev/null || bg_rc=1 bg_secs='?'
-	echo "=== kmod: tests/kmod/run.sh (beside the suites above, from the start)"
-	cat "$bglog"
-	echo "=== kmod: $bg_secs s (all suites: $((SECONDS - bg_start)) s)"
-	count kmod "$bg_rc" "$bglog"
-fi
+# shellcheck disable=SC2086 # a list of PIDs
+wait $bg_pids 2>/dev/null || :
+bg_pids=
+for name in $bg_names; do
+	read -r bg_rc bg_secs <"$bgdir/$name.rc" 2>/dev/null ||
+		bg_rc=1 bg_secs='?'
+	echo "=== $name: tests/${name%-guest}/run.sh$([ "$name" = install-guest ] && echo ' guest') (beside the suites above, from the start)"
+	cat "$bgdir/$name.out"
+	echo "=== $name: $bg_secs s (all suites: $((SECONDS - bg_start)) s)"
+	count "$name" "$bg_rc" "$bgdir/$name.out"
+done
 
 if [ -n "$prefetch_pid" ]; then
 	wait "$prefetch_pid" 2>/dev/null || :

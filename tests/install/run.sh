@@ -7,6 +7,10 @@
 # touches this machine's /etc/ferry or /var/log: the tests point install.sh
 # at their own files (docs/install.md, "Testing").
 #   run.sh [NAME...]   only t_NAME.py (e.g. run.sh checks)
+#   run.sh --native    all but t_guest.py (tests/run-all.sh runs that one
+#                      beside the other suites, as `run.sh guest`)
+# FERRY_DEBS_BUILT=1: build/pkg/deb is current (run-all.sh made it once,
+# before starting both halves), so `make deb` is not run again.
 # Needs build/bin/ferry-control and ferry-agent (make userspace).
 set -u
 
@@ -18,9 +22,15 @@ export BUILD=$build
 # QEMU and debootstrap for the Debian guest of t_guest.py, which installs
 # the packages of make deb.
 "$root/scripts/deps.sh" agent control dkms vm
-make -C "$root" -s deb >/dev/null || echo "FAIL install: make deb failed"
+[ "${FERRY_DEBS_BUILT:-}" = 1 ] ||
+	make -C "$root" -s deb >/dev/null || echo "FAIL install: make deb failed"
 shopt -s nullglob
-if [ $# -gt 0 ]; then
+if [ "${1:-}" = --native ]; then
+	tests=()
+	for f in "$root"/tests/install/t_*.py; do
+		[ "$f" = "$root/tests/install/t_guest.py" ] || tests+=("$f")
+	done
+elif [ $# -gt 0 ]; then
 	tests=()
 	for n in "$@"; do tests+=("$root/tests/install/t_$n.py"); done
 else
