@@ -51,8 +51,9 @@ else
 	fail "$T/slow-device-converges" "dmsetup create delay: $(cat "$WORK/dm.err")"
 fi
 
-# Negative control: without the drains after the writers stop, the
-# replica must miss their last writes, or the comparison proves nothing.
+# Negative control: without the drains after the writers stop, and one
+# sector written after them, the replica must differ, or the comparison
+# proves nothing.
 step "ferry-race notices a stale replica"
 expect_fail "$T/detects-stale-replica" "replica differs" ferry-race \
 	--device /dev/vda --replica "$WORK/replica" --cycles 50 --writers 4 \

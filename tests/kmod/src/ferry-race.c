@@ -110,8 +110,8 @@ static const char usage[] =
 	"  --attached        DEV is tracked already: use that attachment (its\n"
 	"                    granularity) and leave it attached\n"
 	"  --no-final-drain  self-test of the comparison: skip the drains after\n"
-	"                    the writers stop, so the replica misses their last\n"
-	"                    writes and the run must FAIL\n";
+	"                    the writers stop and write one sector more, so the\n"
+	"                    replica misses writes and the run must FAIL\n";
 
 static void race_fail(struct race *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -178,6 +178,39 @@ static void *writer_main(void *arg)
 		w->bytes += len;
 	}
 	return NULL;
+}
+
+/*
+ * --no-final-drain: invert the first sector of the first hot block on
+ * the device, so that the replica surely misses a write.
+ */
+static int write_undrained(struct race *r)
+{
+	uint64_t off = r->blocks[0] * r->gran;
+	int fd = open(r->dev_path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	int rc = -1;
+
+	if (fd < 0) {
+		race_fail(r, "cannot open %s for writing: %s", r->dev_path,
+			  strerror(errno));
+		return -1;
+	}
+	if (kt_pread_full(r->fd_dev, r->buf, r->lbs, off) < 0) {
+		race_fail(r, "O_DIRECT read of %u bytes at %" PRIu64
+			  " from %s failed: %s", r->lbs, off, r->dev_path,
+			  strerror(errno));
+	} else {
+		for (uint64_t i = 0; i < r->lbs; i++)
+			((unsigned char *)r->buf)[i] ^= 0xff;
+		if (kt_pwrite_full(fd, r->buf, r->lbs, off) < 0)
+			race_fail(r, "O_DIRECT write of %u bytes at %" PRIu64
+				  " to %s failed: %s", r->lbs, off,
+				  r->dev_path, strerror(errno));
+		else
+			rc = 0;
+	}
+	close(fd);
+	return rc;
 }
 
 /*
@@ -583,8 +616,14 @@ stop:
 	if (failed(&r))
 		goto out;
 
-	if (r.no_final)
+	if (r.no_final) {
+		/* The writers' last writes may all have been drained
+		 * (a starved guest vCPU lets the last cycles pass with no
+		 * write between them): one more, which no drain sees. */
+		if (write_undrained(&r))
+			goto out;
 		goto compare;
+	}
 	/* Every write has completed: this drain holds all of the rest. */
 	r.current_cycle = r.cycles;
 	if (drain_and_copy(&r) < 0)
