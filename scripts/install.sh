@@ -1306,6 +1306,25 @@ conf_line() {		# KEY VALUE: one line of agent.conf, the value quoted
 # is written.
 CA_SRC=
 CA_FILE=
+# FILE is about to be replaced or written: a later failure puts back the
+# one there was (a copy beside it, deleted once the whole run succeeded)
+# or removes the new one.
+keep_for_undo() {	# FILE
+	local file=$1 backup
+	if [ ! -e "$file" ]; then
+		undo_push "wrote $file" rm -f -- "$file"
+		return 0
+	fi
+	backup=$(umask 077 && mktemp "$file.ferry-old.XXXXXX") ||
+		step_failed "cannot back up $file"
+	cp -p -- "$file" "$backup" || {
+		rm -f -- "$backup"
+		step_failed "cannot back up $file"
+	}
+	undo_push "replaced $file (the previous one is restored)" mv -f -- "$backup" "$file"
+	KEEP_UNTIL_END+=("$backup")
+}
+
 stage_ca() {
 	[ -n "$CA_BUNDLE" ] || return 0
 	CA_SRC=$WORK_DIR/ca.pem
@@ -1314,16 +1333,9 @@ stage_ca() {
 }
 
 install_ca() {
-	local tmp backup=''
+	local tmp
 	say "Copying the CA bundle $CA_BUNDLE to $CA_FILE (mode 0644)"
-	if [ -e "$CA_FILE" ]; then
-		backup=$(umask 077 && mktemp "$CA_FILE.ferry-old.XXXXXX") ||
-			step_failed "cannot back up $CA_FILE"
-		cp -p -- "$CA_FILE" "$backup" || step_failed "cannot back up $CA_FILE"
-		undo_push "replaced $CA_FILE (the previous one is restored)" mv -f -- "$backup" "$CA_FILE"
-	else
-		undo_push "wrote $CA_FILE" rm -f -- "$CA_FILE"
-	fi
+	keep_for_undo "$CA_FILE"
 	tmp=$(mktemp "$CA_FILE.ferry-new.XXXXXX") ||
 		step_failed "cannot write in $(dirname "$CA_FILE")"
 	if ! cp -- "${CA_SRC:-$CA_BUNDLE}" "$tmp" || ! chmod 644 "$tmp" ||
@@ -1333,11 +1345,10 @@ install_ca() {
 	fi
 	chown 0:0 "$CA_FILE" 2>/dev/null
 	log "copied the CA bundle $CA_BUNDLE to $CA_FILE"
-	[ -z "$backup" ] || KEEP_UNTIL_END+=("$backup")
 }
 
 write_config() {
-	local dir top tmp backup=''
+	local dir top tmp
 	dir=$(dirname "$CONF_FILE")
 	if [ ! -d "$dir" ]; then
 		top=$dir
@@ -1349,14 +1360,7 @@ write_config() {
 	CA_FILE=$dir/ca.pem
 	[ -z "$CA_BUNDLE" ] || install_ca
 	say "Writing $CONF_FILE (mode 0600)"
-	if [ -e "$CONF_FILE" ]; then
-		backup=$(umask 077 && mktemp "$CONF_FILE.ferry-old.XXXXXX") ||
-			step_failed "cannot back up $CONF_FILE"
-		cp -p -- "$CONF_FILE" "$backup" || step_failed "cannot back up $CONF_FILE"
-		undo_push "replaced $CONF_FILE (the previous one is restored)" mv -f -- "$backup" "$CONF_FILE"
-	else
-		undo_push "wrote $CONF_FILE" rm -f -- "$CONF_FILE"
-	fi
+	keep_for_undo "$CONF_FILE"
 	tmp=$(umask 077 && mktemp "$CONF_FILE.ferry-new.XXXXXX") ||
 		step_failed "cannot write in $dir"
 	{
@@ -1390,8 +1394,6 @@ write_config() {
 		step_failed "cannot move $tmp to $CONF_FILE"
 	}
 	log "wrote $CONF_FILE: endpoint $ENDPOINT, region $REGION, key $(mask_key "$ACCESS_KEY_ID")${DEVICES:+, devices $DEVICES}${TAG_LIST:+, tags $TAG_LIST}$([ "$NO_REPLICATION" = 0 ] || printf ', no-replication')"
-	# The backup is dropped only when the whole run succeeds.
-	[ -z "$backup" ] || KEEP_UNTIL_END+=("$backup")
 	fail_after config
 }
 
