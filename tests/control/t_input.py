@@ -19,8 +19,9 @@ def rss_kib(pid):
     return 0
 
 
-def open_body(c, headers, sent):
-    """A TLS connection with a POST whose 1 MiB body is SENT bytes in."""
+def open_body(c, headers, sent, chunked=False):
+    """A TLS connection with a POST whose 1 MiB body is SENT bytes in
+    (one chunk of them when CHUNKED)."""
     ctx = ssl.create_default_context(cafile=c.ca)
     s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', c.port),
                                                  timeout=30),
@@ -30,14 +31,22 @@ def open_body(c, headers, sent):
     for k, v in headers.items():
         if k.lower() not in ('host', 'content-length'):
             head += '%s: %s\r\n' % (k, v)
-    head += 'Content-Length: %d\r\n\r\n' % (1 << 20)
-    s.sendall(head.encode() + b' ' * sent)
+    if chunked:
+        head += 'Transfer-Encoding: chunked\r\n\r\n%x\r\n' % sent
+        s.sendall(head.encode() + b' ' * sent + b'\r\n')
+    else:
+        head += 'Content-Length: %d\r\n\r\n' % (1 << 20)
+        s.sendall(head.encode() + b' ' * sent)
     return s
 
 
-def finish(s, sent):
+def finish(s, sent, chunked=False):
     """Send the rest of the body; the status line and the error type."""
-    s.sendall(b' ' * ((1 << 20) - sent))
+    rest = (1 << 20) - sent
+    if chunked:
+        s.sendall(b'%x\r\n' % rest + b' ' * rest + b'\r\n0\r\n\r\n')
+    else:
+        s.sendall(b' ' * rest)
     data = b''
     while b'\r\n\r\n' not in data:
         more = s.recv(65536)
@@ -88,6 +97,15 @@ def held_bodies(c):
     check('authenticated bodies beyond 256 MiB at once get 429 '
           'ThrottlingException (%d of 280), the others their answer' %
           throttled, 10 <= throttled <= 40 and all(
+              a[0] in ('429', '400', '403') for a in answers),
+          answers[:3] + answers[-3:])
+    # The same in chunks (no Content-Length to refuse at once).
+    socks = [open_body(c, hdrs, sent, chunked=True) for _ in range(280)]
+    time.sleep(1)
+    answers = [finish(s, sent, chunked=True) for s in socks]
+    throttled = sum(1 for a in answers if a == ('429', 'throttlingexception'))
+    check('... chunked bodies too (%d of 280 throttled)' % throttled,
+          10 <= throttled <= 40 and all(
               a[0] in ('429', '400', '403') for a in answers),
           answers[:3] + answers[-3:])
 

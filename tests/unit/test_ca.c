@@ -588,6 +588,10 @@ static void test_sign_kinds(void)
 	if (!ca)
 		return;
 	ca_cert = cert_from_pem(ca_cert_pem(ca));
+	/* No extended key usage at all: not a replicator either. */
+	CHECK(ca_cert && X509_get_ext_by_NID(ca_cert, NID_ext_key_usage,
+					      -1) < 0);
+	CHECK(ca_cert && !ferry_cert_is_replicator(ca_cert));
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 		char *pem;
 		X509 *c;
@@ -894,6 +898,7 @@ static void test_cli(void)
 	c = cert_from_file(at("out/s-00000000000000001.pem"));
 	CHECK(c && ferry_peer_source_server(c, id, sizeof(id)) == 0);
 	CHECK_STR(id, "s-00000000000000001");
+	CHECK(c && !ferry_cert_is_replicator(c));	/* clientAuth only */
 	X509_free(c);
 
 	/* A client certificate from another CA, for the TLS test. */
