@@ -56,6 +56,9 @@ void control_handle(struct control *c, const struct control_request *req,
  * its session token).  0: read the body; -1: RESP holds the refusal,
  * which the body cannot change, and the body is read and dropped (so
  * that a stranger cannot make ferry-control hold a MiB per connection).
+ * control_handle() looks the key up again once the body is in: it may
+ * have been deleted or deactivated meanwhile, and its secret is not kept
+ * in memory across the upload.
  */
 int control_admit(struct control *c, const struct control_request *req,
 		  struct control_response *resp);
