@@ -102,6 +102,11 @@ struct conn {
 	char *replies;
 	size_t replies_len, replies_cap;
 	FILE *ack_log;
+	/* --kill-pid/--kill-at: SIGKILL that process (the replicator) as
+	 * soon as disk 0 is acknowledged up to kill_at, from here, so that
+	 * the kill lands mid-sync however the machine schedules a watcher */
+	pid_t kill_pid;
+	uint64_t kill_at;
 	bool raw_mode; /* list every frame that comes back */
 	uint64_t n_rx; /* frames received */
 };
@@ -132,11 +137,14 @@ static void usage(void)
 	      "  sync [--codec raw|zstd|lz4] [--chunk BYTES] [--resume]\n"
 	      "       [--cut-after N] [--mark-every N] [--throttle-ms MS]\n"
 	      "       [--ack-log FILE] [--window-check]\n"
+	      "       [--kill-pid PID --kill-at BYTES]\n"
 	      "      send every image (DATA, all-zero chunks as ZERO),\n"
 	      "      SYNC_MARKs, a CP; wait for the ACKs; --resume starts\n"
 	      "      each disk at WELCOME's sync_mark; --cut-after drops\n"
 	      "      the connection after N frames; --window-check sends\n"
-	      "      past the window the server granted\n"
+	      "      past the window the server granted; --kill-pid sends\n"
+	      "      SIGKILL to PID once disk 0 is acknowledged up to\n"
+	      "      --kill-at bytes\n"
 	      "  rescan [--chunk BYTES] [--codec C]\n"
 	      "      HASH_REQ each disk, send only chunks that differ, CP\n"
 	      "  raw --frame-file F   send F's bytes after the handshake,\n"
@@ -386,6 +394,12 @@ static void on_ack(struct conn *c, uint64_t seq)
 	}
 	if (seq > c->acked)
 		c->acked = seq;
+	if (c->kill_pid > 0 && n_disks && disks[0].acked_upto >= c->kill_at) {
+		if (kill(c->kill_pid, SIGKILL))
+			fprintf(stderr, PROG ": kill %d: %s\n", (int)c->kill_pid,
+				strerror(errno));
+		c->kill_pid = 0;
+	}
 	if (c->ack_log) {
 		fprintf(c->ack_log, "ack %" PRIu64, seq);
 		for (int i = 0; i < n_disks; i++)
@@ -1289,7 +1303,8 @@ int main(int argc, char **argv)
 {
 	enum { O_CONNECT = 256, O_CERT, O_KEY, O_CA, O_SOURCE, O_DISK,
 	       O_CODEC, O_CUT, O_RESUME, O_WCHECK, O_CHUNK, O_MARK,
-	       O_THROTTLE, O_ACKLOG, O_FRAME, O_TIMEOUT, O_START, O_HELP };
+	       O_THROTTLE, O_ACKLOG, O_FRAME, O_TIMEOUT, O_START, O_KILLPID,
+	       O_KILLAT, O_HELP };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, O_CONNECT },
 		{ "cert", required_argument, NULL, O_CERT },
@@ -1308,6 +1323,8 @@ int main(int argc, char **argv)
 		{ "frame-file", required_argument, NULL, O_FRAME },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "start-at", required_argument, NULL, O_START },
+		{ "kill-pid", required_argument, NULL, O_KILLPID },
+		{ "kill-at", required_argument, NULL, O_KILLAT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -1361,6 +1378,11 @@ int main(int argc, char **argv)
 			timeout_s = parse_u64("--timeout", optarg);
 			break;
 		case O_START: start_at = strtod(optarg, NULL); break;
+		case O_KILLPID:
+			c.kill_pid = (pid_t)parse_u64("--kill-pid", optarg);
+			break;
+		case O_KILLAT: c.kill_at = parse_u64("--kill-at", optarg);
+			break;
 		case O_HELP: usage(); return 0;
 		default: die_usage("bad option");
 		}
