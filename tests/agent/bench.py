@@ -11,6 +11,10 @@ In one run, on a loop device (direct I/O) over a file in $BUILD/bench:
     timed by the agent itself, from start to its last ACK;
   - the same with the device half empty (zeros): the time against the
     full one (reported: zeros are read like data, only not sent);
+  - a rescan of the unchanged device (the agent again, the replicator
+    holding the copy: hashes compared, nothing sent) against fio's rate,
+    and the same with 4 KiB reads against fio's 4 KiB reads at queue
+    depth 32 (reported; a rescan that stalls between reads shows here);
   - the agent's peak RSS (getrusage of the child: ru_maxrss) and its CPU
     time against the wall time of the sync (near 1: the agent is CPU
     bound), and the same of the replicator (/proc/PID/stat): it serves a
@@ -72,11 +76,12 @@ def fill(path, size, half_empty):
         os.fsync(f.fileno())
 
 
-def fio_read(dev):
+def fio_read(dev, bs='1M', depth=16):
     out = subprocess.run(
         ['fio', '--name=read', '--filename=' + dev, '--rw=read',
-         '--bs=1M', '--direct=1', '--ioengine=io_uring', '--iodepth=16',
-         '--size=%d' % SIZE, '--output-format=json'],
+         '--bs=' + bs, '--direct=1', '--ioengine=io_uring',
+         '--iodepth=%d' % depth, '--size=%d' % SIZE,
+         '--output-format=json'],
         capture_output=True, text=True, check=True).stdout
     return json.loads(out)['jobs'][0]['read']['bw_bytes']
 
@@ -88,9 +93,23 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def agent_sync(s, disk, sid):
+def agent_rescan(s, disk, sid, *extra):
+    """One --once rescan of DISK, unchanged since the copy the replicator
+    holds as SID: (bytes per second, seconds)."""
+    drop_caches()
+    r = s.once([disk], *extra, sid=sid, timeout=3600)
+    d = r.disk(0) if r.rc == 0 else {}
+    if d.get('rescanned_bytes') != SIZE or d.get('rescan_differed_bytes'):
+        raise RuntimeError('the rescan failed or found differences: ' +
+                           r.why())
+    secs = r.summary['seconds']
+    return SIZE / secs, secs
+
+
+def agent_sync(s, disk, sid, keep=False):
     """One --once copy: (bytes per second, seconds, peak RSS bytes,
-    CPU seconds of the agent, CPU seconds of the replicator)."""
+    CPU seconds of the agent, CPU seconds of the replicator).  KEEP: the
+    replicator keeps the copy (for agent_rescan)."""
     s.repl.allow.append('%s *' % sid)
     s.repl.stop()
     s.repl.start()
@@ -106,7 +125,8 @@ def agent_sync(s, disk, sid):
         raise RuntimeError('the agent failed or the copy differs: ' +
                            r.why())
     secs = r.summary['seconds']
-    shutil.rmtree(os.path.join(s.data, sid), ignore_errors=True)
+    if not keep:
+        shutil.rmtree(os.path.join(s.data, sid), ignore_errors=True)
     # ru_maxrss of children is the largest of any child so far: the
     # agent is by far the largest child of this process.
     return SIZE / secs, secs, max(rss, before) * 1024, cpu, rcpu
@@ -145,7 +165,20 @@ def main():
         fio_bps = fio_read(disk.dev)
         say('ferry-agent --once: the full device')
         full_bps, full_s, rss1, cpu1, rcpu1 = agent_sync(
-            s, disk, 's-0000000000bench01')
+            s, disk, 's-0000000000bench01', keep=True)
+        say('ferry-agent --once again: a rescan, nothing changed')
+        rescan_bps, _ = agent_rescan(s, disk, 's-0000000000bench01')
+        # 4 KiB reads, against fio's at the agent's queue depth: every
+        # chunk matches, nothing is sent, so the reads alone set the pace
+        # (each poll once waited 100 ms for a send that never came).
+        drop_caches()
+        say('fio: sequential 4 KiB O_DIRECT reads, queue depth 32')
+        fio4k_bps = fio_read(disk.dev, '4k', 32)
+        say('ferry-agent --once --read-chunk 4096: the same rescan')
+        rescan4k_bps, rescan4k_s = agent_rescan(
+            s, disk, 's-0000000000bench01', '--read-chunk', '4096')
+        shutil.rmtree(os.path.join(s.data, 's-0000000000bench01'),
+                      ignore_errors=True)
 
         say('the same device, half of it zeros')
         fill(img, SIZE, True)
@@ -162,6 +195,13 @@ def main():
              '%.0f / %.0f MB/s' % (full_bps / 1e6, fio_bps / 1e6)),
             ('half-empty sync time / full', half, 'reported', True,
              '%.2f / %.2f s' % (half_s, full_s)),
+            ('rescan rate (unchanged) / fio sequential read',
+             rescan_bps / fio_bps, 'reported', True,
+             '%.0f / %.0f MB/s' % (rescan_bps / 1e6, fio_bps / 1e6)),
+            ('rescan rate, 4 KiB reads / fio 4 KiB reads',
+             rescan4k_bps / fio4k_bps, 'reported', True,
+             '%.0f / %.0f MB/s, %.2f s' % (rescan4k_bps / 1e6,
+                                            fio4k_bps / 1e6, rescan4k_s)),
             ('peak RSS (MiB)', rss / MiB, '< %d' % (GOAL_RSS // MiB),
              rss < GOAL_RSS, '%.1f MiB' % (rss / MiB)),
             ('agent CPU time / sync time', cpu1 / full_s, 'reported', True,
@@ -190,6 +230,14 @@ def main():
                 'initial sync, random data (baseline: fio sequential read)')
         fig.add('agent', 'sync.half_empty', half_s, 's', full_s, half,
                 label='initial sync time, half zeros (baseline: all data)')
+        fig.add('agent', 'rescan.rate', rescan_bps / 1e6, 'MB/s',
+                fio_bps / 1e6, rescan_bps / fio_bps,
+                label='rescan of an unchanged device (baseline: fio '
+                'sequential read)')
+        fig.add('agent', 'rescan.rate_4k', rescan4k_bps / 1e6, 'MB/s',
+                fio4k_bps / 1e6, rescan4k_bps / fio4k_bps,
+                label='the same, --read-chunk 4096 (baseline: fio 4 KiB '
+                'sequential reads, queue depth 32)')
         fig.add('agent', 'rss', rss / MiB, 'MiB', goal='< %d MiB' %
                 (GOAL_RSS // MiB), met=yn(rss < GOAL_RSS),
                 label='peak RSS of the agent')
