@@ -34,6 +34,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -981,10 +982,38 @@ static int set_address(const char *listening, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The certificate at PATH, kept from an earlier registration, is one
+ * agents take: ferry's replicator key purpose (one saved before it
+ * existed has serverAuth, which agents refuse) and not expired.  Else
+ * -1 with why in ERR.
+ */
+static int saved_cert_usable(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	int rc = -1;
+
+	if (f)
+		fclose(f);
+	if (!x)
+		set_err(err, errlen, "%s is not a PEM certificate", path);
+	else if (!ferry_cert_is_replicator(x))
+		set_err(err, errlen, "%s lacks ferry's replicator key purpose "
+			"(issued before it existed): agents refuse it", path);
+	else if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0)
+		set_err(err, errlen, "%s has expired: agents refuse it", path);
+	else
+		rc = 0;
+	X509_free(x);
+	ERR_clear_error();
+	return rc;
+}
+
 int ctl_init(struct rep_config *cfg, const char *listening, char *err,
 	     size_t errlen)
 {
-	char cert[4096], key[4096], why[1024];
+	char cert[4096], key[4096], why[1024], why2[4200];
 
 	ctl.cfg = cfg;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
@@ -1011,6 +1040,12 @@ int ctl_init(struct rep_config *cfg, const char *listening, char *err,
 			set_err(err, errlen, "no server certificate: %s "
 				"(ferry-control issues it at the first "
 				"registration; or give cert and key)", why);
+			return -1;
+		}
+		if (saved_cert_usable(cert, why2, sizeof(why2))) {
+			set_err(err, errlen, "cannot renew the server "
+				"certificate: %s; and %s (start again once "
+				"ferry-control answers)", why, why2);
 			return -1;
 		}
 		rlog_error("cannot renew the server certificate: %s; using "

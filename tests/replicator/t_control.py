@@ -8,6 +8,7 @@ across its own restart."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -95,6 +96,24 @@ def issue_client(ctl, out_dir, ident):
                    check=True, capture_output=True)
     return (os.path.join(out_dir, ident + '.pem'),
             os.path.join(out_dir, ident + '-key.pem'))
+
+
+def old_cert(ctl, keyf, cert, t):
+    """Replace CERT by one for the same key from ferry-control's CA with
+    serverAuth, not ferry's replicator key purpose."""
+    csr, ext = t.sub('old.csr'), t.sub('old.ext')
+    with open(ext, 'w') as f:
+        f.write('extendedKeyUsage = serverAuth\n'
+                'subjectAltName = IP:127.0.0.1, URI:urn:ferry:replicator:%s\n'
+                % RID)
+    subprocess.run(['openssl', 'req', '-new', '-key', keyf, '-subj',
+                    '/CN=%s' % RID, '-out', csr], check=True,
+                   capture_output=True)
+    subprocess.run(['openssl', 'x509', '-req', '-in', csr, '-out', cert,
+                    '-CA', ctl.ca, '-CAkey',
+                    os.path.join(ctl.data_dir, 'ca-key.pem'),
+                    '-CAcreateserial', '-days', '2', '-extfile', ext],
+                   check=True, capture_output=True)
 
 
 def runtime(ctl, creds):
@@ -288,6 +307,32 @@ def main():
         rc, res, _ = stranger.run(repl, 'sync', timeout=60)
         check('restarted without ferry-control: others refused',
               refused(res, E_DENIED), describe(res))
+
+        # ... but not on a saved certificate agents would refuse: one of
+        # the same CA and key with serverAuth (as issued before ferry's
+        # key purpose existed).
+        check('replicator stops cleanly', repl.stop() == 0, repl.log_tail())
+        shutil.copy(cert, cert + '.good')
+        old_cert(ctl, keyf, cert, t)
+        try:
+            r = subprocess.run([REPLICATOR, 'serve', '--listen',
+                                '127.0.0.1:0', '--data-dir', data,
+                                '--config', conf],
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=30)
+            rc, err = r.returncode, r.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, err = 'still serving after 30 s', (e.stderr or b'').decode()
+        check('restarted without ferry-control, the saved certificate '
+              'without the replicator key purpose: exit 1, says why and '
+              'what to do', rc == 1 and "lacks ferry's replicator "
+              'key purpose' in err and 'once ferry-control answers'
+              in err, (rc, err[-600:]))
+        os.replace(cert + '.good', cert)
+        repl = Repl(data, conf).start()
+        check('... with the good one back: starts, ferry-control still '
+              'unreachable', wait_for(lambda: repl.count(
+                  'ferry-control unreachable') == 1), repl.log_tail())
 
         # ferry-control back: reports resume.
         ctl.start()
