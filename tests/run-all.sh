@@ -38,7 +38,7 @@ for mode in "${@:-all}"; do
 	all) suites="$suites unit control replicator agent packaging install fuzz host kmod" ;;
 	unit | control | replicator | agent | packaging | install | fuzz | host | kmod) suites="$suites $mode" ;;
 	-h | --help)
-		sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set -u/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
