@@ -721,6 +721,10 @@ static void try_connect(struct engine *e, uint64_t now_ms)
 	struct link_disk ld[AGENT_MAX_DISKS];
 	struct link_params p = {
 		.host = e->rt.replicator_host, .port = e->rt.replicator_port,
+		/* Standalone, rt.replicator_id is only "host:port": any
+		 * replicator of the CA there. */
+		.replicator_id = e->cfg->standalone ? NULL :
+				 e->rt.replicator_id,
 		.cert = cert, .key = key, .ca = ca,
 		.source_id = e->rt.source_server_id,
 		.agent_version = AGENT_VERSION, .n_disks = e->n_disks,
@@ -816,7 +820,10 @@ fail:
 static bool same_target(const struct agent_runtime *a,
 			const struct agent_runtime *b)
 {
-	return !strcmp(a->replicator_host, b->replicator_host) &&
+	/* Another replicator ID at the same address is another target:
+	 * the connection must be checked against it. */
+	return !strcmp(a->replicator_id, b->replicator_id) &&
+	       !strcmp(a->replicator_host, b->replicator_host) &&
 	       a->replicator_port == b->replicator_port &&
 	       !strcmp(a->source_server_id, b->source_server_id) &&
 	       a->have_cert == b->have_cert;
