@@ -234,15 +234,21 @@ static int coalesce_writes(struct link *l)
 static int check_replicator_id(struct link *l, const struct link_params *p)
 {
 	X509 *cert = SSL_get0_peer_certificate(l->ssl);
-	const char *who = "which ferry-control assigned to this server";
+	const char *who = p->replicator_assigned ?
+			  "which ferry-control assigned to this server" :
+			  "which replicator-id in the configuration names";
 	char got[FERRY_ID_MAX + 1], fix[AGENT_MSG_MAX];
 
 	if (!p->replicator_id)
 		return 0;
-	snprintf(fix, sizeof(fix), "check which replicator serves %s and "
-		 "the address ferry-control has for %s (a replicator "
-		 "registers its address when it starts)", l->peer,
-		 p->replicator_id);
+	if (p->replicator_assigned)
+		snprintf(fix, sizeof(fix), "check which replicator serves %s "
+			 "and the address ferry-control has for %s (a "
+			 "replicator registers its address when it starts)",
+			 l->peer, p->replicator_id);
+	else
+		snprintf(fix, sizeof(fix), "check replicator and "
+			 "replicator-id in the configuration");
 	if (!cert || ferry_peer_replicator(cert, got, sizeof(got))) {
 		fail(l, LINK_FAIL_REFUSED, "replicator %s: its certificate "
 		     "names no replicator ID (URI SAN " FERRY_URN_REPLICATOR

@@ -66,9 +66,11 @@ struct link_disk {
 struct link_params {
 	const char *host;	/* the replicator's name or address */
 	uint16_t port;
-	/* The replicator ID its certificate must name (ferry-control's
-	 * assignment); NULL: any of the CA's. */
+	/* The replicator ID its certificate must name, NULL: any of the
+	 * CA's; assigned: by ferry-control, else from the configuration
+	 * (what the error tells to check). */
 	const char *replicator_id;
+	bool replicator_assigned;
 	const char *cert, *key, *ca;	/* our certificate, the CA */
 	const char *source_id;
 	const char *agent_version;

@@ -719,12 +719,14 @@ static void try_connect(struct engine *e, uint64_t now_ms)
 	static __thread char cert[AGENT_PATH_MAX + 32],
 		key[AGENT_PATH_MAX + 32], ca[AGENT_PATH_MAX + 32];
 	struct link_disk ld[AGENT_MAX_DISKS];
+	const struct agent_config *c = e->cfg;
 	struct link_params p = {
 		.host = e->rt.replicator_host, .port = e->rt.replicator_port,
-		/* Standalone, rt.replicator_id is only "host:port": any
-		 * replicator of the CA there. */
-		.replicator_id = e->cfg->standalone ? NULL :
-				 e->rt.replicator_id,
+		/* Standalone without replicator-id, rt.replicator_id is
+		 * only "host:port": any replicator of the CA there. */
+		.replicator_id = !c->standalone || c->replicator_id[0] ?
+				 e->rt.replicator_id : NULL,
+		.replicator_assigned = !c->standalone,
 		.cert = cert, .key = key, .ca = ca,
 		.source_id = e->rt.source_server_id,
 		.agent_version = AGENT_VERSION, .n_disks = e->n_disks,

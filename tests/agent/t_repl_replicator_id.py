@@ -12,7 +12,9 @@ behind one NAT address), then a TLS server whose certificate has the
 replicator key purpose but no replicator ID, then stage-a itself.
 `ferry-agent --once` must refuse the first two before HELLO, with one
 line naming both IDs, the address and what to check, and leave no
-staging volume behind; with stage-a it copies the disk.
+staging volume behind; with stage-a it copies the disk.  Standalone, the
+optional replicator-id does the same; without it, any replicator of the
+CA is taken as before (t_repl_copy.py).
 """
 import os
 import socket
@@ -198,6 +200,41 @@ def main():
               R.same_prefix(disk.img, vol, disk.size),
               'exit %s: %s' % (rc, err[-800:]))
 
+        # Standalone: replicator-id, when given, is checked the same way.
+        def standalone(*extra):
+            argv = [agentctl.AGENT, '--once', '--standalone', 'yes',
+                    '--replicator', peer, '--source-server-id', sid,
+                    '--cert', os.path.join(a.state, 'agent.pem'),
+                    '--key', os.path.join(a.state, 'agent-key.pem'),
+                    '--ca', os.path.join(a.state, 'ca.pem'),
+                    '--tracker-ctl', agentctl.NO_TRACKER,
+                    '--state-dir', os.path.join(tmp, 'standalone'),
+                    '--devices', disk.dev] + list(extra)
+            try:
+                return subprocess.run(argv, capture_output=True, text=True,
+                                      timeout=300)
+            except subprocess.TimeoutExpired:
+                return types.SimpleNamespace(returncode=None,
+                                             stderr='(killed after 300 s)')
+        r = standalone('--replicator-id', 'stage-b')
+        line = last_line(r.stderr)
+        check('standalone, replicator-id stage-b, stage-a answers: '
+              'refused, says which key to check',
+              r.returncode == 1 and
+              line.startswith('ferry-agent: replicator %s is replicator '
+                              'stage-a by its certificate, not stage-b, '
+                              'which replicator-id in the configuration '
+                              'names: refused' % peer) and
+              'check replicator and replicator-id' in line,
+              'exit %s: %s' % (r.returncode, line))
+        r = standalone('--replicator-id', 'stage-a')
+        check('standalone, replicator-id stage-a: replicates',
+              r.returncode == 0 and R.same_prefix(disk.img, vol, disk.size),
+              'exit %s: %s' % (r.returncode, r.stderr[-800:]))
+        r = standalone()
+        check('standalone without replicator-id: any replicator of the CA '
+              'there, as before', r.returncode == 0,
+              'exit %s: %s' % (r.returncode, r.stderr[-800:]))
     done()
 
 
