@@ -24,6 +24,7 @@
 
 #include "errmsg.h"
 #include "hostinfo.h"
+#include "peer_id.h"
 #include "tracker.h"
 #include "wire.h"
 
@@ -87,6 +88,19 @@ static int set_path(struct agent_config *c, const struct key *k,
 {
 	if (v[0] && v[0] != '/') {
 		set_err(why, len, "'%s' is not an absolute path", v);
+		return -1;
+	}
+	return set_text(c, k, v, why, len);
+}
+
+/* A certificate ID as ferry-control issues them (peer_id.h); "" unsets. */
+static int set_id(struct agent_config *c, const struct key *k,
+		  const char *v, char *why, size_t len)
+{
+	if (v[0] && !ferry_id_valid(v)) {
+		set_err(why, len, "'%s' is not an ID: 1-%d of letters, "
+			"digits, '.', '_' and '-', not starting with '.'", v,
+			FERRY_ID_MAX);
 		return -1;
 	}
 	return set_text(c, k, v, why, len);
@@ -419,6 +433,7 @@ static const struct key keys[] = {
 	{ "no-replication", set_bool, MEMBER(no_replication), 0, 0 },
 	{ "standalone", set_bool, MEMBER(standalone), 0, 0 },
 	{ "replicator", set_text, MEMBER(replicator), 0, 0 },
+	{ "replicator-id", set_id, MEMBER(replicator_id), 0, 0 },
 	{ "source-server-id", set_text, MEMBER(source_server_id), 0, 0 },
 	{ "cert", set_path, MEMBER(cert), 0, 0 },
 	{ "key", set_path, MEMBER(key), 0, 0 },
@@ -624,6 +639,12 @@ int agent_config_check(struct agent_config *cfg, char *err, size_t errlen)
 			return -1;
 		}
 	} else {
+		if (cfg->replicator_id[0]) {
+			set_err(err, errlen, "replicator-id applies to "
+				"standalone mode only: ferry-control says "
+				"which replicator this server has");
+			return -1;
+		}
 		if (!cfg->endpoint[0]) {
 			set_err(err, errlen, "no endpoint: set endpoint = "
 				"https://HOST[:PORT] (ferry-control) in %s, or "

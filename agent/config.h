@@ -54,6 +54,7 @@ struct agent_config {
 	/* Standalone: no ferry-control; the data plane from here. */
 	bool standalone;
 	char replicator[AGENT_HOST_MAX + 8];	/* HOST:PORT */
+	char replicator_id[AGENT_NAME_MAX];	/* "": any of the CA's */
 	char source_server_id[AGENT_NAME_MAX];
 	char cert[AGENT_PATH_MAX];
 	char key[AGENT_PATH_MAX];

@@ -29,6 +29,7 @@
 
 #include "errmsg.h"
 #include "link.h"
+#include "peer_id.h"
 #include "repl_log.h"
 #include "tls.h"
 
@@ -223,6 +224,48 @@ static int coalesce_writes(struct link *l)
 	return 0;
 }
 
+/*
+ * The certificate names the address we dialled, but an address can
+ * outlive its replicator (retired, its address given to another) or be
+ * shared (NAT): only its replicator ID says it is the one whose staging
+ * area holds this server's volumes.  Checked before HELLO, so nothing
+ * reaches another replicator.
+ */
+static int check_replicator_id(struct link *l, const struct link_params *p)
+{
+	X509 *cert = SSL_get0_peer_certificate(l->ssl);
+	const char *who = p->replicator_assigned ?
+			  "which ferry-control assigned to this server" :
+			  "which replicator-id in the configuration names";
+	char got[FERRY_ID_MAX + 1], fix[AGENT_MSG_MAX];
+
+	if (!p->replicator_id)
+		return 0;
+	if (p->replicator_assigned)
+		snprintf(fix, sizeof(fix), "check which replicator serves %s "
+			 "and the address ferry-control has for %s (a "
+			 "replicator registers its address when it starts)",
+			 l->peer, p->replicator_id);
+	else
+		snprintf(fix, sizeof(fix), "check replicator and "
+			 "replicator-id in the configuration");
+	if (!cert || ferry_peer_replicator(cert, got, sizeof(got))) {
+		fail(l, LINK_FAIL_REFUSED, "replicator %s: its certificate "
+		     "names no replicator ID (URI SAN " FERRY_URN_REPLICATOR
+		     "ID), so it cannot be %s, %s: refused; %s", l->peer,
+		     p->replicator_id, who, fix);
+		return -1;
+	}
+	if (strcmp(got, p->replicator_id)) {
+		fail(l, LINK_FAIL_REFUSED, "replicator %s is replicator %s "
+		     "by its certificate, not %s, %s: refused, so that the "
+		     "disks do not go into another staging area; %s",
+		     l->peer, got, p->replicator_id, who, fix);
+		return -1;
+	}
+	return 0;
+}
+
 static int tls_connect(struct link *l, const struct link_params *p)
 {
 	char e[512];
@@ -253,7 +296,8 @@ static int tls_connect(struct link *l, const struct link_params *p)
 		ERR_clear_error();
 		rc = SSL_connect(l->ssl);
 		if (rc == 1)
-			return coalesce_writes(l);
+			return check_replicator_id(l, p) ? -1 :
+			       coalesce_writes(l);
 		switch (SSL_get_error(l->ssl, rc)) {
 		case SSL_ERROR_WANT_READ:
 			ev = POLLIN;

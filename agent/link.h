@@ -2,8 +2,9 @@
 /*
  * link.h - the agent's connection to its replicator (docs/protocol.md):
  * TCP, TLS 1.3 with the data-plane certificate and a check of the
- * replicator's name, HELLO/WELCOME, then pipelined client frames within
- * the server's window, cumulative ACKs, HASH_RESP, keepalive and ERROR.
+ * replicator's name and ID, HELLO/WELCOME, then pipelined client frames
+ * within the server's window, cumulative ACKs, HASH_RESP, keepalive and
+ * ERROR.
  *
  * Every client frame is recorded (struct link_rec) until an ACK covers
  * it; the engine learns through link_ops which frames became durable
@@ -65,6 +66,11 @@ struct link_disk {
 struct link_params {
 	const char *host;	/* the replicator's name or address */
 	uint16_t port;
+	/* The replicator ID its certificate must name, NULL: any of the
+	 * CA's; assigned: by ferry-control, else from the configuration
+	 * (what the error tells to check). */
+	const char *replicator_id;
+	bool replicator_assigned;
 	const char *cert, *key, *ca;	/* our certificate, the CA */
 	const char *source_id;
 	const char *agent_version;

@@ -131,8 +131,11 @@ static int standalone_runtime(struct agent_shared *sh,
 	rt->replicator_port = (uint16_t)port;
 	snprintf(rt->source_server_id, sizeof(rt->source_server_id), "%s",
 		 cfg->source_server_id);
+	/* The replicator's certificate must name replicator-id when it
+	 * is set (link.c); without it, the address is all we know. */
 	snprintf(rt->replicator_id, sizeof(rt->replicator_id), "%.*s",
-		 (int)sizeof(rt->replicator_id) - 1, cfg->replicator);
+		 (int)sizeof(rt->replicator_id) - 1, cfg->replicator_id[0] ?
+		 cfg->replicator_id : cfg->replicator);
 	rt->have_replicator = true;
 	rt->have_cert = true;
 	rt->bandwidth_bps = cfg->bandwidth_bps;

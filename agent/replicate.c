@@ -719,8 +719,14 @@ static void try_connect(struct engine *e, uint64_t now_ms)
 	static __thread char cert[AGENT_PATH_MAX + 32],
 		key[AGENT_PATH_MAX + 32], ca[AGENT_PATH_MAX + 32];
 	struct link_disk ld[AGENT_MAX_DISKS];
+	const struct agent_config *c = e->cfg;
 	struct link_params p = {
 		.host = e->rt.replicator_host, .port = e->rt.replicator_port,
+		/* Standalone without replicator-id, rt.replicator_id is
+		 * only "host:port": any replicator of the CA there. */
+		.replicator_id = !c->standalone || c->replicator_id[0] ?
+				 e->rt.replicator_id : NULL,
+		.replicator_assigned = !c->standalone,
 		.cert = cert, .key = key, .ca = ca,
 		.source_id = e->rt.source_server_id,
 		.agent_version = AGENT_VERSION, .n_disks = e->n_disks,
@@ -816,7 +822,10 @@ fail:
 static bool same_target(const struct agent_runtime *a,
 			const struct agent_runtime *b)
 {
-	return !strcmp(a->replicator_host, b->replicator_host) &&
+	/* Another replicator ID at the same address is another target:
+	 * the connection must be checked against it. */
+	return !strcmp(a->replicator_id, b->replicator_id) &&
+	       !strcmp(a->replicator_host, b->replicator_host) &&
 	       a->replicator_port == b->replicator_port &&
 	       !strcmp(a->source_server_id, b->source_server_id) &&
 	       a->have_cert == b->have_cert;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * peer_id.c - the source server ID in a client certificate.  Behaves as
- * ca_peer_source_server() in control/ca.c (see peer_id.h).
+ * peer_id.c - the source server ID in a client certificate, the
+ * replicator ID in a replicator's (see peer_id.h).
  */
 #include "peer_id.h"
 
@@ -31,12 +31,13 @@ static int copy_id(const unsigned char *s, int n, char *id, size_t len)
 	return ferry_id_valid(id) ? 0 : -1;
 }
 
-/* The one URI SAN with our prefix in GENS, copied to ID; -1 if none or
- * more than one (a certificate naming two source servers is nobody's). */
-static int id_from_sans(GENERAL_NAMES *gens, char *id, size_t len)
+/* The one URI SAN starting with PREFIX in GENS, the rest copied to ID;
+ * -1 if none or more than one (a certificate naming two source servers,
+ * or two replicators, is nobody's). */
+static int id_from_sans(GENERAL_NAMES *gens, const char *prefix, char *id,
+			size_t len)
 {
-	static const char prefix[] = FERRY_URN_SOURCE_SERVER;
-	const size_t plen = sizeof(prefix) - 1;
+	const size_t plen = strlen(prefix);
 	const unsigned char *found = NULL;
 	int found_len = 0, n_found = 0;
 
@@ -74,7 +75,7 @@ int ferry_peer_source_server(X509 *cert, char *id, size_t len)
 	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
 	if (gens) {
 		/* Only the URI decides, never the CN next to it. */
-		rc = id_from_sans(gens, id, len);
+		rc = id_from_sans(gens, FERRY_URN_SOURCE_SERVER, id, len);
 		GENERAL_NAMES_free(gens);
 		return rc;
 	}
@@ -92,6 +93,25 @@ int ferry_peer_source_server(X509 *cert, char *id, size_t len)
 	cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, pos));
 	return copy_id(ASN1_STRING_get0_data(cn), ASN1_STRING_length(cn), id,
 		       len);
+}
+
+int ferry_peer_replicator(X509 *cert, char *id, size_t len)
+{
+	GENERAL_NAMES *gens;
+	int rc;
+
+	if (!cert || !id || !len)
+		return -1;
+	/* No CN fallback: every replicator certificate ferry-control
+	 * issues has the URI, and a CN is no one's exclusive claim. */
+	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	if (!gens) {
+		ERR_clear_error();
+		return -1;
+	}
+	rc = id_from_sans(gens, FERRY_URN_REPLICATOR, id, len);
+	GENERAL_NAMES_free(gens);
+	return rc;
 }
 
 bool ferry_cert_is_replicator(X509 *cert)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * peer_id.h - who is on the other end of a mutual TLS connection: the
- * source server ID that ferry-control's CA put in a client certificate.
+ * source server ID that ferry-control's CA put in a client certificate,
+ * or the replicator ID it put in a replicator's.
  *
  * Kept in lib/ for ferry-control (which issues these certificates), the
  * replicator and the agent alike.
@@ -47,6 +48,17 @@ bool ferry_id_valid(const char *id);
  * valid source server ID or it does not fit.
  */
 int ferry_peer_source_server(X509 *cert, char *id, size_t len);
+
+/*
+ * The replicator ID of CERT: its one URI SAN "urn:ferry:replicator:ID",
+ * which ferry-control's CA writes from the replicatorID it registered
+ * (RegisterReplicatorForMgn) or was given (certs issue --id).  Never the
+ * CN.  A certificate without that SAN, or with two, is refused.  The
+ * caller must already have verified CERT's chain and key purpose.
+ * Returns 0 with the NUL-terminated ID in ID[LEN], -1 if CERT carries no
+ * valid replicator ID or it does not fit.
+ */
+int ferry_peer_replicator(X509 *cert, char *id, size_t len);
 
 /* CERT's extended key usage has FERRY_OID_REPLICATOR_EKU. */
 bool ferry_cert_is_replicator(X509 *cert);

@@ -72,7 +72,8 @@ test_pit_policy_LIBS := -ljansson
 # ferry-agent's configuration and host facts (agent/config.c, hostinfo.c).
 UNIT_TESTS        += test_agent_config test_agent_hostinfo
 test_agent_config_SRCS   := tests/unit/test_agent_config agent/config \
-                            agent/hostinfo lib/tracker lib/errmsg
+                            agent/hostinfo lib/tracker lib/peer_id \
+                            lib/errmsg
 test_agent_config_LIBS   := -lcrypto
 test_agent_hostinfo_SRCS := tests/unit/test_agent_hostinfo agent/hostinfo \
                             lib/errmsg

@@ -26,7 +26,7 @@ AGENT_TEST_BINS += $(AGENT_TEST_DIR)/ferry-control-test
 $(AGENT_TEST_DIR)/ferry-control-test: \
 		$(BUILD)/obj/tests/agent/src/ferry-control-test.o \
 		$(AGENT_CONTROL_OBJ) $(BUILD)/obj/lib/tracker.o \
-		$(BUILD)/obj/lib/api_resp.o \
+		$(BUILD)/obj/lib/api_resp.o $(BUILD)/obj/lib/peer_id.o \
 		$(BUILD)/obj/lib/errmsg.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_STD) $(CFLAGS) $(LDFLAGS) $^ -o $@ -lcurl -ljansson \

@@ -275,6 +275,38 @@ static void test_check(void)
 	CHECK_HAS(err, "standalone mode needs");
 }
 
+/* replicator-id: an ID as ferry-control issues them, standalone only
+ * (with ferry-control, the assignment names the replicator). */
+static void test_replicator_id(void)
+{
+	agent_config_defaults(&cfg);
+	CHECK_STR(cfg.replicator_id, "");
+	CHECK(set("replicator-id", "stage-1") == 0);
+	CHECK_STR(cfg.replicator_id, "stage-1");
+	CHECK(set("replicator_id", "..") == -1);
+	CHECK_HAS(err, "replicator-id: '..' is not an ID");
+	CHECK(set("replicator-id", "a/b") == -1);
+	/* 65 characters: one more than a certificate ID may have. */
+	CHECK(set("replicator-id", "r1234567890123456789012345678901234567"
+		  "890123456789012345678901234") == -1);
+	CHECK_STR(cfg.replicator_id, "stage-1");
+	CHECK(set("endpoint", "https://127.0.0.1:1") == 0);
+	CHECK(agent_config_check(&cfg, err, sizeof(err)) == -1);
+	CHECK_HAS(err, "replicator-id applies to standalone mode only");
+	CHECK(set("replicator-id", "") == 0);
+	CHECK(agent_config_check(&cfg, err, sizeof(err)) == 0);
+
+	agent_config_defaults(&cfg);
+	CHECK(set("standalone", "yes") == 0);
+	CHECK(set("replicator", "127.0.0.1:1500") == 0);
+	CHECK(set("replicator-id", "stage-1") == 0);
+	CHECK(set("source-server-id", "s-0123456789abcdef0") == 0);
+	CHECK(set("cert", "/c.pem") == 0);
+	CHECK(set("key", "/k.pem") == 0);
+	CHECK(set("ca", "/ca.pem") == 0);
+	CHECK(agent_config_check(&cfg, err, sizeof(err)) == 0);
+}
+
 static void test_forget_secret(void)
 {
 	static const char before[] =
@@ -330,6 +362,7 @@ int main(void)
 	RUN(test_lists);
 	RUN(test_file);
 	RUN(test_check);
+	RUN(test_replicator_id);
 	RUN(test_forget_secret);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

@@ -637,6 +637,8 @@ static void test_sign_kinds(void)
 		CHECK_STR(id, "s-1234567890abcdef0");
 		/* Too small a buffer. */
 		CHECK(ferry_peer_source_server(c, id, 19) == -1);
+		/* A source server is not a replicator. */
+		CHECK(ferry_peer_replicator(c, id, sizeof(id)) == -1);
 		X509_free(c);
 
 		/* A replicator's certificate. */
@@ -670,6 +672,10 @@ static void test_sign_kinds(void)
 				 NULL, NULL), X509_V_ERR_INVALID_PURPOSE);
 		/* A replicator is not a source server. */
 		CHECK(ferry_peer_source_server(c, id, sizeof(id)) == -1);
+		/* Its ID, as the agent compares it with its assignment. */
+		CHECK(ferry_peer_replicator(c, id, sizeof(id)) == 0);
+		CHECK_STR(id, "rep-1");
+		CHECK(ferry_peer_replicator(c, id, 5) == -1);
 		X509_free(c);
 	}
 	X509_free(ca_cert);
@@ -820,6 +826,45 @@ static void test_peer_id(void)
 	CHECK(ferry_peer_source_server(NULL, id, sizeof(id)) == -1);
 }
 
+static void test_peer_replicator(void)
+{
+	static const char *const one[] = { "https://example.com/",
+					   "urn:ferry:replicator:stage-b" };
+	static const char *const two[] = { "urn:ferry:replicator:stage-a",
+					   "urn:ferry:replicator:stage-b" };
+	static const char *const bad[] = { "urn:ferry:replicator:../a" };
+	static const char *const empty[] = { "urn:ferry:replicator:" };
+	static const char *const ss[] = { "urn:ferry:source-server:s-1" };
+	char id[FERRY_ID_MAX + 1];
+	X509 *c;
+
+	/* The URI SAN, whatever the CN says. */
+	c = plain_cert("stage-a", one, 2);
+	CHECK(ferry_peer_replicator(c, id, sizeof(id)) == 0);
+	CHECK_STR(id, "stage-b");
+	CHECK(ferry_peer_replicator(c, id, 7) == -1);
+	CHECK(ferry_peer_replicator(c, id, 8) == 0);
+	X509_free(c);
+	/* No SAN: the CN does not stand in for the ID. */
+	c = plain_cert("stage-a", NULL, 0);
+	CHECK(ferry_peer_replicator(c, id, sizeof(id)) == -1);
+	X509_free(c);
+	/* Two IDs, a malformed or empty one, a source server's: none. */
+	c = plain_cert("stage-a", two, 2);
+	CHECK(ferry_peer_replicator(c, id, sizeof(id)) == -1);
+	X509_free(c);
+	c = plain_cert("stage-a", bad, 1);
+	CHECK(ferry_peer_replicator(c, id, sizeof(id)) == -1);
+	X509_free(c);
+	c = plain_cert("stage-a", empty, 1);
+	CHECK(ferry_peer_replicator(c, id, sizeof(id)) == -1);
+	X509_free(c);
+	c = plain_cert("stage-a", ss, 1);
+	CHECK(ferry_peer_replicator(c, id, sizeof(id)) == -1);
+	X509_free(c);
+	CHECK(ferry_peer_replicator(NULL, id, sizeof(id)) == -1);
+}
+
 /* Run certs_cli with ARGS (NULL-terminated), stdout into OUT if given. */
 static int cli(char *out, size_t outlen, ...)
 {
@@ -889,6 +934,8 @@ static void test_cli(void)
 		CHECK_U64(verify(ca_cert_pem(ca), c, X509_PURPOSE_ANY,
 				 "rep1.example", NULL), X509_V_OK);
 		CHECK(ferry_cert_is_replicator(c));
+		CHECK(ferry_peer_replicator(c, id, sizeof(id)) == 0);
+		CHECK_STR(id, "rep-1");
 	}
 	X509_free(c);
 	CHECK(gnutls_loads(at("out/rep-1.pem"), at("out/rep-1-key.pem")));
@@ -1116,6 +1163,7 @@ int main(void)
 	RUN(test_sign_kinds);
 	RUN(test_sign_refusals);
 	RUN(test_peer_id);
+	RUN(test_peer_replicator);
 	RUN(test_cli);
 	RUN(test_tls);
 	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
