@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1155,11 +1157,23 @@ static int wait_input(struct conn *c)
 	}
 }
 
+/* SO_RCVTIMEO of the connection's socket: MS, or the idle timeout. */
+static void read_timeout(struct conn *c, unsigned int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+			      .tv_usec = (ms % 1000) * 1000 };
+
+	if (!ms)
+		tv.tv_sec = c->srv->cfg->idle_timeout;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
 static void serve_frames(struct conn *c)
 {
 	char why[512];
 
 	while (!c->closing) {
+		bool drained, owed;
 		int n, w;
 
 		if (drain_buffer(c))
@@ -1171,7 +1185,8 @@ static void serve_frames(struct conn *c)
 			return;
 		/* Nothing more waiting anywhere: flush and acknowledge.
 		 * (SSL_has_pending: read-ahead may hold whole records.) */
-		if (!SSL_has_pending(c->ssl) && !socket_readable(c->fd)) {
+		drained = !socket_readable(c->fd);
+		if (drained && !SSL_has_pending(c->ssl)) {
 			if (c->applied != c->acked && commit_start(c))
 				return;
 			w = wait_input(c);
@@ -1200,8 +1215,28 @@ static void serve_frames(struct conn *c)
 			if (w == 2)
 				continue;
 		}
+		/*
+		 * Only read-ahead bytes are left: whole records, or part of
+		 * one whose rest is late (a stalled link).  Frames applied and
+		 * not acknowledged must not wait for that rest: read for
+		 * REP_COMMIT_MS, then flush and acknowledge them.
+		 */
+		owed = drained && c->applied != c->acked;
+		if (owed)
+			read_timeout(c, REP_COMMIT_MS);
 		ERR_clear_error();
 		n = SSL_read(c->ssl, c->rbuf + c->rlen, (int)read_want(c));
+		if (owed) {
+			int e = SSL_get_error(c->ssl, n);
+
+			read_timeout(c, 0);
+			if (n <= 0 && e == SSL_ERROR_WANT_READ) {
+				ERR_clear_error();
+				if (commit_start(c))
+					return;
+				continue;
+			}
+		}
 		if (n <= 0) {
 			ferry_tls_describe_error(c->ssl, n, why, sizeof(why));
 			c->broken = true;

@@ -69,10 +69,18 @@ def control_cert_refused(s, c):
 
 
 class CutProxy:
-    """TCP forwarding 127.0.0.1:port -> the replicator, with cut()."""
+    """TCP forwarding 127.0.0.1:port -> the replicator, with cut().
+    HOLD_AT: the first connection's agent -> replicator bytes stop there
+    (held set) until release(), so that a fault lands in the middle of a
+    copy however late this process is scheduled (a watcher of the
+    volume's size once saw the whole copy pass)."""
 
-    def __init__(self, target_port):
+    def __init__(self, target_port, hold_at=None):
         self.target = target_port
+        self.hold_at = hold_at
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.answered = threading.Event()   # replicator bytes after held
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.ls.bind(('127.0.0.1', 0))
@@ -101,18 +109,31 @@ class CutProxy:
             with self.lock:
                 self.conns += [c, u]
                 self.accepted += 1
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self.pump, args=(a, b),
-                                 daemon=True).start()
+                hold = self.hold_at if self.accepted == 1 else None
+            threading.Thread(target=self.pump, args=(c, u, hold),
+                             daemon=True).start()
+            threading.Thread(target=self.pump, args=(u, c, None, True),
+                             daemon=True).start()
 
-    @staticmethod
-    def pump(a, b):
+    def pump(self, a, b, hold=None, answers=False):
+        sent = 0
         try:
             while True:
-                d = a.recv(65536)
+                d = a.recv(65536 if hold is None else
+                           max(1, min(65536, hold - sent)))
                 if not d:
                     break
+                if answers and self.held.is_set():
+                    self.answered.set()
+                sent += len(d)
+                # Held is set before the last bytes go, so that an
+                # answer to them cannot come before it.
+                if hold is not None and sent >= hold:
+                    self.held.set()
                 b.sendall(d)
+                if hold is not None and sent >= hold:
+                    self.released.wait()
+                    hold = None
         except OSError:
             pass
         for x in (a, b):
@@ -121,9 +142,13 @@ class CutProxy:
             except OSError:
                 pass
 
+    def release(self):
+        self.released.set()
+
     def cut(self, seconds):
         """Drop every connection; refuse new ones for SECONDS."""
         self.down_until = time.time() + seconds
+        self.release()
         with self.lock:
             conns, self.conns = self.conns, []
         for c in conns:
@@ -147,15 +172,6 @@ def volume_bytes(s, disk):
         return 0
 
 
-def wait_volume(s, disk, nbytes, proc, limit=120):
-    end = time.time() + limit
-    while time.time() < end and proc.poll() is None:
-        if volume_bytes(s, disk) >= nbytes:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def finish(proc, timeout=300):
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -169,19 +185,28 @@ s = repl.Setup('agent-repl-faults')
 try:
     size = 96 * MiB
     a = s.disk('a', size, seed=3)
-    # 200 Mbit/s: the copy takes a few seconds, long enough to hit.
-    slow = ('--bandwidth-mbps', '200', '--compression', 'none')
+    # Uncompressed: the bytes through the proxy are the disk's.
+    plain = ('--compression', 'none')
 
     # ---- the replicator killed with SIGKILL, restarted ----
-    p = s.popen([a], *slow)
-    hit = wait_volume(s, a, 24 * MiB, p)
+    # Through a proxy that holds the copy at 24 MiB until the kill.
+    proxy = CutProxy(s.repl.port, hold_at=24 * MiB)
+    real_port = s.repl.port
+    s.repl.port = proxy.port
+    p = s.popen([a], *plain)
+    s.repl.port = real_port
+    # Killed once it acknowledged what it had (an ACK after the hold):
+    # the agent must resume from there, not from 0.
+    hit = proxy.held.wait(120) and proxy.answered.wait(30)
     s.repl.kill9()
+    proxy.release()
     at = volume_bytes(s, a)
     time.sleep(1.5)
     s.repl.lines = []
     s.repl.start()
     r = finish(p)
     da = r.disk(0)
+    proxy.close()
     check('replicator kill -9: hit in the middle of the copy',
           hit and at < size, 'volume had %d bytes' % at)
     check('replicator kill -9: the agent came back and finished',
@@ -193,12 +218,12 @@ try:
 
     # ---- a network cut ----
     b = s.disk('b', size, seed=4)
-    proxy = CutProxy(s.repl.port)
+    proxy = CutProxy(s.repl.port, hold_at=24 * MiB)
     real_port = s.repl.port
     s.repl.port = proxy.port     # the agent connects through the proxy
-    p = s.popen([b], *slow)
+    p = s.popen([b], *plain)
     s.repl.port = real_port
-    hit = wait_volume(s, b, 24 * MiB, p)
+    hit = proxy.held.wait(120) and p.poll() is None
     proxy.cut(3)
     r = finish(p)
     db = r.disk(0)
