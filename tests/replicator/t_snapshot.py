@@ -270,19 +270,25 @@ def crash(t, pki):
         ok, why = push(repl, v1, 'sync')
         check('crash: initial sync', ok, why)
         s1 = wait_snaps(data_dir, lambda s: len(s) == 1)[0]['id']
-        # A whole new image, slowly: every block is copied on write.
-        p = Client(pki, SRC, [(DISK, v2)]).popen(repl, 'sync',
-                                                '--throttle-ms', '100')
-        time.sleep(2.5)
-        running = p.poll() is None
+        # A whole new image, slowly: every block is copied on write.  The
+        # client kills the replicator itself once 16 MiB are acknowledged
+        # (their old blocks in the delta), as t_crash does: a sleep here
+        # could end before the first write or after the last.
+        p = Client(pki, SRC, [(DISK, v2)]).popen(
+            repl, 'sync', '--throttle-ms', '100', '--kill-pid',
+            repl.proc.pid, '--kill-at', 16 * MiB)
+        out, err = p.communicate(timeout=120)
         repl.kill9()
-        p.kill()
-        p.wait()
+        res = parse_json(out)
+        acked = res['disks'][0]['acked_upto'] if res else 0
         s = snapshots(data_dir)
         held = s[0]['bytes_held'] if s else 0
-        check('crash: killed amid copy-on-write writes (%d KiB kept)' %
-              (held >> 10), running and len(s) == 1 and
-              0 < held < SIZE, 'client done before the kill, or %s' % s)
+        check('crash: killed amid copy-on-write writes (%d MiB acknowledged, '
+              '%d KiB kept)' % (acked >> 20, held >> 10),
+              res is not None and not res['ok'] and
+              16 * MiB <= acked < SIZE and len(s) == 1 and 0 < held < SIZE,
+              'client %s rc=%s %s; snapshots %s' %
+              (describe(res), p.returncode, err.strip()[-300:], s))
         exact(t, data_dir, s1, v1, 'crash: snapshot 1 after kill -9')
         # A torn record at the end of the delta: cut off at the next open.
         delta = [os.path.join(dp, f) for dp, _, fs in
