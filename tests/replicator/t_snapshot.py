@@ -321,18 +321,30 @@ def crash(t, pki):
             return
         # The newest snapshot's delta is being appended to while its disk
         # is replicated: not deletable then; afterwards it merges into 1.
-        p = Client(pki, SRC, [(DISK, v1)]).popen(repl, 'sync',
-                                                '--throttle-ms', '100')
-        time.sleep(1.5)
+        # The client holds after 16 frames are acknowledged (their old
+        # blocks in the delta) while the delete is tried, then goes on
+        # and drops the connection without a CP (an agent gone) at 32:
+        # no sleep has to guess when it is connected.
+        p, held = Client(pki, SRC, [(DISK, v1)]).hold(
+            repl, 'sync', '--cut-after', 32, after=16)
         r = snap(data_dir, 'delete', '--id', s[1]['id'])
         check('delete: the newest snapshot of a disk being replicated is '
-              'refused', r.returncode == 1 and 'being replicated' in r.stderr,
-              'rc %d: %s' % (r.returncode, r.stderr.strip()))
-        p.kill()
-        p.wait()
-        time.sleep(0.5)
+              'refused', held and r.returncode == 1 and
+              'being replicated' in r.stderr,
+              'rc %d: %s' % (r.returncode, r.stderr.strip()) if held else
+              'the client ended before it held the disk')
+        p.communicate(input='\n', timeout=120)
         exact(t, data_dir, s[1]['id'], v3, 'delete: snapshot 2 while written')
-        r = snap(data_dir, 'delete', '--id', s[1]['id'])
+        # The server lets the disk go once it has seen the connection
+        # end, a moment after the client is gone: until then the delete
+        # is refused as above.
+        end = time.monotonic() + 30
+        while True:
+            r = snap(data_dir, 'delete', '--id', s[1]['id'])
+            if (r.returncode == 0 or 'being replicated' not in r.stderr or
+                    time.monotonic() > end):
+                break
+            time.sleep(0.1)
         check('delete: the newest snapshot once its disk is idle',
               r.returncode == 0, r.stderr.strip())
         exact(t, data_dir, s1, v1, 'delete: snapshot 1 after deleting 2')
