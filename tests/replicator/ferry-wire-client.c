@@ -137,14 +137,16 @@ static void usage(void)
 	      "  sync [--codec raw|zstd|lz4] [--chunk BYTES] [--resume]\n"
 	      "       [--cut-after N] [--mark-every N] [--throttle-ms MS]\n"
 	      "       [--ack-log FILE] [--window-check]\n"
-	      "       [--kill-pid PID --kill-at BYTES]\n"
+	      "       [--kill-pid PID --kill-at BYTES] [--hold-after N]\n"
 	      "      send every image (DATA, all-zero chunks as ZERO),\n"
 	      "      SYNC_MARKs, a CP; wait for the ACKs; --resume starts\n"
 	      "      each disk at WELCOME's sync_mark; --cut-after drops\n"
 	      "      the connection after N frames; --window-check sends\n"
 	      "      past the window the server granted; --kill-pid sends\n"
 	      "      SIGKILL to PID once disk 0 is acknowledged up to\n"
-	      "      --kill-at bytes\n"
+	      "      --kill-at bytes; --hold-after prints \"held N\" once\n"
+	      "      N frames are sent and acknowledged (0: at WELCOME)\n"
+	      "      and waits for a line on stdin\n"
 	      "  rescan [--chunk BYTES] [--codec C]\n"
 	      "      HASH_REQ each disk, send only chunks that differ, CP\n"
 	      "  raw --frame-file F   send F's bytes after the handshake,\n"
@@ -848,6 +850,8 @@ struct sender {
 	bool ignore_window;
 	int throttle_ms;
 	uint64_t cut_after; /* 0: never */
+	bool hold;	    /* --hold-after given, not yet held */
+	uint64_t hold_after;
 	uint8_t *raw, *frame;
 	size_t frame_cap;
 };
@@ -865,6 +869,30 @@ static int maybe_cut(struct conn *c, struct sender *s)
 	c->fd = -1;
 	c->closed = true;
 	return 1;
+}
+
+/*
+ * --hold-after N: once N frames past HELLO are sent and acknowledged (0:
+ * at WELCOME), say "held N" on stdout and wait for a line or EOF on
+ * stdin.  The test then acts while this connection provably holds its
+ * disks and has written what it says, however the machine schedules
+ * either of them; a fixed sleep could not promise that.
+ */
+static int maybe_hold(struct conn *c, struct sender *s)
+{
+	int ch;
+
+	if (!s->hold || c->frames != s->hold_after)
+		return 0;
+	s->hold = false;
+	if (c->frames && wait_acked(c, c->next_seq - 1))
+		return -1;
+	printf("held %" PRIu64 "\n", c->frames);
+	fflush(stdout);
+	do
+		ch = getchar();
+	while (ch != EOF && ch != '\n');
+	return 0;
 }
 
 static void throttle(struct sender *s)
@@ -894,6 +922,8 @@ static int send_zero(struct conn *c, struct sender *s, uint32_t di,
 		return -1;
 	disks[di].sent_upto = off + len;
 	throttle(s);
+	if (maybe_hold(c, s))
+		return -1;
 	return maybe_cut(c, s);
 }
 
@@ -940,6 +970,8 @@ static int send_data(struct conn *c, struct sender *s, uint32_t di,
 		return -1;
 	disks[di].sent_upto = off + len;
 	throttle(s);
+	if (maybe_hold(c, s))
+		return -1;
 	return maybe_cut(c, s);
 }
 
@@ -960,6 +992,8 @@ static int send_mark(struct conn *c, struct sender *s, uint32_t di,
 	c->marks++;
 	if (send_frame(c, buf, n, (struct rec){ .type = FERRY_F_SYNC_MARK,
 						 .disk = di, .offset = off }))
+		return -1;
+	if (maybe_hold(c, s))
 		return -1;
 	return maybe_cut(c, s);
 }
@@ -1304,7 +1338,7 @@ int main(int argc, char **argv)
 	enum { O_CONNECT = 256, O_CERT, O_KEY, O_CA, O_SOURCE, O_DISK,
 	       O_CODEC, O_CUT, O_RESUME, O_WCHECK, O_CHUNK, O_MARK,
 	       O_THROTTLE, O_ACKLOG, O_FRAME, O_TIMEOUT, O_START, O_KILLPID,
-	       O_KILLAT, O_HELP };
+	       O_KILLAT, O_HOLD, O_HELP };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, O_CONNECT },
 		{ "cert", required_argument, NULL, O_CERT },
@@ -1325,6 +1359,7 @@ int main(int argc, char **argv)
 		{ "start-at", required_argument, NULL, O_START },
 		{ "kill-pid", required_argument, NULL, O_KILLPID },
 		{ "kill-at", required_argument, NULL, O_KILLAT },
+		{ "hold-after", required_argument, NULL, O_HOLD },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
 	};
@@ -1383,6 +1418,10 @@ int main(int argc, char **argv)
 			break;
 		case O_KILLAT: c.kill_at = parse_u64("--kill-at", optarg);
 			break;
+		case O_HOLD:
+			s.hold = true;
+			s.hold_after = parse_u64("--hold-after", optarg);
+			break;
 		case O_HELP: usage(); return 0;
 		default: die_usage("bad option");
 		}
@@ -1436,7 +1475,9 @@ int main(int argc, char **argv)
 	} else if (tls_open(&c, host, cert, key, ca) ||
 		   handshake(&c, source)) {
 		rc = -1;
-	} else if (start_barrier(start_at, &t0), !strcmp(cmd, "sync")) {
+	} else if (start_barrier(start_at, &t0), maybe_hold(&c, &s)) {
+		rc = -1;
+	} else if (!strcmp(cmd, "sync")) {
 		rc = cmd_sync(&c, &s, chunk, resume, mark_every);
 		if (rc > 0) {
 			snprintf(extra, sizeof(extra), ",\"cut\":true");

@@ -353,10 +353,22 @@ class Client:
                            capture_output=True, text=True, timeout=timeout)
         return r.returncode, parse_json(r.stdout), r.stderr
 
-    def popen(self, repl, command, *opts):
+    def popen(self, repl, command, *opts, stdin=None):
+        """Start a command (STDIN subprocess.PIPE for --hold-after)."""
         return subprocess.Popen(self.argv(repl, command, *opts),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def hold(self, repl, command, *opts, after=0):
+        """Start COMMAND with --hold-after AFTER and wait until it holds:
+        its disks claimed, AFTER frames acknowledged.  -> (process, True
+        if it held; False if it ended first).  Let it go on with
+        process.communicate(input='\\n')."""
+        p = self.popen(repl, command, *opts, '--hold-after', after,
+                       stdin=subprocess.PIPE)
+        # Nothing follows "held" on stdout until the client is let go,
+        # so this line read leaves nothing buffered for communicate().
+        return p, p.stdout.readline().startswith('held ')
 
 
 def parse_json(out):

@@ -1,7 +1,6 @@
 """Initial sync (raw, zstd, lz4), cut and resume, rescan by hashes."""
 import os
 import random
-import time
 
 from repltest import (E_BUSY, MiB, Client, Pki, Replicator, TestDir,
                       allocated, check, describe, done, log, make_image,
@@ -196,17 +195,20 @@ def main():
 
         # 6. one disk, two connections: the second is told BUSY (after
         #    the server waited CLAIM_WAIT_SECS, 2 s, for the disk: the
-        #    first connection must outlast that)
+        #    first connection must outlast that).  The first holds after
+        #    WELCOME until the second is done: a sleep and a throttle
+        #    could not promise either order on a loaded machine.
         slow = Client(pki, SRC, [('/dev/vdh', odd)])
-        p = slow.popen(repl, 'sync', '--chunk', 65536, '--throttle-ms', 150)
-        time.sleep(0.5)
+        p, held = slow.hold(repl, 'sync', '--chunk', 65536)
         rc, res, err = slow.run(repl, 'hello-only')
         e = res and res.get('error')
         check('a second connection to a disk in use gets BUSY (%s)' %
               (e and e.get('message', '')[:80]),
-              res and e and e['where'] == 'frame' and e['code'] == E_BUSY,
-              describe(res))
-        out, _ = p.communicate(timeout=120)
+              held and res and e and e['where'] == 'frame' and
+              e['code'] == E_BUSY,
+              describe(res) if held else
+              'the first connection ended before it held the disk')
+        out, _ = p.communicate(input='\n', timeout=120)
         r1 = parse_json(out)
         check('the first connection completes meanwhile',
               p.returncode == 0 and r1 and r1['ok'] and
