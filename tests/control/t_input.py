@@ -61,15 +61,35 @@ def finish(s, sent, chunked=False):
         else ''
 
 
+def read_bytes(pid):
+    """Bytes process PID has read by system calls (its sockets too)."""
+    with open('/proc/%d/io' % pid) as f:
+        for line in f:
+            if line.startswith('rchar:'):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_read(pid, since, nbytes, limit=60):
+    """Wait until ferry-control has read NBYTES more than SINCE: what the
+    test sent, so that RSS and throttling are judged once it has all
+    arrived (a fixed sleep could end before a starved daemon read it)."""
+    end = time.time() + limit
+    while time.time() < end and read_bytes(pid) - since < nbytes:
+        time.sleep(0.1)
+    time.sleep(0.2)     # the last read's bytes into the buffers
+
+
 def held_bodies(c):
     """Bodies are kept only for requests whose headers authenticate (a
     stranger could make ferry-control hold a MiB per connection, 10 000
     connections allowed), and only up to 256 MiB at once in all."""
     sent = 1000000
     before = rss_kib(c.proc.pid)
+    read0 = read_bytes(c.proc.pid)
     socks = [open_body(c, {'Content-Type': 'application/json'}, sent)
              for _ in range(150)]
-    time.sleep(1)
+    wait_read(c.proc.pid, read0, 150 * sent)
     grown = rss_kib(c.proc.pid) - before
     check('150 unauthenticated 1 MiB bodies in flight are not held '
           '(RSS grew %d KiB)' % grown, grown < 40 << 10, grown)
@@ -90,8 +110,9 @@ def held_bodies(c):
           etype == 'unrecognizedclientexception', (st, etype))
     # Signed by a real key: held, up to 256 MiB in all.
     hdrs = c.sign('POST', '/DescribeSourceServers', body)
+    read0 = read_bytes(c.proc.pid)
     socks = [open_body(c, hdrs, sent) for _ in range(280)]
-    time.sleep(1)
+    wait_read(c.proc.pid, read0, 280 * sent)
     answers = [finish(s, sent) for s in socks]
     throttled = sum(1 for a in answers if a == ('429', 'throttlingexception'))
     check('authenticated bodies beyond 256 MiB at once get 429 '
@@ -100,8 +121,9 @@ def held_bodies(c):
               a[0] in ('429', '400', '403') for a in answers),
           answers[:3] + answers[-3:])
     # The same in chunks (no Content-Length to refuse at once).
+    read0 = read_bytes(c.proc.pid)
     socks = [open_body(c, hdrs, sent, chunked=True) for _ in range(280)]
-    time.sleep(1)
+    wait_read(c.proc.pid, read0, 280 * sent)
     answers = [finish(s, sent, chunked=True) for s in socks]
     throttled = sum(1 for a in answers if a == ('429', 'throttlingexception'))
     check('... chunked bodies too (%d of 280 throttled)' % throttled,
