@@ -38,7 +38,7 @@ try:
           r.why())
     check('copy: a consistency point was made and acknowledged',
           r.summary.get('cp_id', 0) >= 1 and
-          any('snapshot' in l for l in s.repl.lines), r.why())
+          s.repl.logged(lambda l: 'snapshot' in l), r.why())
     check('copy: nothing was sent twice',
           da.get('resent_bytes') == 0 and da.get('lost_bytes') == 0,
           r.why())

@@ -261,6 +261,18 @@ class Replicator:
     def log_tail(self, n=15):
         return '\n'.join('      | ' + l for l in self.lines[-n:])
 
+    def logged(self, pred, limit=20):
+        """Whether a log line satisfies PRED, waiting up to LIMIT s for
+        it: the log is read by a thread of this process, which a loaded
+        machine may run late."""
+        end = time.time() + limit
+        while True:
+            if any(pred(l) for l in list(self.lines)):
+                return True
+            if time.time() >= end:
+                return False
+            time.sleep(0.1)
+
 
 # ---- with ferry-control ------------------------------------------------
 

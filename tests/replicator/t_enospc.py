@@ -46,8 +46,8 @@ def full_then_freed(t, pki, image, name, size_mb, ballast_mb, free):
               repl.alive() and hello and hello['welcome'],
               describe(hello) + '\n' + repl.log_tail())
         check('%s: the NOSPC is logged' % name,
-              any('space' in l.lower() or 'nospc' in l.lower()
-                  for l in repl.lines), repl.log_tail())
+              repl.logged(lambda l: 'space' in l.lower() or
+                          'nospc' in l.lower()), repl.log_tail())
         free(mnt)
         rc, res, err = cl.run(repl, 'sync', '--resume', timeout=120)
         check('%s: after freeing space a resumed sync completes' % name,

@@ -213,9 +213,9 @@ def main():
         after('truncated frame then close')
 
         check('replicator logs name the peer of refused connections',
-              any(SRC in l or '127.0.0.1' in l for l in repl.lines
-                  if 'refus' in l.lower() or 'error' in l.lower() or
-                  'denied' in l.lower()), repl.log_tail(30))
+              repl.logged(lambda l: (SRC in l or '127.0.0.1' in l) and (
+                  'refus' in l.lower() or 'error' in l.lower() or
+                  'denied' in l.lower())), repl.log_tail(30))
     finally:
         if repl:
             repl.stop()

@@ -203,7 +203,7 @@ def full_staging(t, pki):
               'stay', [x['id'] for x in s][:1] == [s2] and len(s) == 2 and
               s1 not in [x['id'] for x in s], 'snapshots %s' % s)
         check('full staging: logged',
-              any('deleted the oldest snapshot' in l for l in repl.lines),
+              repl.logged(lambda l: 'deleted the oldest snapshot' in l),
               repl.log_tail())
         exact(t, data_dir, s2, v2, 'full staging: snapshot 2')
         if len(s) == 2:
