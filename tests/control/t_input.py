@@ -11,12 +11,17 @@ import time
 import ferrytest as ft
 from ferrytest import check
 
-def rss_kib(pid):
-    with open('/proc/%d/status' % pid) as f:
+def proc_value(pid, name, key):
+    """The number after KEY: in /proc/PID/NAME (status, io), or 0."""
+    with open('/proc/%d/%s' % (pid, name)) as f:
         for line in f:
-            if line.startswith('VmRSS:'):
+            if line.startswith(key + ':'):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid):
+    return proc_value(pid, 'status', 'VmRSS')
 
 
 def open_body(c, headers, sent, chunked=False):
@@ -63,11 +68,7 @@ def finish(s, sent, chunked=False):
 
 def read_bytes(pid):
     """Bytes process PID has read by system calls (its sockets too)."""
-    with open('/proc/%d/io' % pid) as f:
-        for line in f:
-            if line.startswith('rchar:'):
-                return int(line.split()[1])
-    return 0
+    return proc_value(pid, 'io', 'rchar')
 
 
 def wait_read(pid, since, nbytes, limit=60):
