@@ -406,6 +406,69 @@ int rep_config_check(const struct rep_config *c, char *err, size_t errlen)
 				  sizeof(port), err, errlen);
 }
 
+enum rep_cert_id rep_cert_id(X509 *cert, const char *what, const char *id,
+			     char *got, char *err, size_t errlen)
+{
+	if (!cert || ferry_peer_replicator(cert, got, FERRY_ID_MAX + 1)) {
+		got[0] = '\0';
+		set_err(err, errlen, "%s names no replicator ID (no URI SAN "
+			FERRY_URN_REPLICATOR "ID), so it cannot be %s", what,
+			id);
+		return REP_CERT_ID_NONE;
+	}
+	if (strcmp(got, id)) {
+		set_err(err, errlen, "%s names replicator %s (URI SAN "
+			FERRY_URN_REPLICATOR "%s), not %s", what, got, got,
+			id);
+		return REP_CERT_ID_OTHER;
+	}
+	return REP_CERT_ID_OK;
+}
+
+int rep_config_check_cert(const struct rep_config *c, X509 *cert, char *err,
+			  size_t errlen)
+{
+	char what[4200], why[4800], got[FERRY_ID_MAX + 1];
+	enum rep_cert_id r;
+
+	if (!c->id)
+		return 0;
+	snprintf(what, sizeof(what), "certificate %s", c->cert);
+	r = rep_cert_id(cert, what, c->id, got, why, sizeof(why));
+	if (r == REP_CERT_ID_OK)
+		return 0;
+	/* With ferry-control, agents are told to expect id (the name this
+	 * replicator registers); standalone, those with replicator-id
+	 * expect it, which can only be meant to be this id. */
+	if (c->control_url) {
+		set_err(err, errlen, "%s, this replicator's id: agents that "
+			"ferry-control assigns to %s would refuse it; use a "
+			"certificate issued for %s (ferry-control certs issue "
+			"--kind replicator --id %s), or leave out cert and key "
+			"and ferry-control issues one", why, c->id, c->id,
+			c->id);
+		return -1;
+	}
+	if (r == REP_CERT_ID_NONE) {
+		/* Agents without replicator-id take any replicator's
+		 * certificate of their CA: no reason to stop serving them. */
+		set_err(err, errlen, "warning: %s, this replicator's id: "
+			"agents that check it (replicator-id in their "
+			"configuration, or assigned to %s by ferry-control) "
+			"will refuse it; a certificate issued for %s "
+			"(ferry-control certs issue --kind replicator --id %s) "
+			"suits them all", why, c->id, c->id, c->id);
+		return 1;
+	}
+	set_err(err, errlen, "%s, this replicator's id: agents expecting %s "
+		"(their replicator-id, or ferry-control's assignment) would "
+		"refuse it; use a certificate issued for %s (ferry-control "
+		"certs issue --kind replicator --id %s), or set id = %s if "
+		"that is this replicator's name", why, c->id, c->id, c->id,
+		got);
+	return -1;
+}
+
 const struct rep_allow *rep_config_find(const struct rep_config *c,
 					const char *source, const char *disk,
 					int *known_source)

@@ -77,6 +77,38 @@ const struct rep_allow *rep_config_find(const struct rep_config *c,
 					const char *source, const char *disk,
 					int *known_source);
 
+/* How a certificate's replicator ID compares with the configured id. */
+enum rep_cert_id {
+	REP_CERT_ID_OK,		/* it names id */
+	REP_CERT_ID_NONE,	/* it names no replicator ID */
+	REP_CERT_ID_OTHER,	/* it names another replicator */
+};
+
+/*
+ * Compare the replicator ID of CERT (lib/peer_id.c
+ * ferry_peer_replicator(), the URI SAN agents check) with ID; the one
+ * it names goes to GOT[FERRY_ID_MAX + 1] ("" if none).  Unless they are
+ * equal, ERR gets "WHAT names replicator X (URI SAN
+ * urn:ferry:replicator:X), not ID" or "WHAT names no replicator ID (no
+ * URI SAN urn:ferry:replicator:ID), so it cannot be ID", for the caller
+ * to go on with what follows from it.  WHAT says which certificate
+ * ("certificate /etc/ferry/replicator.pem").
+ */
+enum rep_cert_id rep_cert_id(X509 *cert, const char *what, const char *id,
+			     char *got, char *err, size_t errlen);
+
+/*
+ * The server certificate C->cert (CERT: the one loaded from it, which
+ * TLS shows) against C->id, as agents will check it (docs/agent.md,
+ * *Which replicator*): 0 when it names id, or when there is no id; -1
+ * with a one-line reason and what to do in ERR when agents would refuse
+ * it: it names another replicator, or none while agents assigned by
+ * ferry-control (control-url) expect id.  1 with a warning in ERR when
+ * it names none standalone: only agents told a replicator-id refuse it.
+ */
+int rep_config_check_cert(const struct rep_config *c, X509 *cert, char *err,
+			  size_t errlen);
+
 /* Parse "ADDR:PORT" ("[v6]:PORT", "HOST:PORT") into HOST and PORT.  0, or
  * -1 with ERR. */
 int rep_split_hostport(const char *s, char *host, size_t hostlen,

@@ -918,6 +918,38 @@ static int do_register(const char *csr, json_t **out, char *err,
 	return rc;
 }
 
+/*
+ * ferry-control's CA writes the replicatorID registered into the
+ * certificate it signs, so PEM names ctl.cfg->id; but agents refuse
+ * the replicator if it does not, so it is not taken on trust (a
+ * ferry-control of another version, or something else at control-url).
+ * 0, or -1 with why in ERR.
+ */
+static int issued_cert_check(const char *pem, char *err, size_t errlen)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	char got[FERRY_ID_MAX + 1], why[1024];
+	int rc = -1;
+
+	BIO_free(b);
+	if (!x)
+		set_err(err, errlen, "RegisterReplicatorForMgn answered with "
+			"a certificate that is not PEM");
+	else if (rep_cert_id(x, "the certificate ferry-control issued",
+			     ctl.cfg->id, got, why, sizeof(why)) !=
+		 REP_CERT_ID_OK)
+		set_err(err, errlen, "%s, the replicatorID registered: agents "
+			"would refuse it, so it is not stored (is %s a "
+			"ferry-control of this version?)", why,
+			ctl.cfg->control_url);
+	else
+		rc = 0;
+	X509_free(x);
+	ERR_clear_error();
+	return rc;
+}
+
 /* Register with a CSR and store the certificate. */
 static int fetch_cert(const char *cert_path, const char *key_path, char *err,
 		      size_t errlen)
@@ -942,6 +974,8 @@ static int fetch_cert(const char *cert_path, const char *key_path, char *err,
 			"without a certificate");
 		goto out;
 	}
+	if (issued_cert_check(pem, err, errlen))
+		goto out;
 	rc = write_file(cert_path, pem, strlen(pem), 0644, err, errlen);
 	if (!rc)
 		rlog_info("registered with ferry-control as %s (%s:%u); "
@@ -985,13 +1019,15 @@ static int set_address(const char *listening, char *err, size_t errlen)
 /*
  * The certificate at PATH, kept from an earlier registration, is one
  * agents take: ferry's replicator key purpose (one saved before it
- * existed has serverAuth, which agents refuse) and not expired.  Else
- * -1 with why in ERR.
+ * existed has serverAuth, which agents refuse), not expired, and it
+ * names this replicator's id (not the one of a registration under
+ * another id with the same data directory).  Else -1 with why in ERR.
  */
 static int saved_cert_usable(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	char got[FERRY_ID_MAX + 1], why[1024];
 	int rc = -1;
 
 	if (f)
@@ -1003,6 +1039,11 @@ static int saved_cert_usable(const char *path, char *err, size_t errlen)
 			"(issued before it existed): agents refuse it", path);
 	else if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0)
 		set_err(err, errlen, "%s has expired: agents refuse it", path);
+	else if (rep_cert_id(x, path, ctl.cfg->id, got, why, sizeof(why)) !=
+		 REP_CERT_ID_OK)
+		set_err(err, errlen, "%s, this replicator's id (saved by a "
+			"registration under another id?): agents refuse it",
+			why);
 	else
 		rc = 0;
 	X509_free(x);

@@ -321,6 +321,7 @@ int main(int argc, char **argv)
 	char err[1024], shown[300];
 	sigset_t sigs;
 	int lfd, sfd, stop[2];
+	bool own_cert;
 
 	raise_nofile();
 	/* ferry-replicator snapshot list|delete|export (snapshot.c) */
@@ -372,6 +373,7 @@ int main(int argc, char **argv)
 		return 1;
 	/* ferry-control: registration (which may issue the certificate,
 	 * so before the TLS context) and the saved assignments. */
+	own_cert = cfg.cert != NULL;
 	if (cfg.control_url && ctl_init(&cfg, shown, err, sizeof(err))) {
 		rlog_error("%s", err);
 		return 1;
@@ -381,6 +383,21 @@ int main(int argc, char **argv)
 	if (!srv.ctx) {
 		rlog_error("%s", err);
 		return 1;
+	}
+	/* The certificate TLS will show must name id, as agents check it,
+	 * before anything is registered or served.  ctl_init() checked
+	 * those ferry-control issued. */
+	if (own_cert) {
+		int rc = rep_config_check_cert(&cfg,
+					SSL_CTX_get0_certificate(srv.ctx),
+					err, sizeof(err));
+
+		if (rc < 0) {
+			rlog_error("%s", err);
+			return 1;
+		}
+		if (rc > 0)
+			rlog_info("%s", err);
 	}
 	if (cfg.control_url && ctl_start(stop[0], err, sizeof(err))) {
 		rlog_error("%s", err);
