@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 void rep_config_init(struct rep_config *c)
 {
@@ -406,6 +407,44 @@ int rep_config_check(const struct rep_config *c, char *err, size_t errlen)
 				  sizeof(port), err, errlen);
 }
 
+/* T as "2026-12-07 13:20:00 UTC", or "?" if it cannot be read. */
+static void cert_time(const ASN1_TIME *t, char *out, size_t len)
+{
+	struct tm tm;
+
+	if (!t || !ASN1_TIME_to_tm(t, &tm) ||
+	    !strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(out, len, "?");
+}
+
+int rep_cert_agents_take(X509 *cert, const char *what, char *err,
+			 size_t errlen)
+{
+	char when[64];
+
+	if (!ferry_cert_is_replicator(cert)) {
+		set_err(err, errlen, "%s lacks ferry's replicator key purpose "
+			"(made before it existed, or not by ferry-control "
+			"certs issue --kind replicator): agents refuse it",
+			what);
+		return -1;
+	}
+	if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+		cert_time(X509_get0_notBefore(cert), when, sizeof(when));
+		set_err(err, errlen, "%s is not valid before %s (is this "
+			"machine's clock right?): agents refuse it", what,
+			when);
+		return -1;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+		cert_time(X509_get0_notAfter(cert), when, sizeof(when));
+		set_err(err, errlen, "%s expired on %s: agents refuse it",
+			what, when);
+		return -1;
+	}
+	return 0;
+}
+
 enum rep_cert_id rep_cert_id(X509 *cert, const char *what, const char *id,
 			     char *got, char *err, size_t errlen)
 {
@@ -431,9 +470,15 @@ int rep_config_check_cert(const struct rep_config *c, X509 *cert, char *err,
 	char what[4200], why[4800], got[FERRY_ID_MAX + 1];
 	enum rep_cert_id r;
 
+	snprintf(what, sizeof(what), "certificate %s", c->cert);
+	if (rep_cert_agents_take(cert, what, why, sizeof(why))) {
+		set_err(err, errlen, "%s; use one from ferry-control certs "
+			"issue --kind replicator --id %s", why,
+			c->id ? c->id : "ID");
+		return -1;
+	}
 	if (!c->id)
 		return 0;
-	snprintf(what, sizeof(what), "certificate %s", c->cert);
 	r = rep_cert_id(cert, what, c->id, got, why, sizeof(why));
 	if (r == REP_CERT_ID_OK)
 		return 0;

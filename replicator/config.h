@@ -77,6 +77,14 @@ const struct rep_allow *rep_config_find(const struct rep_config *c,
 					const char *source, const char *disk,
 					int *known_source);
 
+/*
+ * CERT, a server certificate (WHAT says which: "certificate
+ * /etc/ferry/replicator.pem"), is one agents take at all: ferry's
+ * replicator key purpose, and valid now.  0, or -1 with why in ERR.
+ */
+int rep_cert_agents_take(X509 *cert, const char *what, char *err,
+			 size_t errlen);
+
 /* How a certificate's replicator ID compares with the configured id. */
 enum rep_cert_id {
 	REP_CERT_ID_OK,		/* it names id */
@@ -99,11 +107,12 @@ enum rep_cert_id rep_cert_id(X509 *cert, const char *what, const char *id,
 
 /*
  * The server certificate C->cert (CERT: the one loaded from it, which
- * TLS shows) against C->id, as agents will check it (docs/agent.md,
- * *Which replicator*): 0 when it names id, or when there is no id; -1
- * with a one-line reason and what to do in ERR when agents would refuse
- * it: it names another replicator, or none while agents assigned by
- * ferry-control (control-url) expect id.  1 with a warning in ERR when
+ * TLS shows), as agents will check it (docs/agent.md, *Which
+ * replicator*): 0 when they take it and it names C->id (or there is no
+ * id); -1 with a one-line reason and what to do in ERR when agents would
+ * refuse it: not theirs at all (rep_cert_agents_take()), or it names
+ * another replicator, or none while agents assigned by ferry-control
+ * (control-url) expect id.  1 with a warning in ERR when
  * it names none standalone: only agents told a replicator-id refuse it.
  */
 int rep_config_check_cert(const struct rep_config *c, X509 *cert, char *err,

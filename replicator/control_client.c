@@ -1018,8 +1018,8 @@ static int set_address(const char *listening, char *err, size_t errlen)
 
 /*
  * The certificate at PATH, kept from an earlier registration, is one
- * agents take: ferry's replicator key purpose (one saved before it
- * existed has serverAuth, which agents refuse), not expired, and it
+ * agents take (rep_cert_agents_take(): one saved before ferry's
+ * replicator key purpose existed has serverAuth), and it
  * names this replicator's id (not the one of a registration under
  * another id with the same data directory).  Else -1 with why in ERR.
  */
@@ -1032,20 +1032,18 @@ static int saved_cert_usable(const char *path, char *err, size_t errlen)
 
 	if (f)
 		fclose(f);
-	if (!x)
+	if (!x) {
 		set_err(err, errlen, "%s is not a PEM certificate", path);
-	else if (!ferry_cert_is_replicator(x))
-		set_err(err, errlen, "%s lacks ferry's replicator key purpose "
-			"(issued before it existed): agents refuse it", path);
-	else if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0)
-		set_err(err, errlen, "%s has expired: agents refuse it", path);
-	else if (rep_cert_id(x, path, ctl.cfg->id, got, why, sizeof(why)) !=
-		 REP_CERT_ID_OK)
+	} else if (rep_cert_agents_take(x, path, err, errlen)) {
+		/* why is in ERR */
+	} else if (rep_cert_id(x, path, ctl.cfg->id, got, why, sizeof(why)) !=
+		   REP_CERT_ID_OK) {
 		set_err(err, errlen, "%s, this replicator's id (saved by a "
 			"registration under another id?): agents refuse it",
 			why);
-	else
+	} else {
 		rc = 0;
+	}
 	X509_free(x);
 	ERR_clear_error();
 	return rc;

@@ -384,8 +384,8 @@ int main(int argc, char **argv)
 		rlog_error("%s", err);
 		return 1;
 	}
-	/* The certificate TLS will show must name id, as agents check it,
-	 * before anything is registered or served.  ctl_init() checked
+	/* The certificate TLS will show must be one agents take, naming
+	 * id, before anything is registered or served.  ctl_init() checked
 	 * those ferry-control issued. */
 	if (own_cert) {
 		int rc = rep_config_check_cert(&cfg,

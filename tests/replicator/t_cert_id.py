@@ -12,6 +12,8 @@ that the certificate it serves with names its own id:
   standalone, a certificate naming none                serves, a warning
                                                        (only agents with
                                                        replicator-id check)
+  a certificate without ferry's replicator key purpose,  exit 1, one line,
+  expired or not valid yet, with or without id          (agents refuse it)
   control-url, cert/key naming another or none         exit 1, one line,
                                                        nothing registered
   control-url, cert/key for its id                     serves
@@ -80,25 +82,52 @@ def show(res):
     return '%s\n      | %s' % (res[0], '\n      | '.join(res[1][-8:]))
 
 
-def no_id_cert(ca_dir, ca_pem, out, name='noid'):
-    """A certificate of the CA in CA_DIR for 127.0.0.1 with ferry's
-    replicator key purpose and no replicator ID (not one ferry-control
-    issues).  -> (cert, key)."""
+def ca_cert(ca_dir, ca_pem, out, name, eku=EKU, uri=None, dates=None):
+    """A certificate of the CA in CA_DIR for 127.0.0.1 with key purpose
+    EKU (ferry's replicator one by default) and URI SAN URI, if any; valid
+    for 2 days from now, or over DATES = (start, end), openssl ca's
+    YYYYMMDDHHMMSSZ.  -> (cert, key)."""
     key, csr, crt, ext = (os.path.join(out, name + n) for n in
                           ('-key.pem', '.csr', '.pem', '.ext'))
     with open(ext, 'w') as f:
-        f.write('extendedKeyUsage = %s\nsubjectAltName = IP:127.0.0.1\n'
-                % EKU)
+        f.write('extendedKeyUsage = %s\nsubjectAltName = IP:127.0.0.1%s\n'
+                % (eku, ', URI:' + uri if uri else ''))
     subprocess.run(['openssl', 'req', '-new', '-newkey', 'ec',
                     '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
                     '-keyout', key, '-out', csr, '-subj', '/CN=%s' % RID],
                    check=True, capture_output=True)
-    subprocess.run(['openssl', 'x509', '-req', '-in', csr, '-out', crt,
-                    '-CA', ca_pem, '-CAkey',
-                    os.path.join(ca_dir, 'ca-key.pem'), '-CAcreateserial',
-                    '-days', '2', '-extfile', ext],
+    ca_key = os.path.join(ca_dir, 'ca-key.pem')
+    if not dates:
+        subprocess.run(['openssl', 'x509', '-req', '-in', csr, '-out', crt,
+                        '-CA', ca_pem, '-CAkey', ca_key, '-CAcreateserial',
+                        '-days', '2', '-extfile', ext],
+                       check=True, capture_output=True)
+        return crt, key
+    # openssl x509 cannot date a certificate in the past: openssl ca can.
+    db = os.path.join(out, name + '.db')
+    os.makedirs(db)
+    open(os.path.join(db, 'index.txt'), 'w').close()
+    conf = os.path.join(db, 'ca.conf')
+    with open(conf, 'w') as f:
+        f.write('[ca]\ndefault_ca = d\n[d]\ndir = %s\n'
+                'database = $dir/index.txt\nnew_certs_dir = $dir\n'
+                'serial = $dir/serial\ndefault_md = sha256\n'
+                'policy = p\nunique_subject = no\n[p]\n'
+                'commonName = supplied\n' % db)
+    with open(os.path.join(db, 'serial'), 'w') as f:
+        f.write('%016x\n' % int.from_bytes(os.urandom(8), 'big'))
+    subprocess.run(['openssl', 'ca', '-batch', '-notext', '-config', conf,
+                    '-cert', ca_pem, '-keyfile', ca_key, '-in', csr,
+                    '-out', crt, '-startdate', dates[0], '-enddate',
+                    dates[1], '-extfile', ext],
                    check=True, capture_output=True)
     return crt, key
+
+
+def no_id_cert(ca_dir, ca_pem, out, name='noid'):
+    """One with ferry's replicator key purpose and no replicator ID (not
+    one ferry-control issues)."""
+    return ca_cert(ca_dir, ca_pem, out, name)
 
 
 def issue(data_dir, out, ident):
@@ -153,6 +182,33 @@ def standalone(t):
     check('standalone, id from the configuration file: checked the same',
           res[0] == 1 and 'names replicator repl1' in ''.join(res[1]),
           show(res))
+
+    # Agents refuse, whatever their replicator-id, a certificate without
+    # ferry's replicator key purpose or not valid now (lib/tls.c).
+    uri = 'urn:ferry:replicator:%s' % RID
+    for name, args, want in [
+            ('serverauth', {'eku': 'serverAuth'},
+             "lacks ferry's replicator key purpose"),
+            ('expired', {'dates': ('20200101000000Z', '20200102000000Z')},
+             'expired on 2020-01-02 00:00:00 UTC'),
+            ('future', {'dates': ('20990101000000Z', '20990102000000Z')},
+             'is not valid before 2099-01-01 00:00:00 UTC')]:
+        bcert, bkey = ca_cert(pki.ca_dir, pki.ca, t.sub('pki'), name,
+                              uri=uri, **args)
+        for ident in ([RID], []):
+            res = start(['--data-dir', data, '--cert', bcert, '--key', bkey,
+                         '--ca', pki.ca] + (['--id'] + ident if ident
+                                            else []))
+            line = (errors(res[1]) or [''])[0]
+            check('standalone, %s certificate naming its id, %s: exit 1 '
+                  'with one line naming the file, why agents refuse it and '
+                  'what to do' % (name, 'id %s' % RID if ident else
+                                  'no id'),
+                  res[0] == 1 and len(errors(res[1])) == 1 and
+                  'certificate %s %s' % (bcert, want) in line and
+                  'agents refuse it' in line and
+                  '--kind replicator --id %s' % (RID if ident else 'ID')
+                  in line, show(res))
 
     ncert, nkey = no_id_cert(pki.ca_dir, pki.ca, t.sub('pki'))
     res = start(['--data-dir', data, '--cert', ncert, '--key', nkey,
