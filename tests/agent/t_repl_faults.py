@@ -52,7 +52,15 @@ def control_cert_refused(s, c):
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        # Listening, however late it was scheduled (a bare connection
+        # fails its handshake; s_server goes on to the next).
+        end = time.monotonic() + 30
+        while srv.poll() is None and time.monotonic() < end:
+            try:
+                socket.create_connection(('127.0.0.1', port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
         argv = s.argv([c])
         argv[argv.index('--replicator') + 1] = '127.0.0.1:%d' % port
         try:
