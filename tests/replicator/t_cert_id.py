@@ -338,6 +338,18 @@ def with_control(t):
               '%s names replicator %s ' % (cert, RID) in line and
               'not stage-2' in line and 'once ferry-control answers' in line,
               show(res))
+        with open(cert) as f:
+            saved = f.read()
+        with open(cert, 'w') as f:
+            f.write(saved.replace('CERTIFICATE', 'GARBAGE'))
+        res = start(base)
+        line = (errors(res[1]) or [''])[0]
+        check('ferry-control unreachable, the saved certificate is not PEM: '
+              'exit 1, says which file and what to do',
+              res[0] == 1 and '%s is not a PEM certificate' % cert in line
+              and 'once ferry-control answers' in line, show(res))
+        with open(cert, 'w') as f:
+            f.write(saved)
         res = start(base)
         check('... with its own id: serves with the saved certificate',
               res[0] == 'ready' and
