@@ -35,7 +35,16 @@ with ft.Control() as c:
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    time.sleep(4)
+    # Kill with the workers still going, once 100 registrations are
+    # acknowledged (counted, not timed: a starved test may take long to
+    # get there; the deadline only matters when none are) and not before
+    # 2 s (about 500 on an idle machine).
+    start = time.time()
+    while time.time() < start + 120:
+        with lock:
+            if len(registered) >= 100 and time.time() >= start + 2:
+                break
+        time.sleep(0.1)
     c.kill9()
     stop.set()
     for t in threads:

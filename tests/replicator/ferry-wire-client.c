@@ -131,6 +131,7 @@ static void usage(void)
 	fputs("usage: " PROG " --connect HOST:PORT [--cert F --key F] --ca F\n"
 	      "         --source-id ID --disk NAME=IMAGE [--disk ...]\n"
 	      "         [--timeout SEC] [--start-at UNIX_TIME]\n"
+	      "         [--ready-file FILE] [--start-file FILE]\n"
 	      "         COMMAND [OPTIONS]\n"
 	      "       " PROG " xxh3 FILE\n\n"
 	      "commands:\n"
@@ -1278,6 +1279,53 @@ static void start_barrier(double start_at, double *t0)
 	*t0 = now_s();
 }
 
+/*
+ * --ready-file R, --start-file S: a start barrier that does not depend
+ * on how fast many clients come up.  After the handshake the client
+ * creates R, then waits until S exists (looking every 10 ms) and reads
+ * from it the Unix time to start at, as --start-at T.  The test writes S
+ * (renamed into place) once every client has made its R.  Gives up after
+ * 600 s without S.  0 or -1.
+ */
+static int start_file_barrier(struct conn *c, const char *ready,
+			      const char *start, double *start_at)
+{
+	int fd, i;
+
+	if (ready) {
+		fd = open(ready, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			set_err(c, "start", 0, "cannot create %s: %s", ready,
+				strerror(errno));
+			return -1;
+		}
+		close(fd);
+	}
+	if (!start)
+		return 0;
+	for (i = 0; i < 60000; i++) {
+		FILE *f = fopen(start, "r");
+
+		if (f) {
+			int n = fscanf(f, "%lf", start_at);
+
+			fclose(f);
+			if (n == 1)
+				return 0;
+			set_err(c, "start", 0, "%s holds no start time", start);
+			return -1;
+		}
+		if (errno != ENOENT) {
+			set_err(c, "start", 0, "cannot read %s: %s", start,
+				strerror(errno));
+			return -1;
+		}
+		usleep(10000);
+	}
+	set_err(c, "start", 0, "no %s after 600 s", start);
+	return -1;
+}
+
 static int parse_disk(const char *arg)
 {
 	const char *eq = strchr(arg, '=');
@@ -1337,7 +1385,7 @@ int main(int argc, char **argv)
 {
 	enum { O_CONNECT = 256, O_CERT, O_KEY, O_CA, O_SOURCE, O_DISK,
 	       O_CODEC, O_CUT, O_RESUME, O_WCHECK, O_CHUNK, O_MARK,
-	       O_THROTTLE, O_ACKLOG, O_FRAME, O_TIMEOUT, O_START, O_KILLPID,
+	       O_THROTTLE, O_ACKLOG, O_FRAME, O_TIMEOUT, O_START, O_READY, O_STARTFILE, O_KILLPID,
 	       O_KILLAT, O_HOLD, O_HELP };
 	static const struct option opts[] = {
 		{ "connect", required_argument, NULL, O_CONNECT },
@@ -1357,6 +1405,8 @@ int main(int argc, char **argv)
 		{ "frame-file", required_argument, NULL, O_FRAME },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "start-at", required_argument, NULL, O_START },
+		{ "ready-file", required_argument, NULL, O_READY },
+		{ "start-file", required_argument, NULL, O_STARTFILE },
 		{ "kill-pid", required_argument, NULL, O_KILLPID },
 		{ "kill-at", required_argument, NULL, O_KILLAT },
 		{ "hold-after", required_argument, NULL, O_HOLD },
@@ -1365,7 +1415,7 @@ int main(int argc, char **argv)
 	};
 	const char *connect_to = NULL, *cert = NULL, *key = NULL, *ca = NULL;
 	const char *source = NULL, *frame_file = NULL, *ack_log = NULL;
-	const char *cmd = NULL;
+	const char *cmd = NULL, *ready_file = NULL, *start_file = NULL;
 	struct sender s = { .codec = FERRY_CODEC_RAW };
 	uint64_t chunk = 0, mark_every = 16;
 	bool resume = false;
@@ -1413,6 +1463,8 @@ int main(int argc, char **argv)
 			timeout_s = parse_u64("--timeout", optarg);
 			break;
 		case O_START: start_at = strtod(optarg, NULL); break;
+		case O_READY: ready_file = optarg; break;
+		case O_STARTFILE: start_file = optarg; break;
 		case O_KILLPID:
 			c.kill_pid = (pid_t)parse_u64("--kill-pid", optarg);
 			break;
@@ -1475,7 +1527,9 @@ int main(int argc, char **argv)
 	} else if (tls_open(&c, host, cert, key, ca) ||
 		   handshake(&c, source)) {
 		rc = -1;
-	} else if (start_barrier(start_at, &t0), maybe_hold(&c, &s)) {
+	} else if (start_file_barrier(&c, ready_file, start_file,
+				      &start_at) ||
+		   (start_barrier(start_at, &t0), maybe_hold(&c, &s))) {
 		rc = -1;
 	} else if (!strcmp(cmd, "sync")) {
 		rc = cmd_sync(&c, &s, chunk, resume, mark_every);

@@ -9,6 +9,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -88,6 +90,32 @@ def wait_for(fn, timeout=20):
             return r
         time.sleep(0.2)
     return fn()
+
+
+def count_attempts(port, want, timeout=60):
+    """Listen on PORT (a stopped ferry-control's) and reset each
+    connection at once, refused as a ferry-control that is down refuses
+    it, until WANT have come or TIMEOUT passes; how many came."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('127.0.0.1', port))
+    s.listen(16)
+    s.settimeout(0.2)
+    n, deadline = 0, time.time() + timeout
+    try:
+        while n < want and time.time() < deadline:
+            try:
+                conn, _ = s.accept()
+            except socket.timeout:
+                continue
+            # An RST: nothing left in TIME_WAIT on ferry-control's port.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack('ii', 1, 0))
+            conn.close()
+            n += 1
+    finally:
+        s.close()
+    return n
 
 
 def issue_client(ctl, out_dir, ident):
@@ -281,7 +309,16 @@ def main():
 
         # ferry-control down: the assignments stay.
         ctl.stop()
-        time.sleep(4)
+        # The replicator's report cycle retries with a backoff (1 s,
+        # 2 s, 4 s...): its first failure logged, then two more attempts,
+        # seen as connections to ferry-control's port (reset at once),
+        # before "logged once" is judged below.
+        check('ferry-control stopped: unreachable logged',
+              wait_for(lambda: repl.count('ferry-control unreachable'),
+                       timeout=60), repl.log_tail())
+        n = count_attempts(ctl.port, 2)
+        check('ferry-control stopped: the replicator tries again (%d '
+              'attempts seen)' % n, n == 2, repl.log_tail())
         make_image(img, 4 * MiB, seed=11)
         rc, res, err = good.run(repl, 'sync')
         check('ferry-control stopped: assigned server still syncs',

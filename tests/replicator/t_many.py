@@ -1,7 +1,11 @@
 """50 agents at once (MGN's parallel limit for vCenter sources): all
 complete, all volumes equal their images, and the replicator serves
-them together.  Each client's finish is counted from the common start
-(a handshake that ended after it counts against the client).  Served
+them together.  All connect and shake hands first; the common start is
+set once every client has (a start barrier: a ready file per client,
+then a start file with the time), so that the time a loaded machine
+takes to start 50 processes does not count.  Each client's finish is
+counted from the common start (a client that saw the start file after
+that time counts the delay against itself).  Served
 together, most clients finish close to one another: the 10th
 percentile of the finish times is at least 0.2 of the 90th (measured
 0.34-0.86 in 20 runs, half of them beside two CPU burners).  A
@@ -39,13 +43,44 @@ def main():
             img = t.sub('image%d' % i)
             make_image(img, SIZE, seed=100 + i)
             images.append(img)
-        # All connect and shake hands, then start sending together.
-        start_at = time.time() + 8
+        # All connect and shake hands, then start sending together:
+        # each client makes its ready file after the handshake and waits
+        # for the start file, written once every client is ready (or has
+        # ended: its failure is reported below).  If no client becomes
+        # ready for 30 s the start is given anyway: a replicator that
+        # serves a few connections at a time holds the others' handshakes
+        # until the first ones finish, which must fail the test (those
+        # clients are not ready, and start late), not hang it.  A loaded
+        # machine still finishes some handshake every few seconds.
+        ready_dir = t.sub('ready')
+        os.makedirs(ready_dir)
+        start_file = t.sub('start')
         for i, s in enumerate(sources):
             cl = Client(pki, s, [('/dev/sda', images[i % len(images)])])
             procs.append((s, images[i % len(images)],
-                          cl.popen(repl, 'sync', '--start-at',
-                                   '%.3f' % start_at)))
+                          cl.popen(repl, 'sync',
+                                   '--ready-file', os.path.join(ready_dir, s),
+                                   '--start-file', start_file)))
+        t0 = progress = time.time()
+        seen = 0
+        while time.time() < progress + 30:
+            ready = set(os.listdir(ready_dir))
+            if all(s in ready or p.poll() is not None
+                   for s, _, p in procs):
+                break
+            if len(ready) > seen:
+                seen, progress = len(ready), time.time()
+            time.sleep(0.05)
+        n_ready = len(os.listdir(ready_dir))
+        log('%d of %d clients ready after %.1f s' %
+            (n_ready, N, time.time() - t0))
+        # Each of them waits for the start with its handshake done: a
+        # replicator that served fewer at a time would hold the others'.
+        check('%d clients shake hands together (%d did)' % (N, n_ready),
+              n_ready == N)
+        with open(start_file + '.tmp', 'w') as f:
+            f.write('%.3f\n' % (time.time() + 1))
+        os.rename(start_file + '.tmp', start_file)
         results = []
         for s, img, p in procs:
             out, err = p.communicate(timeout=600)
