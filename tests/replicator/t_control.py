@@ -92,6 +92,14 @@ def wait_for(fn, timeout=20):
     return fn()
 
 
+def unreachable_then_retries(repl, ctl):
+    """Wait for REPL's first "ferry-control unreachable", then for two
+    more attempts to reach the stopped CTL (count_attempts()), so that a
+    line per attempt would show; how many attempts came."""
+    wait_for(lambda: repl.count('ferry-control unreachable'), timeout=60)
+    return count_attempts(ctl.port, 2)
+
+
 def count_attempts(port, want, timeout=60):
     """Listen on PORT (a stopped ferry-control's) and reset each
     connection at once, refused as a ferry-control that is down refuses
@@ -334,9 +342,10 @@ def main():
         # ... and across the replicator's own restart.
         check('replicator stops cleanly', repl.stop() == 0, repl.log_tail(40))
         repl = Repl(data, conf).start()
-        check('restarted without ferry-control: says so once',
-              wait_for(lambda: repl.count('ferry-control unreachable')
-                       == 1), repl.log_tail())
+        check('restarted without ferry-control: says so once (after two '
+              'more attempts: %d seen)' % unreachable_then_retries(repl, ctl),
+              repl.count('ferry-control unreachable') == 1,
+              repl.log_tail())
         rc, res, err = good.run(repl, 'sync')
         check('restarted without ferry-control: assigned server syncs',
               rc == 0 and res and res['ok'],
@@ -368,8 +377,10 @@ def main():
         os.replace(cert + '.good', cert)
         repl = Repl(data, conf).start()
         check('... with the good one back: starts, ferry-control still '
-              'unreachable', wait_for(lambda: repl.count(
-                  'ferry-control unreachable') == 1), repl.log_tail())
+              'unreachable, said once (after two more attempts: %d seen)' %
+              unreachable_then_retries(repl, ctl),
+              repl.count('ferry-control unreachable') == 1,
+              repl.log_tail())
 
         # ferry-control back: reports resume.
         ctl.start()
