@@ -252,6 +252,7 @@ void control_handle(struct control *c, const struct control_request *req,
 	json_t *in = NULL, *out = NULL;
 	json_error_t jerr;
 	struct op_job job = { 0 };
+	bool recorded = false;	/* the signature, by the replay cache */
 	int ok = 0;
 
 	memset(resp, 0, sizeof(*resp));
@@ -308,12 +309,14 @@ void control_handle(struct control *c, const struct control_request *req,
 	 * gives two identical reads in the same second the same signature,
 	 * which scripts and retries do send.
 	 */
-	if (!op_is_read(op) &&
-	    sigv4_replay_check(c->replay, auth.signature, auth.request_time,
-			       req->now)) {
-		api_error(&ctx, API_INVALID_SIGNATURE,
-			  "Signature has already been used: a request that changes state is accepted once (replay refused)");
-		goto answer;
+	if (!op_is_read(op)) {
+		if (sigv4_replay_check(c->replay, auth.signature,
+				       auth.request_time, req->now)) {
+			api_error(&ctx, API_INVALID_SIGNATURE,
+				  "Signature has already been used: a request that changes state is accepted once (replay refused); if this is a retry, the first attempt was accepted");
+			goto answer;
+		}
+		recorded = true;
 	}
 	if (!(op->roles & who.role)) {
 		api_error(&ctx, API_ACCESS_DENIED,
@@ -364,6 +367,13 @@ void control_handle(struct control *c, const struct control_request *req,
 					       "%s failed", op->name);
 	}
 answer:
+	/* A request refused after its signature was recorded changed
+	 * nothing (the store rolls a failed operation back): SDKs retry
+	 * errors with the same signature within the same second (botocore
+	 * does not sign its retry headers), and the retry must not meet
+	 * "already used". */
+	if (recorded && !ok)
+		sigv4_replay_forget(c->replay, auth.signature);
 	if (ok) {
 		resp->status = ctx.status ? ctx.status : op->status;
 		if (resp->status != 204 && out)

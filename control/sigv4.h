@@ -99,6 +99,12 @@ struct sigv4_replay *sigv4_replay_new(void);
 void sigv4_replay_free(struct sigv4_replay *r);
 int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 		       time_t request_time, time_t now);
+/*
+ * Forget SIGNATURE, recorded by sigv4_replay_check() for a request that
+ * then failed and changed nothing: the client's retry of it, which SDKs
+ * send with the same signature within the same second, is accepted.
+ */
+void sigv4_replay_forget(struct sigv4_replay *r, const char *signature);
 /* Entries held (expired ones not yet dropped included) and bytes used. */
 void sigv4_replay_stats(struct sigv4_replay *r, size_t *entries,
 			size_t *bytes);

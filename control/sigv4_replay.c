@@ -118,17 +118,9 @@ static int rebuild(struct sigv4_replay *r, uint32_t now)
 	return 0;
 }
 
-int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
-		       time_t request_time, time_t now)
+/* The first SIG_BYTES of hex SIGNATURE into SIG; -1 if it is not hex. */
+static int sig_bytes(const char *signature, unsigned char *sig)
 {
-	unsigned char sig[SIG_BYTES];
-	struct replay_entry *reuse = NULL;
-	uint32_t expiry, now32;
-	size_t i;
-	int seen = 0;
-
-	if (!r || !signature)
-		return -1;
 	for (size_t k = 0; k < SIG_BYTES; k++) {
 		int v[2];
 
@@ -143,6 +135,20 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 		}
 		sig[k] = (unsigned char)(v[0] << 4 | v[1]);
 	}
+	return 0;
+}
+
+int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
+		       time_t request_time, time_t now)
+{
+	unsigned char sig[SIG_BYTES];
+	struct replay_entry *reuse = NULL;
+	uint32_t expiry, now32;
+	size_t i;
+	int seen = 0;
+
+	if (!r || !signature || sig_bytes(signature, sig))
+		return -1;
 	/* Outside the window the skew check refuses it anyway. */
 	if (now <= 0 || now >= (time_t)UINT32_MAX - SIGV4_MAX_SKEW ||
 	    request_time > now + SIGV4_MAX_SKEW ||
@@ -181,6 +187,28 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 	}
 	pthread_mutex_unlock(&r->lock);
 	return seen;
+}
+
+void sigv4_replay_forget(struct sigv4_replay *r, const char *signature)
+{
+	unsigned char sig[SIG_BYTES];
+
+	if (!r || !signature || sig_bytes(signature, sig))
+		return;
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = r->cap ? slot_of(sig, r->cap) : 0;
+	     r->cap && r->slots[i].expiry; i = next_slot(i, r->cap)) {
+		struct replay_entry *e = &r->slots[i];
+
+		if (e->expiry > 1 && !memcmp(e->sig, sig, SIG_BYTES)) {
+			/* Expired, not empty: the probe paths through this
+			 * slot stay whole; the slot is reused as any
+			 * expired one. */
+			e->expiry = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 void sigv4_replay_stats(struct sigv4_replay *r, size_t *entries,

@@ -99,9 +99,24 @@ with ft.Control() as c:
     hdrs = c.sign('POST', '/InitializeService', b'{}')
     st1, _, _ = c.raw('POST', '/InitializeService', hdrs, b'{}')
     st, h, b = c.raw('POST', '/InitializeService', hdrs, b'{}')
-    check('replayed request -> 403 InvalidSignatureException',
-          st1 == 204 and st == 403 and h.get('x-amzn-errortype') == 'InvalidSignatureException',
+    check('replayed request -> 403 InvalidSignatureException, saying a '
+          'retry\'s first attempt was accepted',
+          st1 == 204 and st == 403 and h.get('x-amzn-errortype') == 'InvalidSignatureException' and
+          'the first attempt was accepted' in b.get('message', ''),
           (st1,) + err(c, st, h, b))
+    # ... but one that failed changed nothing: the SDKs' retry of it,
+    # with the same signature in the same second (botocore does not sign
+    # its retry headers), is answered by the operation, not refused.
+    body = b'{"sourceServerID": "s-0000000000000dead"}'
+    hdrs = c.sign('POST', '/StartReplication', body)
+    st1, h1, b1 = c.raw('POST', '/StartReplication', hdrs, body)
+    st, h, b = c.raw('POST', '/StartReplication', hdrs, body)
+    check('a failed request sent again with the same signature gets the '
+          'operation\'s answer again (%s), not "already used"' %
+          h1.get('x-amzn-errortype'),
+          st1 == 404 and st == st1 and
+          h.get('x-amzn-errortype') == h1.get('x-amzn-errortype') ==
+          'ResourceNotFoundException', (st1, b1) + err(c, st, h, b))
     # Reads are exempt: the same read twice in one second is normal.
     hdrs = c.sign('POST', '/DescribeSourceServers', b'{}')
     st1, _, _ = c.raw('POST', '/DescribeSourceServers', hdrs, b'{}')

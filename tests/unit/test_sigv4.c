@@ -1166,6 +1166,41 @@ static void test_replay_basic(void)
 	sigv4_replay_free(NULL);
 }
 
+static void test_replay_forget(void)
+{
+	struct sigv4_replay *r = sigv4_replay_new();
+	char s[8][65];
+	time_t t = 1795329000;
+
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	/* Before anything was recorded: nothing to forget. */
+	make_sig(s[0], 100);
+	sigv4_replay_forget(r, s[0]);
+	for (unsigned int i = 0; i < 8; i++) {
+		make_sig(s[i], 100 + i);
+		CHECK_U64(sigv4_replay_check(r, s[i], t, t), 0);
+	}
+	/* A failed request's signature is forgotten: its retry passes
+	 * once, and is then recorded again. */
+	sigv4_replay_forget(r, s[3]);
+	CHECK_U64(sigv4_replay_check(r, s[3], t, t + 1), 0);
+	CHECK_U64(sigv4_replay_check(r, s[3], t, t + 1), 1);
+	/* The others are still refused: forgetting one leaves the probe
+	 * paths through its slot whole. */
+	for (unsigned int i = 0; i < 8; i++)
+		CHECK_U64(sigv4_replay_check(r, s[i], t, t + 2), 1);
+	/* Not hex, NULL, one never seen: ignored. */
+	sigv4_replay_forget(r, "xyz");
+	sigv4_replay_forget(r, NULL);
+	make_sig(s[0], 999);
+	sigv4_replay_forget(r, s[0]);
+	sigv4_replay_forget(NULL, s[1]);
+	CHECK_U64(sigv4_replay_check(r, s[1], t, t + 3), 1);
+	sigv4_replay_free(r);
+}
+
 static void test_replay_expiry_bounds_memory(void)
 {
 	struct sigv4_replay *r = sigv4_replay_new();
@@ -1363,6 +1398,7 @@ int main(void)
 	RUN(test_curl);
 	RUN(test_sign);
 	RUN(test_replay_basic);
+	RUN(test_replay_forget);
 	RUN(test_replay_expiry_bounds_memory);
 	RUN(test_replay_threads);
 	for (size_t i = 0; i < n_vectors; i++)
