@@ -1304,7 +1304,7 @@ int ctl_assignment_refresh(const char *source)
 	static const uint64_t one = 1;
 	unsigned long want;
 	struct timespec dl;
-	bool done;
+	bool done, gone;
 	int rc = 0;
 
 	if (!ctl.running)
@@ -1326,7 +1326,14 @@ int ctl_assignment_refresh(const char *source)
 	while (ctl.fetch_done < want && !ctl.thread_gone && rc == 0)
 		rc = pthread_cond_timedwait(&ctl.fetched, &ctl.lock, &dl);
 	done = ctl.fetch_done >= want;
+	gone = ctl.thread_gone;
 	pthread_mutex_unlock(&ctl.lock);
+	/* Said, because the HELLO's verdict may then be DENIED for a server
+	 * ferry-control did assign. */
+	if (!done && !gone)
+		rlog_error("source server %s: the assignments were not fetched "
+			   "within %d s; deciding on the last known ones",
+			   source, REFRESH_WAIT_S);
 	return done ? 0 : -1;
 }
 

@@ -8,8 +8,15 @@ of that snapshot; a second start-test replaces the first test instance
 (the images removed from disk and from `launch list`); a start-test while
 the replicator is killed fails after --replicator-timeout, and the
 replicator back does not run it; then start-cutover and finalize-cutover,
-after which the replicator no longer serves the server."""
-# ferry-timeout: 300
+after which the replicator no longer serves the server.
+
+ferry-control runs with a replicator timeout of LIVE_TIMEOUT while the
+replicator is meant to be reporting (a short one would count it lost
+whenever its 1 s report comes a few seconds late on a starved machine),
+and is restarted with the short TIMEOUT only for the case about that
+timeout."""
+# ferry-timeout: 600
+import calendar
 import json
 import os
 import re
@@ -27,7 +34,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import ferrytest  # noqa: E402
 
 RID = 'stage-launch'
-TIMEOUT = 4     # ferry-control's --replicator-timeout
+TIMEOUT = 4     # ferry-control's --replicator-timeout, replicator killed
+LIVE_TIMEOUT = 60   # the same while the replicator runs
+# How long past TIMEOUT the lost launch may take to fail: only a failure
+# that never comes (or comes far beyond normal) is an error, not a
+# starved machine.  That it does not come before TIMEOUT is checked on
+# ferry-control's own clock.
+LOST_SLACK = 60
 DISKS = [('/dev/vda', 4 * MiB), ('/dev/vdb', 1 * MiB)]
 EVENTS_OK = ['JOB_START', 'SNAPSHOT_START', 'SNAPSHOT_END', 'LAUNCH_START',
              'JOB_END']
@@ -74,6 +87,19 @@ def images_of(data, job_id):
     ll = launch_list(data) or {}
     return (os.path.exists(os.path.join(data, 'launch', job_id)),
             [i for i in ll.get('launches', []) if i['jobID'] == job_id])
+
+
+def epoch(iso):
+    """Seconds since the epoch of ferry-control's YYYY-MM-DDTHH:MM:SSZ."""
+    return calendar.timegm(time.strptime(iso, '%Y-%m-%dT%H:%M:%SZ'))
+
+
+def restart_control(ctl, timeout):
+    """ferry-control again, on its port and data directory, with
+    --replicator-timeout TIMEOUT."""
+    ctl.stop()
+    ctl.args = ['--replicator-timeout', str(timeout)]
+    ctl.start()
 
 
 def removals(ctl):
@@ -148,7 +174,8 @@ def main():
     need_binaries()
     t = TestDir('repl-launch')
     repl = None
-    ctl = ferrytest.Control(args=['--replicator-timeout', str(TIMEOUT)])
+    ctl = ferrytest.Control(args=['--replicator-timeout',
+                                  str(LIVE_TIMEOUT)])
     try:
         sid, agent = ctl.register_agent(
             'launch1', disks=[{'deviceName': n, 'bytes': sz,
@@ -275,26 +302,49 @@ def main():
               '%s %s' % (describe(res), err.strip()))
 
         # The replicator killed: a launch it never picks up fails after
-        # ferry-control's replicator timeout.
+        # ferry-control's replicator timeout, here the short TIMEOUT.  The
+        # replicator's last report is made older than TIMEOUT first: a
+        # timeout counted from that report alone, not from the launch,
+        # would fail the launch at once, and show below.
         repl.proc.kill()
         repl.stop()
+        killed = time.time()
+        restart_control(ctl, TIMEOUT)
+        time.sleep(max(0.0, killed + TIMEOUT + 1.5 - time.time()))
         t0 = time.time()
         r = ctl.aws('mgn', 'start-test', '--source-server-ids', sid)
         lost_job = r.get('job', {}).get('jobID', '')
-        j = wait_for(lambda: completed(ctl, lost_job), timeout=TIMEOUT + 15)
+        j = wait_for(lambda: completed(ctl, lost_job),
+                     timeout=TIMEOUT + LOST_SLACK)
         took = time.time() - t0
         ps = (j or {}).get('participatingServers', [{}])[0]
         check('replicator killed: start-test job COMPLETED with the server '
-              'FAILED within the timeout (%.1f s, timeout %d s)' %
-              (took, TIMEOUT), j and ps.get('launchStatus') == 'FAILED' and
-              took < TIMEOUT + 10, (took, j))
+              'FAILED (%.1f s after start-test, timeout %d s)' %
+              (took, TIMEOUT), j and ps.get('launchStatus') == 'FAILED',
+              (took, j))
         ev, items = events(ctl, lost_job)
-        raw = ([i for i in items if i['event'] == 'LAUNCH_FAILED'] or
-               [{}])[0].get('eventData', {}).get('rawError', '')
+        failed = ([i for i in items if i['event'] == 'LAUNCH_FAILED'] or
+                  [{}])[0]
+        raw = failed.get('eventData', {}).get('rawError', '')
         check('replicator killed: log LAUNCH_FAILED naming the replicator '
               'and the remedy', ev == ['JOB_START', 'LAUNCH_FAILED',
                                        'JOB_END'] and RID in raw and
               'restart ferry-replicator' in raw, items)
+        # On ferry-control's own clock (whole seconds): the replicator was
+        # silent for more than TIMEOUT when the launch was made, and the
+        # launch was given up no sooner than TIMEOUT after that.
+        since = re.search(r'has not reported since (\S+Z)', raw)
+        try:
+            created = epoch(j['creationDateTime'])
+            stale = created - epoch(since.group(1))
+            waited = epoch(failed['logDateTime']) - created
+        except (KeyError, TypeError, AttributeError, ValueError):
+            stale = waited = None
+        check('replicator killed: given up no sooner than the timeout after '
+              'the launch (%s s after it, the replicator silent %s s '
+              'before it, timeout %d s)' % (waited, stale, TIMEOUT),
+              waited is not None and stale > TIMEOUT and waited >= TIMEOUT,
+              (failed, (j or {}).get('creationDateTime')))
         s = server(ctl, sid)
         check('replicator killed: TESTING, no launched instance',
               s['lifeCycle']['state'] == 'TESTING' and
@@ -303,7 +353,9 @@ def main():
                     '--source-server-id', sid, '--life-cycle',
                     'state=READY_FOR_CUTOVER')
 
-        # The replicator back, with QCOW2 images for launches.
+        # The replicator back, with QCOW2 images for launches, and
+        # ferry-control with the long timeout again.
+        restart_control(ctl, LIVE_TIMEOUT)
         bad = t.sub('bad.conf')
         with open(bad, 'w') as f:
             f.write('launch_format = vmdk\n')
