@@ -12,6 +12,7 @@ replication with the module is tested in the QEMU guests
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 
@@ -26,6 +27,17 @@ AGENT = os.path.join(R.BUILD, 'bin', 'ferry-agent')
 MiB = R.MiB
 log = R.log
 SID = 's-0123456789abcdef0'
+
+
+def listening(port):
+    """Something accepts TCP connections on 127.0.0.1:PORT (a test's
+    openssl s_server: a bare connection fails its handshake, and it goes
+    on to the next)."""
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 class Disk:

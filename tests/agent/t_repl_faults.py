@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 
+import agentctl
 import repl
 from repl import MiB, R, check, done, log
 
@@ -52,15 +53,9 @@ def control_cert_refused(s, c):
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
-        # Listening, however late it was scheduled (a bare connection
-        # fails its handshake; s_server goes on to the next).
-        end = time.monotonic() + 30
-        while srv.poll() is None and time.monotonic() < end:
-            try:
-                socket.create_connection(('127.0.0.1', port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        # Listening, however late it was scheduled.
+        agentctl.wait_for('s_server on %d' % port, lambda: (
+            srv.poll() is not None or repl.listening(port)), limit=30)
         argv = s.argv([c])
         argv[argv.index('--replicator') + 1] = '127.0.0.1:%d' % port
         try:

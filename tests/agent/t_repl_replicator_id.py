@@ -17,7 +17,6 @@ optional replicator-id does the same; without it, any replicator of the
 CA is taken as before (t_repl_copy.py).
 """
 import os
-import socket
 import subprocess
 import time
 import types
@@ -73,16 +72,8 @@ def no_id_server(ctl, out, port):
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     ok = agentctl.wait_for('s_server on %d' % port, lambda: (
-        srv.poll() is not None or listening(port)), limit=20)
+        srv.poll() is not None or repl.listening(port)), limit=20)
     return srv if ok and srv.poll() is None else None
-
-
-def listening(port):
-    try:
-        socket.create_connection(('127.0.0.1', port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def once(s, conf, timeout):
