@@ -310,8 +310,20 @@ void control_handle(struct control *c, const struct control_request *req,
 	 * which scripts and retries do send.
 	 */
 	if (!op_is_read(op)) {
-		if (sigv4_replay_check(c->replay, auth.signature,
-				       auth.request_time, req->now)) {
+		int seen = sigv4_replay_check(c->replay, auth.signature,
+					      auth.request_time, req->now);
+
+		if (seen < 0) {
+			api_error(&ctx, API_INTERNAL,
+				  "Cannot record the request's signature for replay protection (out of memory); retry later");
+			goto answer;
+		}
+		if (seen == 2) {
+			api_error(&ctx, API_INVALID_SIGNATURE,
+				  "Signature is in use: the first request with it is still running after 10 s (replay refused); if this is a retry, check whether that request took effect before sending it again");
+			goto answer;
+		}
+		if (seen) {
 			api_error(&ctx, API_INVALID_SIGNATURE,
 				  "Signature has already been used: a request that changes state is accepted once (replay refused); if this is a retry, the first attempt was accepted");
 			goto answer;
@@ -374,6 +386,8 @@ answer:
 	 * "already used". */
 	if (recorded && !ok)
 		sigv4_replay_forget(c->replay, auth.signature);
+	else if (recorded)
+		sigv4_replay_settle(c->replay, auth.signature);
 	if (ok) {
 		resp->status = ctx.status ? ctx.status : op->status;
 		if (resp->status != 204 && out)

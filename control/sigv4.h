@@ -88,23 +88,33 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_auth *auth,
 
 /*
  * Replay protection: remembers every accepted signature until it could
- * no longer pass the skew check.  Returns 1 if SIGNATURE (64 hex) was
- * seen before, else records it and returns 0.  Thread-safe.  Call it
- * only after sigv4_verify() accepted the request.  Returns -1 (treat as
- * a replay: refuse) if SIGNATURE is not hex or memory ran out; 0 without
- * recording for a request_time outside now +/- SIGV4_MAX_SKEW.
+ * no longer pass the skew check.  Call sigv4_replay_check() only after
+ * sigv4_verify() accepted the request.  Returns 0 if SIGNATURE (64 hex)
+ * is new: it is recorded in flight, and the caller must then call
+ * sigv4_replay_settle() once the request took effect or
+ * sigv4_replay_forget() if it changed nothing.  A check that meets the
+ * signature in flight waits (up to 10 s, sigv4_replay_set_wait) for that
+ * outcome: 1 if it settled (a replay: refuse), 0 if it was forgotten (the
+ * retry is recorded in its place), 2 if it is still in flight after the
+ * wait (refuse: its outcome is unknown).  Returns -1 (treat as a replay:
+ * refuse) if SIGNATURE is not hex or memory ran out; 0 without recording
+ * for a request_time outside now +/- SIGV4_MAX_SKEW.  Thread-safe.
  */
 struct sigv4_replay;
 struct sigv4_replay *sigv4_replay_new(void);
 void sigv4_replay_free(struct sigv4_replay *r);
 int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 		       time_t request_time, time_t now);
+/* SIGNATURE's request took effect: a later check of it returns 1. */
+void sigv4_replay_settle(struct sigv4_replay *r, const char *signature);
 /*
  * Forget SIGNATURE, recorded by sigv4_replay_check() for a request that
  * then failed and changed nothing: the client's retry of it, which SDKs
  * send with the same signature within the same second, is accepted.
  */
 void sigv4_replay_forget(struct sigv4_replay *r, const char *signature);
+/* How long a check waits for an in-flight first attempt (tests). */
+void sigv4_replay_set_wait(struct sigv4_replay *r, unsigned int ms);
 /* Entries held (expired ones not yet dropped included) and bytes used. */
 void sigv4_replay_stats(struct sigv4_replay *r, size_t *entries,
 			size_t *bytes);

@@ -5,9 +5,16 @@
  * SIGV4_MAX_SKEW), so a captured request cannot be sent a second time.
  *
  * An open-addressing hash table (linear probing) of 16-byte entries: the
- * first 12 bytes of the signature (96 bits: with millions of live entries
- * the chance that two different signatures collide is below 1e-20) and a
- * 32-bit expiry in Unix seconds (0 marks an empty slot).  Signatures are
+ * first 11 bytes of the signature (88 bits: with 5 million live entries
+ * the chance that a new signature meets another's is below 1e-19), a
+ * flag byte and a 32-bit expiry in Unix seconds (0 marks an empty slot).
+ *
+ * A signature is recorded in flight, while its request runs, and settled
+ * (sigv4_replay_settle) once the operation committed, or forgotten
+ * (sigv4_replay_forget) if it failed.  A second request with the same
+ * signature that comes while the first is in flight waits for that
+ * outcome: an SDK's retry of a request whose answer is late must not be
+ * refused as a replay of a first attempt that then fails.  Signatures are
  * HMAC outputs, uniformly spread, so their first bytes serve as the hash.
  * Expired entries are dropped lazily: an insertion reuses the first
  * expired slot on its probe path, and the table is rebuilt with the live
@@ -26,24 +33,32 @@
  * One mutex: a check is a few memory accesses; the rare rebuild of a
  * large table holds it for tens of milliseconds.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sigv4.h"
 
-#define SIG_BYTES 12
+#define SIG_BYTES 11
 #define SLOT_ROUND 1024u
 #define MAX_SLOTS (1u << 31)
+#define IN_FLIGHT 1u
+#define DEFAULT_WAIT_MS 10000
 
 struct replay_entry {
 	unsigned char sig[SIG_BYTES];
+	uint8_t flags;		/* IN_FLIGHT */
 	uint32_t expiry;	/* Unix seconds; 0: empty */
 };
 
 struct sigv4_replay {
 	pthread_mutex_t lock;
+	pthread_cond_t settled;	/* an in-flight entry settled or forgot */
+	unsigned int wait_ms;	/* for an in-flight first attempt */
 	struct replay_entry *slots;
 	size_t cap;		/* multiple of SLOT_ROUND, 0 before first use */
 	size_t used;		/* non-empty slots, expired ones included */
@@ -67,12 +82,34 @@ static size_t next_slot(size_t i, size_t cap)
 struct sigv4_replay *sigv4_replay_new(void)
 {
 	struct sigv4_replay *r = calloc(1, sizeof(*r));
+	pthread_condattr_t attr;
+	bool cond = false;
 
-	if (r && pthread_mutex_init(&r->lock, NULL)) {
+	if (!r)
+		return NULL;
+	r->wait_ms = DEFAULT_WAIT_MS;
+	if (!pthread_condattr_init(&attr)) {
+		cond = !pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) &&
+		       !pthread_cond_init(&r->settled, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	if (!cond) {
+		free(r);
+		return NULL;
+	}
+	if (pthread_mutex_init(&r->lock, NULL)) {
+		pthread_cond_destroy(&r->settled);
 		free(r);
 		return NULL;
 	}
 	return r;
+}
+
+void sigv4_replay_set_wait(struct sigv4_replay *r, unsigned int ms)
+{
+	pthread_mutex_lock(&r->lock);
+	r->wait_ms = ms;
+	pthread_mutex_unlock(&r->lock);
 }
 
 void sigv4_replay_free(struct sigv4_replay *r)
@@ -80,6 +117,7 @@ void sigv4_replay_free(struct sigv4_replay *r)
 	if (!r)
 		return;
 	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->settled);
 	free(r->slots);
 	free(r);
 }
@@ -138,14 +176,33 @@ static int sig_bytes(const char *signature, unsigned char *sig)
 	return 0;
 }
 
+/* Wait for an entry to settle until DEADLINE (CLOCK_MONOTONIC; set to
+ * wait_ms from now on the first call); true once past it. */
+static bool wait_for_settle(struct sigv4_replay *r, struct timespec *deadline)
+{
+	if (!deadline->tv_sec && !deadline->tv_nsec) {
+		clock_gettime(CLOCK_MONOTONIC, deadline);
+		deadline->tv_sec += r->wait_ms / 1000;
+		deadline->tv_nsec += (long)(r->wait_ms % 1000) * 1000000L;
+		if (deadline->tv_nsec >= 1000000000L) {
+			deadline->tv_sec++;
+			deadline->tv_nsec -= 1000000000L;
+		}
+	}
+	return pthread_cond_timedwait(&r->settled, &r->lock, deadline) ==
+	       ETIMEDOUT;
+}
+
 int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 		       time_t request_time, time_t now)
 {
 	unsigned char sig[SIG_BYTES];
-	struct replay_entry *reuse = NULL;
+	struct replay_entry *reuse;
+	struct timespec deadline = { 0 };
+	bool timed_out = false;
 	uint32_t expiry, now32;
 	size_t i;
-	int seen = 0;
+	int seen;
 
 	if (!r || !signature || sig_bytes(signature, sig))
 		return -1;
@@ -158,12 +215,15 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 	now32 = (uint32_t)now;
 
 	pthread_mutex_lock(&r->lock);
+again:
 	if (((r->used + 1) * 4 > r->cap * 3 || r->inserts >= r->cap / 4) &&
 	    rebuild(r, now32) && r->used + 1 >= r->cap) {
 		/* No memory and no free slot: refuse rather than forget. */
 		pthread_mutex_unlock(&r->lock);
 		return -1;
 	}
+	reuse = NULL;
+	seen = 0;
 	for (i = slot_of(sig, r->cap); r->slots[i].expiry;
 	     i = next_slot(i, r->cap)) {
 		struct replay_entry *e = &r->slots[i];
@@ -172,9 +232,14 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 			if (!reuse)
 				reuse = e;
 		} else if (!memcmp(e->sig, sig, SIG_BYTES)) {
-			seen = 1;
+			seen = e->flags & IN_FLIGHT ? 2 : 1;
 			break;
 		}
+	}
+	if (seen == 2 && !timed_out) {
+		/* The first attempt is running: its outcome decides. */
+		timed_out = wait_for_settle(r, &deadline);
+		goto again;
 	}
 	if (!seen) {
 		if (!reuse) {
@@ -182,6 +247,7 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 			r->used++;
 		}
 		memcpy(reuse->sig, sig, SIG_BYTES);
+		reuse->flags = IN_FLIGHT;
 		reuse->expiry = expiry;
 		r->inserts++;
 	}
@@ -189,7 +255,9 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 	return seen;
 }
 
-void sigv4_replay_forget(struct sigv4_replay *r, const char *signature)
+/* Settle SIGNATURE's entry, or forget it (FORGET), and wake its waiters. */
+static void resolve(struct sigv4_replay *r, const char *signature,
+		    bool forget)
 {
 	unsigned char sig[SIG_BYTES];
 
@@ -201,14 +269,27 @@ void sigv4_replay_forget(struct sigv4_replay *r, const char *signature)
 		struct replay_entry *e = &r->slots[i];
 
 		if (e->expiry > 1 && !memcmp(e->sig, sig, SIG_BYTES)) {
-			/* Expired, not empty: the probe paths through this
-			 * slot stay whole; the slot is reused as any
-			 * expired one. */
-			e->expiry = 1;
+			/* Forgotten: expired, not empty, so that the probe
+			 * paths through this slot stay whole; the slot is
+			 * reused as any expired one. */
+			if (forget)
+				e->expiry = 1;
+			e->flags = 0;
+			pthread_cond_broadcast(&r->settled);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+void sigv4_replay_settle(struct sigv4_replay *r, const char *signature)
+{
+	resolve(r, signature, false);
+}
+
+void sigv4_replay_forget(struct sigv4_replay *r, const char *signature)
+{
+	resolve(r, signature, true);
 }
 
 void sigv4_replay_stats(struct sigv4_replay *r, size_t *entries,

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -1130,6 +1131,17 @@ static void make_sig(char out[65], unsigned int n)
 	out[64] = '\0';
 }
 
+/* A request that took effect: checked, then settled when new. */
+static int check_settled(struct sigv4_replay *r, const char *sig,
+			 time_t request_time, time_t now)
+{
+	int seen = sigv4_replay_check(r, sig, request_time, now);
+
+	if (seen == 0)
+		sigv4_replay_settle(r, sig);
+	return seen;
+}
+
 static void test_replay_basic(void)
 {
 	struct sigv4_replay *r = sigv4_replay_new();
@@ -1141,27 +1153,27 @@ static void test_replay_basic(void)
 		return;
 	make_sig(s1, 1);
 	make_sig(s2, 2);
-	CHECK_U64(sigv4_replay_check(r, s1, t, t), 0);
-	CHECK_U64(sigv4_replay_check(r, s1, t, t), 1);
-	CHECK_U64(sigv4_replay_check(r, s1, t, t + 899), 1);
-	CHECK_U64(sigv4_replay_check(r, s2, t, t + 10), 0);
-	CHECK_U64(sigv4_replay_check(r, s2, t, t + 10), 1);
+	CHECK_U64(check_settled(r, s1, t, t), 0);
+	CHECK_U64(check_settled(r, s1, t, t), 1);
+	CHECK_U64(check_settled(r, s1, t, t + 899), 1);
+	CHECK_U64(check_settled(r, s2, t, t + 10), 0);
+	CHECK_U64(check_settled(r, s2, t, t + 10), 1);
 	/* Upper-case hex is the same signature. */
 	for (int i = 0; i < 64; i++)
 		s2[i] = (char)toupper((unsigned char)s2[i]);
-	CHECK_U64(sigv4_replay_check(r, s2, t, t + 10), 1);
+	CHECK_U64(check_settled(r, s2, t, t + 10), 1);
 	/* After request time + 15 minutes it is gone (and would fail the
 	 * skew check anyway); a later request may reuse its slot. */
-	CHECK_U64(sigv4_replay_check(r, s1, t, t + 900), 0);
-	CHECK_U64(sigv4_replay_check(r, s1, t + 900, t + 900), 0);
-	CHECK_U64(sigv4_replay_check(r, s1, t + 900, t + 901), 1);
+	CHECK_U64(check_settled(r, s1, t, t + 900), 0);
+	CHECK_U64(check_settled(r, s1, t + 900, t + 900), 0);
+	CHECK_U64(check_settled(r, s1, t + 900, t + 901), 1);
 	/* Not a signature: refused. */
-	CHECK(sigv4_replay_check(r, "xyz", t, t) < 0);
-	CHECK(sigv4_replay_check(r, "", t, t) < 0);
-	CHECK(sigv4_replay_check(r, NULL, t, t) < 0);
+	CHECK(check_settled(r, "xyz", t, t) < 0);
+	CHECK(check_settled(r, "", t, t) < 0);
+	CHECK(check_settled(r, NULL, t, t) < 0);
 	/* Outside the window: not recorded. */
-	CHECK_U64(sigv4_replay_check(r, s2, t + 5000, t), 0);
-	CHECK_U64(sigv4_replay_check(r, s2, t + 5000, t), 0);
+	CHECK_U64(check_settled(r, s2, t + 5000, t), 0);
+	CHECK_U64(check_settled(r, s2, t + 5000, t), 0);
 	sigv4_replay_free(r);
 	sigv4_replay_free(NULL);
 }
@@ -1180,24 +1192,24 @@ static void test_replay_forget(void)
 	sigv4_replay_forget(r, s[0]);
 	for (unsigned int i = 0; i < 8; i++) {
 		make_sig(s[i], 100 + i);
-		CHECK_U64(sigv4_replay_check(r, s[i], t, t), 0);
+		CHECK_U64(check_settled(r, s[i], t, t), 0);
 	}
 	/* A failed request's signature is forgotten: its retry passes
 	 * once, and is then recorded again. */
 	sigv4_replay_forget(r, s[3]);
-	CHECK_U64(sigv4_replay_check(r, s[3], t, t + 1), 0);
-	CHECK_U64(sigv4_replay_check(r, s[3], t, t + 1), 1);
+	CHECK_U64(check_settled(r, s[3], t, t + 1), 0);
+	CHECK_U64(check_settled(r, s[3], t, t + 1), 1);
 	/* The others are still refused: forgetting one leaves the probe
 	 * paths through its slot whole. */
 	for (unsigned int i = 0; i < 8; i++)
-		CHECK_U64(sigv4_replay_check(r, s[i], t, t + 2), 1);
+		CHECK_U64(check_settled(r, s[i], t, t + 2), 1);
 	/* Not hex, NULL, one never seen: ignored. */
 	sigv4_replay_forget(r, "xyz");
 	sigv4_replay_forget(r, NULL);
 	make_sig(s[0], 999);
 	sigv4_replay_forget(r, s[0]);
 	sigv4_replay_forget(NULL, s[1]);
-	CHECK_U64(sigv4_replay_check(r, s[1], t, t + 3), 1);
+	CHECK_U64(check_settled(r, s[1], t, t + 3), 1);
 	sigv4_replay_free(r);
 }
 
@@ -1215,7 +1227,7 @@ static void test_replay_expiry_bounds_memory(void)
 	/* 20,000 requests within one second. */
 	for (unsigned int i = 0; i < 20000; i++) {
 		make_sig(s, i);
-		dup += sigv4_replay_check(r, s, t, t) != 0;
+		dup += check_settled(r, s, t, t) != 0;
 	}
 	CHECK_U64(dup, 0);
 	sigv4_replay_stats(r, &entries, &bytes);
@@ -1226,7 +1238,7 @@ static void test_replay_expiry_bounds_memory(void)
 	dup = 0;
 	for (unsigned int i = 0; i < 20000; i++) {
 		make_sig(s, i);
-		dup += sigv4_replay_check(r, s, t, t + 1) == 1;
+		dup += check_settled(r, s, t, t + 1) == 1;
 	}
 	CHECK_U64(dup, 20000);
 	/* Sixteen minutes later, 20,000 others: the old ones are dropped
@@ -1235,7 +1247,7 @@ static void test_replay_expiry_bounds_memory(void)
 	dup = 0;
 	for (unsigned int i = 20000; i < 40000; i++) {
 		make_sig(s, i);
-		dup += sigv4_replay_check(r, s, t + 960, t + 960) != 0;
+		dup += check_settled(r, s, t + 960, t + 960) != 0;
 	}
 	CHECK_U64(dup, 0);
 	sigv4_replay_stats(r, &entries, &bytes);
@@ -1247,7 +1259,7 @@ static void test_replay_expiry_bounds_memory(void)
 		time_t now = t + 3000 + i / 10;
 
 		make_sig(s, 40000 + i);
-		CHECK_U64(sigv4_replay_check(r, s, now, now), 0);
+		CHECK_U64(check_settled(r, s, now, now), 0);
 	}
 	sigv4_replay_stats(r, &entries, &bytes);
 	fprintf(stderr, "replay: peak %zu bytes; 9,000 live: %zu entries, "
@@ -1272,7 +1284,7 @@ static void *replay_worker(void *arg)
 	for (unsigned int i = 0; i < 20000; i++) {
 		/* Half shared among all threads, half this thread's own. */
 		make_sig(s, i % 2 ? i : w->base + i);
-		if (sigv4_replay_check(w->r, s, t, t))
+		if (check_settled(w->r, s, t, t))
 			w->seen++;
 		else
 			w->fresh++;
@@ -1298,6 +1310,88 @@ static void test_replay_threads(void)
 	}
 	/* Each shared signature accepted once; each own one once. */
 	CHECK_U64(fresh, 10000 + 4 * 10000);
+	sigv4_replay_free(r);
+}
+
+
+struct replay_retry {
+	struct sigv4_replay *r;
+	const char *sig;
+	atomic_bool *resolved;	/* set just before the first attempt ends */
+	int seen;
+	bool after;		/* returned after the first attempt ended */
+};
+
+static void *replay_retry(void *arg)
+{
+	struct replay_retry *w = arg;
+	time_t t = 1795329000;
+
+	w->seen = sigv4_replay_check(w->r, w->sig, t, t + 1);
+	w->after = atomic_load(w->resolved);
+	return NULL;
+}
+
+/* A retry that comes while its first attempt runs waits for its outcome. */
+static void test_replay_in_flight(void)
+{
+	struct sigv4_replay *r = sigv4_replay_new();
+	struct timespec pause = { 0, 200 * 1000000L }, t0, t1;
+	atomic_bool resolved;
+	struct replay_retry w;
+	time_t t = 1795329000;
+	char s[3][65];
+	pthread_t th;
+
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	for (unsigned int i = 0; i < 3; i++)
+		make_sig(s[i], 500 + i);
+
+	/* The first attempt takes effect: the retry is a replay. */
+	atomic_init(&resolved, false);
+	CHECK_U64(sigv4_replay_check(r, s[0], t, t), 0);
+	w = (struct replay_retry){ .r = r, .sig = s[0],
+				   .resolved = &resolved };
+	pthread_create(&th, NULL, replay_retry, &w);
+	nanosleep(&pause, NULL);
+	atomic_store(&resolved, true);
+	sigv4_replay_settle(r, s[0]);
+	pthread_join(th, NULL);
+	CHECK_U64(w.seen, 1);
+	CHECK(w.after);
+
+	/* The first attempt fails: the retry is recorded in its place, in
+	 * flight until it ends in turn. */
+	atomic_store(&resolved, false);
+	CHECK_U64(sigv4_replay_check(r, s[1], t, t), 0);
+	w = (struct replay_retry){ .r = r, .sig = s[1],
+				   .resolved = &resolved };
+	pthread_create(&th, NULL, replay_retry, &w);
+	nanosleep(&pause, NULL);
+	atomic_store(&resolved, true);
+	sigv4_replay_forget(r, s[1]);
+	pthread_join(th, NULL);
+	CHECK_U64(w.seen, 0);
+	CHECK(w.after);
+	sigv4_replay_set_wait(r, 100);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_U64(sigv4_replay_check(r, s[1], t, t + 2), 2);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* It waited for the outcome before giving up. */
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 +
+	      (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 100);
+	sigv4_replay_settle(r, s[1]);
+	CHECK_U64(sigv4_replay_check(r, s[1], t, t + 2), 1);
+
+	/* Settling or forgetting other signatures leaves s[2] in flight. */
+	CHECK_U64(sigv4_replay_check(r, s[2], t, t), 0);
+	sigv4_replay_settle(r, s[0]);
+	sigv4_replay_forget(r, s[1]);
+	CHECK_U64(sigv4_replay_check(r, s[2], t, t + 3), 2);
+	/* Forgotten, s[1] is new again. */
+	CHECK_U64(sigv4_replay_check(r, s[1], t, t + 3), 0);
 	sigv4_replay_free(r);
 }
 
@@ -1401,6 +1495,7 @@ int main(void)
 	RUN(test_replay_forget);
 	RUN(test_replay_expiry_bounds_memory);
 	RUN(test_replay_threads);
+	RUN(test_replay_in_flight);
 	for (size_t i = 0; i < n_vectors; i++)
 		req_free(&vectors[i]);
 	curl_global_cleanup();
