@@ -136,7 +136,7 @@ def lost_replicator():
     runs with a replicator timeout of LIVE_TIMEOUT (the aws CLI between
     two reports can take longer than a short one on a starved machine,
     and fail the first launch); ferry-control is restarted with the short
-    timeout for the rest."""
+    timeout for the rest, but for the mid-task case's launch and report."""
     timeout = 8
     with ft.Control(args=['--replicator-timeout', str(LIVE_TIMEOUT)]) as c:
         rep = c.replicator
@@ -243,11 +243,23 @@ def lost_replicator():
               j['participatingServers'][0]['launchStatus'] == 'FAILED' and
               'launchedInstance' not in describe(c, s), j)
 
-        # Died mid-task: IN_PROGRESS, then silence.
+        # Died mid-task: IN_PROGRESS, then silence.  The launch and its
+        # IN_PROGRESS report under LIVE_TIMEOUT (under the short one a
+        # starved machine can put them more than 8 s apart, and the task
+        # fails before it started), the silence under the short one.
+        c.stop()
+        c.args = ['--replicator-timeout', str(LIVE_TIMEOUT)]
+        c.start()
         st, _, r = c.call('StartTest', {'sourceServerIDs': [s]})
+        if not check('mid-task: StartTest accepted',
+                     isinstance(r, dict) and 'job' in r, (st, r)):
+            return
         jid3 = r['job']['jobID']
         report(c, rep, [{'jobID': jid3, 'sourceServerID': s,
                          'launchStatus': 'IN_PROGRESS'}])
+        c.stop()
+        c.args = ['--replicator-timeout', str(timeout)]
+        c.start()
         j = wait_job(c, jid3, timeout + LOST_SLACK)
         ev, _ = log_events(c, jid3)
         after = given_up_after(c, jid3)

@@ -41,6 +41,10 @@ LIVE_TIMEOUT = 60   # the same while the replicator runs
 # starved machine.  That it does not come before TIMEOUT is checked on
 # ferry-control's own clock.
 LOST_SLACK = 60
+# How long a wait for the daemons' work (a report, an export, a removal,
+# a snapshot) may take: no check is about how soon it comes, so only one
+# that never comes is an error, not a starved machine.
+WAIT = 120
 DISKS = [('/dev/vda', 4 * MiB), ('/dev/vdb', 1 * MiB)]
 EVENTS_OK = ['JOB_START', 'SNAPSHOT_START', 'SNAPSHOT_END', 'LAUNCH_START',
              'JOB_END']
@@ -121,7 +125,7 @@ def as_raw(t, path, fmt):
 def launched_ok(ctl, t, data, sid, job_id, imgs, what, fmt='raw'):
     """The checks of a completed launch job JOB_ID of SID, its images in
     FMT."""
-    j = wait_for(lambda: completed(ctl, job_id), timeout=60)
+    j = wait_for(lambda: completed(ctl, job_id), timeout=WAIT)
     check('%s: job COMPLETED' % what, j, job(ctl, job_id))
     ps = (j or {}).get('participatingServers', [{}])[0]
     iid = ps.get('launchedEc2InstanceID', '')
@@ -195,8 +199,8 @@ def main():
             return st == 200 and any(s['sourceServerID'] == sid
                                      for s in r['sourceServers'])
         check('setup: server assigned to the replicator',
-              wait_for(assigned), repl.log_tail())
-        wait_for(lambda: repl.count('assigns 1 source servers'))
+              wait_for(assigned, timeout=WAIT), repl.log_tail())
+        wait_for(lambda: repl.count('assigns 1 source servers'), timeout=WAIT)
 
         e = ferrytest.error_code(ctl.aws, 'mgn', 'start-test',
                                  '--source-server-ids', sid)
@@ -215,7 +219,7 @@ def main():
         check('setup: both disks synced', rc == 0 and res and res['ok'],
               '%s %s\n%s' % (describe(res), err.strip(), repl.log_tail()))
         s = wait_for(lambda: server(ctl, sid)['lifeCycle']['state'] ==
-                     'READY_FOR_TEST' and server(ctl, sid), timeout=30)
+                     'READY_FOR_TEST' and server(ctl, sid), timeout=WAIT)
         check('setup: first snapshot reported: READY_FOR_TEST', s,
               repl.log_tail())
 
@@ -244,12 +248,13 @@ def main():
         test2 = r.get('job', {}).get('jobID', '')
         launched_ok(ctl, t, data, sid, test2, imgs, 'second test launch')
         gone = wait_for(lambda: images_of(data, test_job) == (False, []),
-                        timeout=20)
+                        timeout=WAIT)
         check('second test launch: the first test instance\'s images are '
               'removed from disk and from `launch list`', gone,
               (images_of(data, test_job), repl.log_tail()))
         check('second test launch: the removal was reported',
-              wait_for(lambda: removals(ctl) == []), removals(ctl))
+              wait_for(lambda: removals(ctl) == [], timeout=WAIT),
+              removals(ctl))
         test_job = test2
 
         e = ferrytest.error_code(ctl.aws, 'mgn', 'start-cutover',
@@ -282,12 +287,12 @@ def main():
               r['job']['participatingServers'][0]['launchStatus'] ==
               'TERMINATED', r)
         gone = wait_for(lambda: images_of(data, test_job) == (False, []),
-                        timeout=20)
+                        timeout=WAIT)
         check('terminate: the images are removed from disk and from '
               '`launch list`', gone,
               (images_of(data, test_job), repl.log_tail()))
         check('terminate: the replicator reported the removal',
-              wait_for(lambda: removals(ctl) == []) and
+              wait_for(lambda: removals(ctl) == [], timeout=WAIT) and
               repl.count('images removed'), (removals(ctl), repl.log_tail()))
 
         # New data before the cutover: the cutover launches the newest
@@ -296,7 +301,7 @@ def main():
         old_snap = newest_snapshot(data, sid)
         rc, res, err = cl.run(repl, 'rescan')
         newer = wait_for(lambda: newest_snapshot(data, sid) != old_snap,
-                         timeout=20)
+                         timeout=WAIT)
         check('setup: changed disk replicated, a newer snapshot',
               rc == 0 and res and res['ok'] and newer,
               '%s %s' % (describe(res), err.strip()))
@@ -371,7 +376,8 @@ def main():
         repl = Repl(data, conf).start()
         check('the replicator back: reports again, nothing left to remove',
               wait_for(lambda: repl.count(': reachable;') and
-                       removals(ctl) == []), (removals(ctl), repl.log_tail()))
+                       removals(ctl) == [], timeout=WAIT),
+              (removals(ctl), repl.log_tail()))
         check('the replicator back: the failed launch is not carried out',
               images_of(data, lost_job) == (False, []) and
               not repl.count('launch %s: exporting' % lost_job) and
@@ -410,7 +416,7 @@ def main():
               st == 403 and server(ctl, sid)['dataReplicationInfo']
               ['dataReplicationState'] == 'DISCONNECTED', st)
         check('finalize-cutover: the replicator is no longer assigned the '
-              'server', wait_for(lambda: not assigned()))
+              'server', wait_for(lambda: not assigned(), timeout=WAIT))
         check('the replicator stops cleanly', repl.stop() == 0,
               repl.log_tail())
     finally:
