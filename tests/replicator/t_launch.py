@@ -15,7 +15,7 @@ replicator is meant to be reporting (a short one would count it lost
 whenever its 1 s report comes a few seconds late on a starved machine),
 and is restarted with the short TIMEOUT only for the case about that
 timeout."""
-# ferry-timeout: 600
+# ferry-timeout: 900
 import calendar
 import json
 import os
