@@ -8,19 +8,13 @@
  * first 11 bytes of the signature (88 bits: with 5 million live entries
  * the chance that a new signature meets another's is below 1e-19), a
  * flag byte and a 32-bit expiry in Unix seconds (0 marks an empty slot).
- *
- * A signature is recorded in flight, while its request runs, and settled
- * (sigv4_replay_settle) once the operation committed, or forgotten
- * (sigv4_replay_forget) if it failed.  A second request with the same
- * signature that comes while the first is in flight waits for that
- * outcome: an SDK's retry of a request whose answer is late must not be
- * refused as a replay of a first attempt that then fails.  Signatures are
- * HMAC outputs, uniformly spread, so their first bytes serve as the hash.
- * Expired entries are dropped lazily: an insertion reuses the first
- * expired slot on its probe path, and the table is rebuilt with the live
- * entries only, sized to be half full (so it also shrinks), when 3/4 of
- * its slots are taken or after cap/4 insertions, whichever comes first:
- * O(cap) work per cap/4 insertions, 4 slot moves per request amortized.
+ * Signatures are HMAC outputs, uniformly spread, so their first bytes
+ * serve as the hash.  Expired entries are dropped lazily: an insertion
+ * reuses the first expired slot on its probe path, and the table is
+ * rebuilt with the live entries only, sized to be half full (so it also
+ * shrinks), when 3/4 of its slots are taken or after cap/4 insertions,
+ * whichever comes first: O(cap) work per cap/4 insertions, 4 slot moves
+ * per request amortized.
  * The size is any multiple of 1024 (not a power of two, which would
  * waste up to half the memory); a slot index is the hash scaled to it.
  *
@@ -29,6 +23,14 @@
  * each (load between 1/2 and 3/4): about 20-29 KB per request/s, e.g.
  * 96-144 MB at the 5,000 requests/s goal.  A client whose clock is ahead
  * by up to 15 minutes keeps its entries twice as long.
+ *
+ * A signature is recorded in flight, while its request runs, and settled
+ * (sigv4_replay_settle) once the operation committed, or forgotten
+ * (sigv4_replay_forget) if it failed.  A second request with the same
+ * signature that comes while the first is in flight waits for that
+ * outcome (a condition variable, up to wait_ms): an SDK's retry of a
+ * request whose answer is late must not be refused as a replay of a
+ * first attempt that then fails.
  *
  * One mutex: a check is a few memory accesses; the rare rebuild of a
  * large table holds it for tens of milliseconds.
