@@ -25,6 +25,7 @@ void rep_config_init(struct rep_config *c)
 	c->max_conns = REP_DEFAULT_MAX_CONNS;
 	c->region = strdup(REP_DEFAULT_REGION);
 	c->report_interval = REP_DEFAULT_REPORT_INTERVAL;
+	c->cert_renew_days = REP_DEFAULT_CERT_RENEW_DAYS;
 	c->max_source_servers = REP_DEFAULT_MAX_SOURCES;
 	snap_policy_parse(&c->pit, SNAP_DEFAULT_POLICY, NULL, 0);
 }
@@ -206,6 +207,9 @@ static int set_control(struct rep_config *c, const char *key,
 				       key, value, err, errlen);
 	if (!strcmp(key, "report-interval"))
 		return parse_uint(key, value, 1, 3600, &c->report_interval,
+				  err, errlen);
+	if (!strcmp(key, "cert-renew-days"))
+		return parse_uint(key, value, 1, 3650, &c->cert_renew_days,
 				  err, errlen);
 	if (!strcmp(key, "max-source-servers"))
 		return parse_uint(key, value, 1, 10000,

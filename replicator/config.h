@@ -23,6 +23,7 @@
 #define REP_DEFAULT_REGION "us-east-1"
 #define REP_DEFAULT_REPORT_INTERVAL 10
 #define REP_DEFAULT_MAX_SOURCES 100
+#define REP_DEFAULT_CERT_RENEW_DAYS 30
 
 /* "allow = SOURCE DISK SIZE" or "allow = SOURCE *". */
 struct rep_allow {
@@ -45,6 +46,8 @@ struct rep_config {
 	char *access_key_id, *secret_access_key, *credentials_file;
 	unsigned int report_interval;	/* seconds */
 	unsigned int max_source_servers;
+	/* Renew ferry-control's certificate when it ends within this. */
+	unsigned int cert_renew_days;
 	/* pit_policy: which snapshots are taken and kept (snapshot.h). */
 	struct snap_policy pit;
 	/* launch_format: raw (default) or qcow2 images of launches

@@ -1276,13 +1276,39 @@ static void peer_name(const struct sockaddr_storage *a, char *out,
 	}
 }
 
+SSL_CTX *rep_server_ctx(struct rep_server *srv)
+{
+	SSL_CTX *ctx;
+
+	pthread_mutex_lock(&srv->lock);
+	ctx = srv->ctx;
+	if (ctx && !SSL_CTX_up_ref(ctx))
+		ctx = NULL;
+	pthread_mutex_unlock(&srv->lock);
+	return ctx;
+}
+
+void rep_server_set_ctx(struct rep_server *srv, SSL_CTX *ctx)
+{
+	SSL_CTX *old;
+
+	pthread_mutex_lock(&srv->lock);
+	old = srv->ctx;
+	srv->ctx = ctx;
+	pthread_mutex_unlock(&srv->lock);
+	SSL_CTX_free(old);
+}
+
 static int handshake(struct conn *c)
 {
+	SSL_CTX *ctx = rep_server_ctx(c->srv);
 	char why[768];
 	X509 *cert;
 	int n;
 
-	c->ssl = SSL_new(c->srv->ctx);
+	/* SSL_new() takes a reference of its own. */
+	c->ssl = ctx ? SSL_new(ctx) : NULL;
+	SSL_CTX_free(ctx);
 	if (c->ssl) {
 		/* Data comes in 16 KiB records: read many per system call
 		 * (a 1 MiB frame would otherwise take 64 reads and polls). */

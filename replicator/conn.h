@@ -26,12 +26,19 @@
 
 struct rep_server {
 	const struct rep_config *cfg;
-	SSL_CTX *ctx;
+	SSL_CTX *ctx;		/* under lock: a renewal replaces it */
 	int stop_fd;		/* readable (EOF) once shutting down */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;	/* signalled when active drops */
 	unsigned int active;	/* connection threads running */
 };
+
+/* SRV's TLS context, referenced (SSL_CTX_free it), or NULL. */
+SSL_CTX *rep_server_ctx(struct rep_server *srv);
+
+/* Serve new connections with CTX (taken) instead; open ones keep the
+ * context they started with. */
+void rep_server_set_ctx(struct rep_server *srv, SSL_CTX *ctx);
 
 /* Serve the accepted socket FD from ADDR until it closes; takes FD.
  * Runs in its own thread; decrements SRV->active when done. */

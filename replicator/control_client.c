@@ -52,6 +52,8 @@
 /* ... and refreshes start at least this far apart, whoever asks: a
  * client that ferry-control does not know cannot make us hammer it. */
 #define REFRESH_GAP_MS 1000
+/* After a failed renewal of the server certificate, the next try. */
+#define RENEW_RETRY_S 3600
 
 struct ctl_disk {
 	char name[FERRY_WIRE_MAX_NAME + 1];
@@ -88,6 +90,13 @@ static struct {
 	time_t last_post;	/* second of the last state-changing call */
 	bool save_failed;	/* the assignments file is not up to date */
 	struct timespec last_fetch;	/* start of the last fetch */
+	/* The server certificate, when ferry-control issued it: renewed
+	 * by the report thread, handed to the server by renewed(). */
+	bool issued;
+	time_t cert_end;		/* its notAfter */
+	time_t renew_after;		/* no try before (after a failure) */
+	ctl_cert_renewed_fn renewed;
+	void *renewed_arg;
 
 	pthread_mutex_t lock;	/* the fields below */
 	struct ctl_source *src;
@@ -950,6 +959,32 @@ static int issued_cert_check(const char *pem, char *err, size_t errlen)
 	return rc;
 }
 
+/* The notAfter of the PEM certificate at PATH; 0 if it cannot be read. */
+static time_t cert_end_of(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	struct tm tm;
+	time_t end = 0;
+
+	if (f)
+		fclose(f);
+	if (x && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm))
+		end = timegm(&tm);
+	X509_free(x);
+	ERR_clear_error();
+	return end;
+}
+
+static void utc(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	if (!t || !gmtime_r(&t, &tm) ||
+	    !strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(out, len, "?");
+}
+
 /* Register with a CSR and store the certificate. */
 static int fetch_cert(const char *cert_path, const char *key_path, char *err,
 		      size_t errlen)
@@ -1090,6 +1125,8 @@ int ctl_init(struct rep_config *cfg, const char *listening, char *err,
 		rlog_error("cannot renew the server certificate: %s; using "
 			   "%s from an earlier registration", why, cert);
 	}
+	ctl.issued = true;
+	ctl.cert_end = cert_end_of(cert);
 	cfg->cert = strdup(cert);
 	cfg->key = strdup(key);
 	if (!cfg->cert || !cfg->key || !cfg->ca) {
@@ -1147,6 +1184,41 @@ out:
 	pthread_cond_broadcast(&ctl.fetched);
 	pthread_mutex_unlock(&ctl.lock);
 	return rc;
+}
+
+/*
+ * Renew the server certificate ferry-control issued once it ends within
+ * cert-renew-days.  It is issued at every start, but a replicator may
+ * serve longer than the certificate lasts (365 days), and agents refuse
+ * an expired one: replication would stop until a restart.  New
+ * connections get the new certificate; open ones keep theirs.
+ */
+static void maybe_renew(void)
+{
+	char cert[4096], key[4096], err[1024], was[64], ends[64];
+	time_t now = time(NULL);
+
+	if (!ctl.issued || !ctl.renewed || now < ctl.renew_after ||
+	    ctl.cert_end - now > (time_t)ctl.cfg->cert_renew_days * 86400)
+		return;
+	utc(ctl.cert_end, was, sizeof(was));
+	data_path(cert, sizeof(cert), CTL_CERT_FILE);
+	data_path(key, sizeof(key), CTL_KEY_FILE);
+	if (fetch_cert(cert, key, err, sizeof(err)) ||
+	    ctl.renewed(ctl.renewed_arg, err, sizeof(err))) {
+		ctl.renew_after = now + RENEW_RETRY_S;
+		rlog_error("cannot renew the server certificate, which ends "
+			   "on %s: %s; serving with it, trying again in %d "
+			   "minutes", was, err, RENEW_RETRY_S / 60);
+		return;
+	}
+	ctl.cert_end = cert_end_of(cert);
+	ctl.renew_after = 0;
+	utc(ctl.cert_end, ends, sizeof(ends));
+	rlog_info("server certificate renewed (the one in use ends on %s, "
+		  "within cert-renew-days %u): new connections get the new "
+		  "one, which ends on %s", was, ctl.cfg->cert_renew_days,
+		  ends);
 }
 
 /* Fetch the assignments, report.  0 or -1 with ERR. */
@@ -1264,6 +1336,7 @@ static void *report_thread(void *arg)
 					  ctl.cfg->report_interval);
 			state = 1;
 			backoff = 1;
+			maybe_renew();
 			delay = ctl.cfg->report_interval;
 			clock_gettime(CLOCK_MONOTONIC, &next);
 			next.tv_sec += delay;
@@ -1337,12 +1410,15 @@ int ctl_assignment_refresh(const char *source)
 	return done ? 0 : -1;
 }
 
-int ctl_start(int stop_fd, char *err, size_t errlen)
+int ctl_start(int stop_fd, ctl_cert_renewed_fn renewed, void *arg,
+	      char *err, size_t errlen)
 {
 	pthread_condattr_t ca;
 	int rc;
 
 	ctl.stop_fd = stop_fd;
+	ctl.renewed = renewed;
+	ctl.renewed_arg = arg;
 	ctl.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (ctl.wake_fd < 0) {
 		set_err(err, errlen, "cannot make an eventfd for the "

@@ -41,8 +41,18 @@
 int ctl_init(struct rep_config *cfg, const char *listening, char *err,
 	     size_t errlen);
 
-/* Start the report thread; it ends when STOP_FD becomes readable. */
-int ctl_start(int stop_fd, char *err, size_t errlen);
+/*
+ * The server certificate ferry-control issued was renewed in place
+ * (DATA_DIR/control-cert.pem, same key): serve new connections with it.
+ * Called from the report thread.  0, or -1 with ERR.
+ */
+typedef int (*ctl_cert_renewed_fn)(void *arg, char *err, size_t errlen);
+
+/* Start the report thread; it ends when STOP_FD becomes readable.  It
+ * renews ferry-control's certificate (cert-renew-days) and then calls
+ * RENEWED(ARG). */
+int ctl_start(int stop_fd, ctl_cert_renewed_fn renewed, void *arg,
+	      char *err, size_t errlen);
 
 /* Wait for the report thread to end (after STOP_FD turned readable). */
 void ctl_stop(void);

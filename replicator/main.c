@@ -75,6 +75,8 @@ REP_DEFAULT_REGION ")\n"
 "                        replicator poll at once (at most once a second)\n"
 "  --max-source-servers N  registered capacity (default %d)\n"
 "  without --cert/--key, ferry-control issues the server certificate\n"
+"  --cert-renew-days N   and it is renewed while serving once it ends\n"
+"                        within N days (default %d)\n"
 "\n"
 "point-in-time snapshots (docs/replicator.md):\n"
 "  pit_policy = INTERVAL:RETENTION, ...  in the --config file (default\n"
@@ -87,7 +89,8 @@ REP_DEFAULT_REGION ")\n"
 "  --launch-format raw|qcow2  images in DATA_DIR/launch/ (default raw)\n"
 "  ferry-replicator launch list --data-dir DIR\n",
 		REP_DEFAULT_IDLE, REP_DEFAULT_MAX_CONNS,
-		REP_DEFAULT_REPORT_INTERVAL, REP_DEFAULT_MAX_SOURCES);
+		REP_DEFAULT_REPORT_INTERVAL, REP_DEFAULT_MAX_SOURCES,
+		REP_DEFAULT_CERT_RENEW_DAYS);
 }
 
 static int parse_args(int argc, char **argv, struct rep_config *cfg)
@@ -111,6 +114,7 @@ static int parse_args(int argc, char **argv, struct rep_config *cfg)
 		{ "advertise", required_argument, NULL, 'o' },
 		{ "report-interval", required_argument, NULL, 'o' },
 		{ "max-source-servers", required_argument, NULL, 'o' },
+		{ "cert-renew-days", required_argument, NULL, 'o' },
 		{ "launch-format", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -243,6 +247,20 @@ static void set_timeouts(int fd, unsigned int secs)
 	/* ACKs are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+/* ferry-control renewed the server certificate (control_client.c): a TLS
+ * context with it for new connections. */
+static int cert_renewed(void *arg, char *err, size_t errlen)
+{
+	struct rep_server *srv = arg;
+	SSL_CTX *ctx = ferry_tls_ctx(FERRY_TLS_SERVER, srv->cfg->cert,
+				     srv->cfg->key, srv->cfg->ca, err, errlen);
+
+	if (!ctx)
+		return -1;
+	rep_server_set_ctx(srv, ctx);
+	return 0;
 }
 
 static void accept_one(struct rep_server *srv, int lfd)
@@ -399,7 +417,8 @@ int main(int argc, char **argv)
 		if (rc > 0)
 			rlog_info("%s", err);
 	}
-	if (cfg.control_url && ctl_start(stop[0], err, sizeof(err))) {
+	if (cfg.control_url &&
+	    ctl_start(stop[0], cert_renewed, &srv, err, sizeof(err))) {
 		rlog_error("%s", err);
 		return 1;
 	}

@@ -273,6 +273,14 @@ static void test_config(void)
 	      -1);
 	CHECK(rep_config_set(&c, "allow", "s-1 * 5G", err, sizeof(err)) == -1);
 	CHECK(rep_config_set(&c, "idle-timeout", "0", err, sizeof(err)) == -1);
+	CHECK_U64(c.cert_renew_days, 30);
+	CHECK(rep_config_set(&c, "cert_renew_days", "3650", err,
+			     sizeof(err)) == 0);
+	CHECK_U64(c.cert_renew_days, 3650);
+	CHECK(rep_config_set(&c, "cert-renew-days", "0", err, sizeof(err)) ==
+	      -1);
+	CHECK(rep_config_set(&c, "cert-renew-days", "3651", err,
+			     sizeof(err)) == -1);
 	CHECK(rep_config_set(&c, "listen-port", "1", err, sizeof(err)) == -1);
 	CHECK_HAS(err, "unknown setting");
 	/* A secret in a file others can read: refused, and how to fix. */
