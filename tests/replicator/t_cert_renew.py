@@ -14,6 +14,8 @@ saved one), then ferry-control up on the same port:
                         new TLS connections get the new certificate (365
                         days, still naming the replicator's ID, the one
                         now in control-cert.pem); no second renewal
+  the renewed one cannot  logged once with the end date and the next try
+  be stored               (an hour later); the old certificate served
 """
 import datetime
 import os
@@ -75,10 +77,12 @@ def reports(repl):
     return repl.count(r'ferry-control \S+: reachable')
 
 
-def case(ctl, t, name, extra):
+def case(ctl, t, name, extra, block_write=False):
     """A replicator on a saved 10-day certificate, ferry-control down at
     its start and up once it serves.  -> (repl, saved DER, the DER it
-    served before ferry-control was up, client certificate)."""
+    served before ferry-control was up, client certificate).
+    BLOCK_WRITE: a directory where the renewed certificate's temporary
+    file would go, so that storing it fails."""
     data = t.sub(name, 'data')
     os.makedirs(data)
     certs = t.sub(name, 'certs')
@@ -92,6 +96,8 @@ def case(ctl, t, name, extra):
     shutil.copy(os.path.join(certs, RID + '-key.pem'),
                 os.path.join(data, 'control-key.pem'))
     os.chmod(os.path.join(data, 'control-key.pem'), 0o600)
+    if block_write:
+        os.makedirs(os.path.join(data, 'control-cert.pem.tmp'))
     client = issue_client(ctl, certs, 's-00000000000000001')
     _, conf = control_config(ctl, t, RID, extra)
     ctl.stop()
@@ -155,6 +161,26 @@ def main():
         check('no renewal error logged',
               repl.count('cannot renew the server certificate, which '
                          'ends') == 0, repl.log_tail())
+        repl.stop()
+        repl = None
+
+        # A renewal that fails (the new certificate cannot be stored):
+        # said once, with the end date; the old one still served.
+        repl, saved, first, client = case(ctl, t, 'failed', '',
+                                          block_write=True)
+        failed = 'cannot renew the server certificate, which ends'
+        check('a failed renewal is logged',
+              wait_for(lambda: repl.count(failed) >= 1, timeout=120),
+              repl.log_tail())
+        line = next((l for l in repl.lines if failed in l), '')
+        check('the line gives the end date, the reason and the next try',
+              ' UTC' in line and 'control-cert.pem' in line and
+              'trying again in 60 minutes' in line, line)
+        time.sleep(REPORTS_S)
+        check('not tried again at every report; the old certificate '
+              'still served', repl.alive() and repl.count(failed) == 1 and
+              repl.count(RENEWED) == 0 and
+              served_cert(repl, client) == saved == first, repl.log_tail())
     finally:
         if repl:
             repl.stop()
