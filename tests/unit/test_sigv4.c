@@ -1332,16 +1332,39 @@ static void *replay_retry(void *arg)
 	return NULL;
 }
 
+/*
+ * A retry of SIG, in flight, sent from another thread; RESOLVE (settle
+ * or forget) ends the first attempt 200 ms later.  -> what it returned,
+ * and whether only after RESOLVE.
+ */
+static struct replay_retry retry_meanwhile(struct sigv4_replay *r,
+					   const char *sig,
+					   void (*resolve)(struct sigv4_replay *,
+							   const char *))
+{
+	struct timespec pause = { 0, 200 * 1000000L };
+	atomic_bool resolved;
+	struct replay_retry w = { .r = r, .sig = sig, .resolved = &resolved };
+	pthread_t th;
+
+	atomic_init(&resolved, false);
+	pthread_create(&th, NULL, replay_retry, &w);
+	nanosleep(&pause, NULL);
+	atomic_store(&resolved, true);
+	resolve(r, sig);
+	pthread_join(th, NULL);
+	w.resolved = NULL;
+	return w;
+}
+
 /* A retry that comes while its first attempt runs waits for its outcome. */
 static void test_replay_in_flight(void)
 {
 	struct sigv4_replay *r = sigv4_replay_new();
-	struct timespec pause = { 0, 200 * 1000000L }, t0, t1;
-	atomic_bool resolved;
+	struct timespec t0, t1;
 	struct replay_retry w;
 	time_t t = 1795329000;
 	char s[3][65];
-	pthread_t th;
 
 	CHECK(r != NULL);
 	if (!r)
@@ -1350,29 +1373,15 @@ static void test_replay_in_flight(void)
 		make_sig(s[i], 500 + i);
 
 	/* The first attempt takes effect: the retry is a replay. */
-	atomic_init(&resolved, false);
 	CHECK_U64(sigv4_replay_check(r, s[0], t, t), 0);
-	w = (struct replay_retry){ .r = r, .sig = s[0],
-				   .resolved = &resolved };
-	pthread_create(&th, NULL, replay_retry, &w);
-	nanosleep(&pause, NULL);
-	atomic_store(&resolved, true);
-	sigv4_replay_settle(r, s[0]);
-	pthread_join(th, NULL);
+	w = retry_meanwhile(r, s[0], sigv4_replay_settle);
 	CHECK_U64(w.seen, 1);
 	CHECK(w.after);
 
 	/* The first attempt fails: the retry is recorded in its place, in
 	 * flight until it ends in turn. */
-	atomic_store(&resolved, false);
 	CHECK_U64(sigv4_replay_check(r, s[1], t, t), 0);
-	w = (struct replay_retry){ .r = r, .sig = s[1],
-				   .resolved = &resolved };
-	pthread_create(&th, NULL, replay_retry, &w);
-	nanosleep(&pause, NULL);
-	atomic_store(&resolved, true);
-	sigv4_replay_forget(r, s[1]);
-	pthread_join(th, NULL);
+	w = retry_meanwhile(r, s[1], sigv4_replay_forget);
 	CHECK_U64(w.seen, 0);
 	CHECK(w.after);
 	sigv4_replay_set_wait(r, 100);
