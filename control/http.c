@@ -25,8 +25,9 @@
  * ones are dropped as they arrive): beyond, ThrottlingException. */
 #define HTTP_BUFFERED_MAX (256u << 20)
 
-/* Certificates in the chain a server may send (leaf and intermediates). */
-#define HTTP_CHAIN_MAX 8
+/* Certificates in the chain a server may send (as GnuTLS's own PEM
+ * loader allows). */
+#define HTTP_CHAIN_MAX 16
 
 /*
  * A certificate chain and its key, as GnuTLS serves them.  GnuTLS's
@@ -371,8 +372,11 @@ int http_set_identity(const char *cert_pem, const char *key_pem, char *err,
 		return -1;
 	}
 	id->n = HTTP_CHAIN_MAX;
+	/* Sorted leaf first, as gnutls_certificate_set_x509_key_mem() does:
+	 * a bundle in another order is still served as a chain. */
 	rc = gnutls_pcert_list_import_x509_raw(id->pcert, &id->n, &cert,
-					       GNUTLS_X509_FMT_PEM, 0);
+					       GNUTLS_X509_FMT_PEM,
+					       GNUTLS_X509_CRT_LIST_SORT);
 	if (rc < 0) {
 		id->n = 0;
 		snprintf(err, errlen, "the certificate cannot be read: %s",

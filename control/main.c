@@ -227,6 +227,16 @@ static int serve(int argc, char **argv)
 		cfg.assets_dir = assets;
 	}
 	umask(077); /* keys, the database and its WAL: owner only */
+	/* Block the stop signals and SIGHUP in every thread (MHD's inherit
+	 * the mask) and take them with sigwait() once serving.  Blocked this
+	 * early, a reload or stop during a slow start waits for it instead
+	 * of ending the process (a SIGHUP death is no failure to systemd,
+	 * which would not restart the service). */
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGINT);
+	sigaddset(&stop_set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 
 	c.st = store_open(cfg.data_dir, err, sizeof(err));
 	if (!c.st) {
@@ -255,13 +265,6 @@ static int serve(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	/* Block the stop signals and SIGHUP in every thread (MHD's inherit
-	 * the mask) and take them with sigwait() below. */
-	sigemptyset(&stop_set);
-	sigaddset(&stop_set, SIGTERM);
-	sigaddset(&stop_set, SIGINT);
-	sigaddset(&stop_set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 	h = http_start(&c, cfg.listen_addr, cfg.port, cfg.threads, err,
 		       sizeof(err));
 	if (!h) {

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,8 @@
 #include "http.h"
 #include "log.h"
 
-#define RETRY_SECS	3600	/* after a failed renewal */
-#define WARN_EVERY_SECS 86400	/* the administrator's certificate ending */
+#define RETRY_SECS 3600	/* after a failed renewal */
+#define DAY_SECS   86400 /* between warnings of a certificate ending */
 
 struct server_cert {
 	pthread_mutex_t lock;	/* the timer thread's tick, SIGHUP's reload */
@@ -121,17 +122,20 @@ out:
 }
 
 /* The next look: when the certificate is due.  A CA-issued one that is
- * due at once waits an hour: a CA ending within the renewal window caps
- * every certificate it issues at its own end (ca.c), and renewing it
- * again each second would gain nothing. */
-static void plan(struct server_cert *sc, time_t now)
+ * due at once (the CA ends within the renewal window, and caps every
+ * certificate it issues at its own end, ca.c) is looked at again a day
+ * later: renewing it sooner would gain nothing.  Returns whether that is
+ * the case. */
+static bool plan(struct server_cert *sc, time_t now)
 {
 	time_t due = sc->end - CA_SERVER_RENEW_SECS;
 
-	if (sc->cfg->cert_file)
+	if (sc->cfg->cert_file || due > now) {
 		sc->next_check = due;
-	else
-		sc->next_check = due > now ? due : now + RETRY_SECS;
+		return false;
+	}
+	sc->next_check = now + DAY_SECS;
+	return true;
 }
 
 struct server_cert *server_cert_open(struct ca *ca,
@@ -169,6 +173,7 @@ struct server_cert *server_cert_open(struct ca *ca,
 void server_cert_tick(struct server_cert *sc, time_t now)
 {
 	char err[768], was[32], is[32];
+	const char *tense;
 
 	pthread_mutex_lock(&sc->lock);
 	if (now < sc->next_check) {
@@ -176,19 +181,22 @@ void server_cert_tick(struct server_cert *sc, time_t now)
 		return;
 	}
 	fmt_time(sc->end, was, sizeof(was));
+	tense = sc->end > now ? "ends" : "ended";
 	if (sc->cfg->cert_file) {
 		log_error("the certificate given with --cert (%s) %s %s: replace it and its key, then send SIGHUP (systemctl reload ferry-control)",
-			  sc->cert_path, sc->end > now ? "ends" : "ended", was);
-		sc->next_check = now + WARN_EVERY_SECS;
+			  sc->cert_path, tense, was);
+		sc->next_check = now + DAY_SECS;
 	} else if (load(sc, err, sizeof(err))) {
-		log_error("the server certificate %s ends %s and could not be renewed: %s; trying again in an hour",
-			  sc->cert_path, was, err);
+		log_error("the server certificate %s %s %s and could not be renewed: %s; trying again in an hour",
+			  sc->cert_path, tense, was, err);
 		sc->next_check = now + RETRY_SECS;
 	} else {
 		fmt_time(sc->end, is, sizeof(is));
-		log_info("renewed the server certificate %s, which ended %s: the new one ends %s, new connections get it",
+		log_info("renewed the server certificate %s, due to end %s: the new one ends %s, new connections get it",
 			 sc->cert_path, was, is);
-		plan(sc, now);
+		if (plan(sc, now))
+			log_error("the server certificate cannot last beyond the CA in %s/ca.pem, which ends %s as well; ferry-control cannot replace its CA, so agents and replicators will need a new ca.pem; looking again in a day",
+				  sc->cfg->data_dir, is);
 	}
 	pthread_mutex_unlock(&sc->lock);
 }

@@ -27,7 +27,7 @@ import time
 import ferrytest as ft
 from ferrytest import check
 
-MARGIN = 20   # s from the start to the planted certificate's renewal
+MARGIN = 40   # s from the start to the planted certificate's renewal
 WAIT = 120    # s for a log line the timer thread writes within a second
 
 tmp = tempfile.mkdtemp(prefix='ferry-server-cert.')
@@ -111,8 +111,10 @@ try:
     old_conn.request('GET', '/')
     old_conn.getresponse().read()
     old_peer = old_conn.sock.getpeercert(binary_form=True)
+    check('(set-up) the connection kept open got the certificate due for renewal',
+          old_peer == ssl.PEM_cert_to_DER_cert(planted))
 
-    lines = wait_log(c, r'renewed the server certificate (\S+), which ended ([^:]+:\d\d:\d\d UTC): '
+    lines = wait_log(c, r'renewed the server certificate (\S+), due to end ([^:]+:\d\d:\d\d UTC): '
                         r'the new one ends ([^,]+), new connections get it')
     check('the certificate is renewed while serving once it is due, and logged', len(lines) >= 1, c.log())
     now = served(c.port)
@@ -142,7 +144,8 @@ try:
     old_conn.request('GET', '/')
     status = old_conn.getresponse().status
     check('a connection opened before the renewal goes on, with the certificate it had',
-          status == 403 and old_conn.sock.getpeercert(binary_form=True) == old_peer, status)
+          status == 403 and old_conn.sock.getpeercert(binary_form=True) == ssl.PEM_cert_to_DER_cert(planted),
+          status)
     old_conn.close()
     time.sleep(3)
     check('one renewal, not one per tick',
@@ -232,6 +235,43 @@ with ft.Control(initialize=False, args=['--cert', crt, '--key', key]) as c:
           lines[0][1] == utc(l_end), lines or c.log())
     check('after a refused SIGHUP the previous certificate is still served and ferry-control runs',
           'long.test' in cert_info(served(c.port))[2] and c.proc.poll() is None)
+
+# ---- a bundle out of order is served as a chain, leaf first ---------------
+def pki(name, cn, issuer=None, ca=False, days=30):
+    key, pem = os.path.join(tmp, name + '.key'), os.path.join(tmp, name + '.pem')
+    ext = os.path.join(tmp, name + '.ext')
+    with open(ext, 'w') as f:
+        f.write('basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' if ca else
+                'subjectAltName=DNS:%s,IP:127.0.0.1\n' % cn)
+    if issuer is None:
+        sh('openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+           '-keyout', key, '-out', pem, '-days', str(days), '-subj', '/CN=' + cn, '-addext',
+           'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
+        return pem, key
+    csr = os.path.join(tmp, name + '.csr')
+    sh('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+       '-keyout', key, '-out', csr, '-subj', '/CN=' + cn)
+    sh('openssl', 'x509', '-req', '-in', csr, '-CA', issuer[0], '-CAkey', issuer[1], '-CAcreateserial',
+       '-days', str(days), '-extfile', ext, '-out', pem)
+    return pem, key
+
+
+root = pki('root', 'root.test')
+inter = pki('inter', 'inter.test', issuer=root, ca=True)
+leaf = pki('leaf', 'leaf.test', issuer=inter, days=60)
+bundle = os.path.join(tmp, 'bundle.pem')
+with open(bundle, 'w') as f:
+    for p in (leaf[0], root[0], inter[0]):
+        f.write(open(p).read())
+with ft.Control(initialize=False, args=['--cert', bundle, '--key', leaf[1]]) as c:
+    r = subprocess.run(['openssl', 's_client', '-connect', '127.0.0.1:%d' % c.port, '-showcerts'],
+                       input='', capture_output=True, text=True, timeout=30)
+    order = re.findall(r'^ ?\d+ s:.*?CN ?= ?([\w.]+)', r.stdout, re.M)
+    check('a bundle given leaf, root, intermediate is served leaf, intermediate, root',
+          order == ['leaf.test', 'inter.test', 'root.test'], order or r.stdout)
+    c.ca = root[0]
+    st, _, _ = c.call('InitializeService', {})
+    check('clients that trust only the root verify the chain served', st == 204, st)
 
 shutil.rmtree(tmp, ignore_errors=True)
 ft.done()
