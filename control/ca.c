@@ -39,7 +39,6 @@
 
 #define CA_DAYS		  3652	/* ten years */
 #define SERVER_DAYS	  825	/* the longest browsers accept */
-#define RENEW_BEFORE_SECS (30L * 86400)
 #define BACKDATE_SECS	  300	/* tolerate clocks a little behind ours */
 #define MAX_DAYS	  3650
 #define MAX_CSR_BYTES	  (64 * 1024)
@@ -825,7 +824,7 @@ static int host_names(struct san_list *l, const char *const *names,
 static bool server_cert_ok(struct ca *ca, X509 *cert, EVP_PKEY *key,
 			   const struct san_list *want)
 {
-	time_t soon = time(NULL) + RENEW_BEFORE_SECS;
+	time_t soon = time(NULL) + CA_SERVER_RENEW_SECS;
 	EVP_PKEY *ca_pub = X509_get0_pubkey(ca->cert);
 	GENERAL_NAMES *gens;
 	bool ok = true;

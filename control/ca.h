@@ -25,10 +25,14 @@ void ca_free(struct ca *ca);
 /* The CA certificate, PEM (owned by CA). */
 const char *ca_cert_pem(const struct ca *ca);
 
+/* The server certificate is re-issued this long before it ends. */
+#define CA_SERVER_RENEW_SECS (30L * 86400)
+
 /*
  * Make sure DIR/server.pem and DIR/server-key.pem exist and cover
  * NAMES (DNS names or IP addresses) besides the defaults; re-issue the
- * certificate when a name is missing or it expires within 30 days.
+ * certificate when a name is missing or it ends within
+ * CA_SERVER_RENEW_SECS.  Safe while CA signs CSRs in other threads.
  */
 int ca_ensure_server_cert(struct ca *ca, const char *dir,
 			  const char *const *names, int n_names, char *err,

@@ -8,7 +8,8 @@ CONTROL_SRC      := $(wildcard control/*.c)
 # replicator and the agent).
 CONTROL_OBJ      := $(CONTROL_SRC:%.c=$(BUILD)/obj/%.o) \
                     $(BUILD)/obj/lib/peer_id.o $(BUILD)/obj/lib/errmsg.o
-CONTROL_LIBS     := -lmicrohttpd -ljansson -lsqlite3 -lssl -lcrypto -pthread
+# GnuTLS directly too: libmicrohttpd's certificate callback (http.c).
+CONTROL_LIBS     := -lmicrohttpd -lgnutls -ljansson -lsqlite3 -lssl -lcrypto -pthread
 
 USERSPACE_BINS += $(BIN)/ferry-control
 

@@ -4,7 +4,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +24,28 @@
 /* All bodies held at once, by authenticated clients (unauthenticated
  * ones are dropped as they arrive): beyond, ThrottlingException. */
 #define HTTP_BUFFERED_MAX (256u << 20)
+
+/* Certificates in the chain a server may send (as GnuTLS's own PEM
+ * loader allows). */
+#define HTTP_CHAIN_MAX 16
+
+/*
+ * A certificate chain and its key, as GnuTLS serves them.  GnuTLS's
+ * certificate callback receives no argument of ours, so the identity
+ * served is process-wide.  An identity is never freed while the server
+ * runs: a handshake may still hold the one the callback returned, and a
+ * renewal comes once in months, so keeping the replaced ones costs a few
+ * kilobytes per renewal at most.
+ */
+struct identity {
+	gnutls_pcert_st pcert[HTTP_CHAIN_MAX];
+	unsigned int n;
+	gnutls_privkey_t key;
+	struct identity *older;
+};
+
+static pthread_mutex_t identity_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct identity *identity; /* served to new handshakes */
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -282,9 +307,136 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 	return reply(conn, &resp);
 }
 
+static void identity_free(struct identity *id)
+{
+	for (unsigned int i = 0; i < id->n; i++)
+		gnutls_pcert_deinit(&id->pcert[i]);
+	if (id->key)
+		gnutls_privkey_deinit(id->key);
+	free(id);
+}
+
+/* The public key of KEY or of CERT, DER, into OUT (gnutls_free it). */
+static int pubkey_der(gnutls_privkey_t key, gnutls_pubkey_t cert_pub,
+		      gnutls_datum_t *out)
+{
+	gnutls_pubkey_t pub = cert_pub;
+	int rc;
+
+	if (key) {
+		rc = gnutls_pubkey_init(&pub);
+		if (rc < 0)
+			return rc;
+		rc = gnutls_pubkey_import_privkey(pub, key, 0, 0);
+		if (rc < 0) {
+			gnutls_pubkey_deinit(pub);
+			return rc;
+		}
+	}
+	rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, out);
+	if (key)
+		gnutls_pubkey_deinit(pub);
+	return rc;
+}
+
+/* Does KEY belong to the leaf certificate of ID?  GnuTLS checks this
+ * itself only for credentials set without a callback. */
+static bool identity_pairs(struct identity *id)
+{
+	gnutls_datum_t a = { 0 }, b = { 0 };
+	bool same;
+
+	if (pubkey_der(id->key, NULL, &a) < 0 ||
+	    pubkey_der(NULL, id->pcert[0].pubkey, &b) < 0) {
+		gnutls_free(a.data);
+		return false;
+	}
+	same = a.size == b.size && !memcmp(a.data, b.data, a.size);
+	gnutls_free(a.data);
+	gnutls_free(b.data);
+	return same;
+}
+
+int http_set_identity(const char *cert_pem, const char *key_pem, char *err,
+		      size_t errlen)
+{
+	gnutls_datum_t cert = { (unsigned char *)cert_pem,
+				(unsigned int)strlen(cert_pem) };
+	gnutls_datum_t key = { (unsigned char *)key_pem,
+			       (unsigned int)strlen(key_pem) };
+	struct identity *id = calloc(1, sizeof(*id));
+	int rc;
+
+	if (!id) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	id->n = HTTP_CHAIN_MAX;
+	/* Sorted leaf first, as gnutls_certificate_set_x509_key_mem() does:
+	 * a bundle in another order is still served as a chain. */
+	rc = gnutls_pcert_list_import_x509_raw(id->pcert, &id->n, &cert,
+					       GNUTLS_X509_FMT_PEM,
+					       GNUTLS_X509_CRT_LIST_SORT);
+	if (rc < 0) {
+		id->n = 0;
+		snprintf(err, errlen, "the certificate cannot be read: %s",
+			 gnutls_strerror(rc));
+		goto fail;
+	}
+	rc = gnutls_privkey_init(&id->key);
+	if (rc >= 0)
+		rc = gnutls_privkey_import_x509_raw(id->key, &key,
+						    GNUTLS_X509_FMT_PEM, NULL,
+						    0);
+	if (rc < 0) {
+		snprintf(err, errlen,
+			 "the private key cannot be read: %s (an unencrypted PEM key is needed)",
+			 gnutls_strerror(rc));
+		goto fail;
+	}
+	if (!identity_pairs(id)) {
+		snprintf(err, errlen,
+			 "the private key does not belong to the certificate");
+		goto fail;
+	}
+	pthread_mutex_lock(&identity_lock);
+	id->older = identity;
+	identity = id;
+	pthread_mutex_unlock(&identity_lock);
+	return 0;
+fail:
+	identity_free(id);
+	return -1;
+}
+
+/* GnuTLS asks for the certificate of each handshake here: the identity
+ * set last, so that a renewed certificate reaches new connections while
+ * those already open keep theirs. */
+static int retrieve_identity(gnutls_session_t session,
+			     const gnutls_datum_t *req_ca_dn, int n_req,
+			     const gnutls_pk_algorithm_t *pk_algos,
+			     int n_pk_algos, gnutls_pcert_st **pcert,
+			     unsigned int *n_pcert, gnutls_privkey_t *key)
+{
+	(void)session;
+	(void)req_ca_dn;
+	(void)n_req;
+	(void)pk_algos;
+	(void)n_pk_algos;
+	pthread_mutex_lock(&identity_lock);
+	if (!identity) {
+		pthread_mutex_unlock(&identity_lock);
+		return -1;
+	}
+	*pcert = identity->pcert;
+	*n_pcert = identity->n;
+	*key = identity->key;
+	pthread_mutex_unlock(&identity_lock);
+	return 0;
+}
+
 struct http_server *http_start(struct control *c, const char *addr,
-			       unsigned short port, const char *cert_pem,
-			       const char *key_pem, int threads, char *err,
+			       unsigned short port, int threads, char *err,
 			       size_t errlen)
 {
 	struct http_server *h = calloc(1, sizeof(*h));
@@ -298,6 +450,14 @@ struct http_server *http_start(struct control *c, const char *addr,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_lock(&identity_lock);
+	if (!identity) {
+		pthread_mutex_unlock(&identity_lock);
+		snprintf(err, errlen, "no server certificate set");
+		free(h);
+		return NULL;
+	}
+	pthread_mutex_unlock(&identity_lock);
 	h->c = c;
 	atomic_init(&h->buffered, 0);
 	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
@@ -316,8 +476,7 @@ struct http_server *http_start(struct control *c, const char *addr,
 	h->d = MHD_start_daemon(
 		flags, port, NULL, NULL, handler, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
-		MHD_OPTION_HTTPS_MEM_KEY, key_pem,
+		MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_identity,
 		/* TLS 1.2 and 1.3 only */
 		MHD_OPTION_HTTPS_PRIORITIES,
 		"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
@@ -329,7 +488,7 @@ struct http_server *http_start(struct control *c, const char *addr,
 		MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen,
-			 "cannot listen on %s:%u (address in use, not ours, or a bad certificate/key)",
+			 "cannot listen on %s:%u (address in use or not ours)",
 			 addr, port);
 		free(h);
 		return NULL;
@@ -347,8 +506,21 @@ unsigned short http_port(struct http_server *h)
 
 void http_stop(struct http_server *h)
 {
-	if (!h)
-		return;
-	MHD_stop_daemon(h->d);
-	free(h);
+	struct identity *id;
+
+	if (h) {
+		MHD_stop_daemon(h->d);
+		free(h);
+	}
+	/* No handshake can run now: every identity goes. */
+	pthread_mutex_lock(&identity_lock);
+	id = identity;
+	identity = NULL;
+	pthread_mutex_unlock(&identity_lock);
+	while (id) {
+		struct identity *older = id->older;
+
+		identity_free(id);
+		id = older;
+	}
 }

@@ -26,6 +26,7 @@
 #include "keys.h"
 #include "log.h"
 #include "request.h"
+#include "server_cert.h"
 #include "store.h"
 
 #ifndef FERRY_VERSION
@@ -56,31 +57,6 @@ static int usage(FILE *f, int rc)
 		"that install.sh downloads: deb/ and rpm/ as make deb / make rpm\n"
 		"leave them in build/pkg, each with its SHA512SUMS.\n");
 	return rc;
-}
-
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	long n;
-
-	if (!f) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-			 strerror(errno));
-		return NULL;
-	}
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n + 1)) &&
-	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
-		buf[n] = '\0';
-	} else {
-		snprintf(err, errlen, "cannot read %s", path);
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
 }
 
 static int parse_listen(struct control_config *cfg, char *arg)
@@ -135,12 +111,20 @@ static int ensure_account(struct store *st, struct control_config *cfg)
 	return rc;
 }
 
+struct timer {
+	struct control *c;
+	struct server_cert *sc;
+};
+
 static void *periodic_thread(void *arg)
 {
-	struct control *c = arg;
+	struct timer *t = arg;
 
 	while (!stopping) {
-		control_periodic(c, time(NULL));
+		time_t now = time(NULL);
+
+		control_periodic(t->c, now);
+		server_cert_tick(t->sc, now);
 		sleep(1);
 	}
 	return NULL;
@@ -174,7 +158,9 @@ static int serve(int argc, char **argv)
 	};
 	struct control c = { .cfg = &cfg };
 	struct http_server *h = NULL;
-	char err[512], *cert = NULL, *key = NULL, path[4096], assets[4096];
+	struct server_cert *sc = NULL;
+	struct timer timer = { .c = &c };
+	char err[1024], assets[4096];
 	pthread_t tid;
 	sigset_t stop_set;
 	int opt, rc = 1, sig;
@@ -241,6 +227,16 @@ static int serve(int argc, char **argv)
 		cfg.assets_dir = assets;
 	}
 	umask(077); /* keys, the database and its WAL: owner only */
+	/* Block the stop signals and SIGHUP in every thread (MHD's inherit
+	 * the mask) and take them with sigwait() once serving.  Blocked this
+	 * early, a reload or stop during a slow start waits for it instead
+	 * of ending the process (a SIGHUP death is no failure to systemd,
+	 * which would not restart the service). */
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGINT);
+	sigaddset(&stop_set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 
 	c.st = store_open(cfg.data_dir, err, sizeof(err));
 	if (!c.st) {
@@ -257,39 +253,20 @@ static int serve(int argc, char **argv)
 		fprintf(stderr, "ferry-control: certificate authority: %s\n", err);
 		goto out;
 	}
-	if (!cfg.cert_file) {
-		if (ca_ensure_server_cert(c.ca, cfg.data_dir, cfg.names,
-					  cfg.n_names, err, sizeof(err))) {
-			fprintf(stderr, "ferry-control: server certificate: %s\n",
-				err);
-			goto out;
-		}
-		snprintf(path, sizeof(path), "%s/server.pem", cfg.data_dir);
-		cert = read_file(path, err, sizeof(err));
-		snprintf(path, sizeof(path), "%s/server-key.pem", cfg.data_dir);
-		key = cert ? read_file(path, err, sizeof(err)) : NULL;
-	} else {
-		cert = read_file(cfg.cert_file, err, sizeof(err));
-		key = cert ? read_file(cfg.key_file, err, sizeof(err)) : NULL;
-	}
-	if (!cert || !key) {
-		fprintf(stderr, "ferry-control: %s\n", err);
+	sc = server_cert_open(c.ca, &cfg, err, sizeof(err));
+	if (!sc) {
+		fprintf(stderr, "ferry-control: server certificate: %s\n", err);
 		goto out;
 	}
+	timer.sc = sc;
 	c.replay = sigv4_replay_new();
 	if (!c.replay) {
 		fprintf(stderr, "ferry-control: out of memory\n");
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	/* Block the stop signals in every thread (MHD's inherit the mask)
-	 * and take them with sigwait() below. */
-	sigemptyset(&stop_set);
-	sigaddset(&stop_set, SIGTERM);
-	sigaddset(&stop_set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-	h = http_start(&c, cfg.listen_addr, cfg.port, cert, key, cfg.threads,
-		       err, sizeof(err));
+	h = http_start(&c, cfg.listen_addr, cfg.port, cfg.threads, err,
+		       sizeof(err));
 	if (!h) {
 		fprintf(stderr, "ferry-control: %s\n", err);
 		goto out;
@@ -300,23 +277,24 @@ static int serve(int argc, char **argv)
 		cfg.listen_addr, http_port(h), cfg.region, cfg.account_id,
 		cfg.data_dir);
 	fflush(stderr);
-	if (pthread_create(&tid, NULL, periodic_thread, &c)) {
+	if (pthread_create(&tid, NULL, periodic_thread, &timer)) {
 		fprintf(stderr, "ferry-control: cannot start the timer thread\n");
 		goto out;
 	}
-	while (sigwait(&stop_set, &sig) != 0)
-		;
+	for (;;) {
+		if (sigwait(&stop_set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		server_cert_reload(sc);
+	}
 	stopping = 1;
 	pthread_join(tid, NULL);
 	log_info("stopping");
 	rc = 0;
 out:
 	http_stop(h);
-	if (key) {
-		memset(key, 0, strlen(key));
-		free(key);
-	}
-	free(cert);
+	server_cert_free(sc);
 	sigv4_replay_free(c.replay);
 	ca_free(c.ca);
 	store_close(c.st);

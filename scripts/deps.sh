@@ -3,7 +3,8 @@
 #
 #   build   compile the userspace programs and the module (gcc, make,
 #           pkg-config, libc6-dev, liburing-dev, and the libraries of
-#           ferry-control: libmicrohttpd, jansson, SQLite, OpenSSL, curl;
+#           ferry-control: libmicrohttpd and its GnuTLS, jansson, SQLite,
+#           OpenSSL, curl;
 #           of the wire codec: zstd, lz4, xxHash)
 #   control ferry-control's tests: the AWS command line and boto3 as real
 #           clients, curl, clang for the fuzz target, wrk
@@ -29,8 +30,8 @@ set -euo pipefail
 group_packages() {
 	case $1 in
 	build) echo gcc make pkg-config libc6-dev liburing-dev \
-		libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev \
-		libcurl4-openssl-dev libzstd-dev liblz4-dev libxxhash-dev ;;
+		libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \
+		libssl-dev libcurl4-openssl-dev libzstd-dev liblz4-dev libxxhash-dev ;;
 	control) echo awscli python3-boto3 curl clang libclang-rt-dev openssl \
 		sqlite3 ;;
 	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \

@@ -19,7 +19,7 @@ FUZZ_SRC     := $(filter-out control/main.c,$(wildcard control/*.c)) \
                 tests/fuzz/fuzz_request.c
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BIN     := $(FUZZ_DIR)/fuzz_request
-FUZZ_LIBS    := -lmicrohttpd -ljansson -lsqlite3 -lssl -lcrypto -pthread
+FUZZ_LIBS    := -lmicrohttpd -lgnutls -ljansson -lsqlite3 -lssl -lcrypto -pthread
 
 .PHONY: fuzz fuzz-bin fuzz-regress
 fuzz-bin: $(FUZZ_BIN)
