@@ -263,6 +263,37 @@ static int cert_renewed(void *arg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * SIGHUP: the certificate, key and CA bundle read again, for new
+ * connections (an administrator's renewed cert and key, or a new CA
+ * bundle); connections already open keep theirs.  A set the server would
+ * not start with is refused, and the one served is kept.
+ */
+static void reload_tls(struct rep_server *srv, bool own_cert)
+{
+	char err[1024];
+	SSL_CTX *ctx = ferry_tls_ctx(FERRY_TLS_SERVER, srv->cfg->cert,
+				     srv->cfg->key, srv->cfg->ca, err,
+				     sizeof(err));
+	int rc = 0;
+
+	if (ctx && own_cert)
+		rc = rep_config_check_cert(srv->cfg,
+					   SSL_CTX_get0_certificate(ctx), err,
+					   sizeof(err));
+	if (!ctx || rc < 0) {
+		rlog_error("SIGHUP: %s; still serving the certificate loaded before",
+			   err);
+		SSL_CTX_free(ctx);
+		return;
+	}
+	if (rc > 0)
+		rlog_info("%s", err);
+	rep_server_set_ctx(srv, ctx);
+	rlog_info("SIGHUP: serving %s (CA bundle %s) to new connections",
+		  srv->cfg->cert, srv->cfg->ca);
+}
+
 static void accept_one(struct rep_server *srv, int lfd)
 {
 	struct conn_start *s = calloc(1, sizeof(*s));
@@ -377,6 +408,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	if (sfd < 0 || pipe2(stop, O_CLOEXEC)) {
@@ -442,8 +474,13 @@ int main(int argc, char **argv)
 		if (p[1].revents) {
 			struct signalfd_siginfo si;
 
-			if (read(sfd, &si, sizeof(si)) == sizeof(si))
-				rlog_info("signal %u: stopping", si.ssi_signo);
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				break;
+			if (si.ssi_signo == SIGHUP) {
+				reload_tls(&srv, own_cert);
+				continue;
+			}
+			rlog_info("signal %u: stopping", si.ssi_signo);
 			break;
 		}
 		if (p[0].revents)
