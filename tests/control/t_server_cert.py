@@ -66,31 +66,39 @@ def wait_log(c, pattern, timeout=WAIT):
     return []
 
 
-def plant_due_cert(data_dir):
-    """Replace DATA_DIR/server.pem by the same certificate (same key,
-    names and CA) ending 30 days and MARGIN seconds from now."""
+def ca_sign(csr, ca_pem, ca_key, start, end, out):
+    """Sign CSR (its extensions copied) with CA_PEM/CA_KEY, valid from
+    START to END (time_t, to the second: `openssl ca` takes seconds where
+    `openssl x509 -days` takes days), into OUT."""
     work = os.path.join(tmp, 'ca-work')
     shutil.rmtree(work, ignore_errors=True)
     os.mkdir(work)
     open(os.path.join(work, 'index.txt'), 'w').close()
     with open(os.path.join(work, 'serial'), 'w') as f:
-        f.write('%x\n' % (0x1000 + int(time.time())))
+        f.write('%016x\n' % int(time.time() * 1000))  # an even count of digits
     cnf = os.path.join(work, 'ca.cnf')
     with open(cnf, 'w') as f:
         f.write('[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\nnew_certs_dir = %s\n'
                 'serial = %s/serial\npolicy = p\ncopy_extensions = copyall\n'
                 'unique_subject = no\ndefault_md = sha256\n[p]\ncommonName = supplied\n'
                 % (work, work, work))
+    fmt = '%Y%m%d%H%M%SZ'
+    sh('openssl', 'ca', '-batch', '-notext', '-config', cnf, '-in', csr, '-out', out,
+       '-cert', ca_pem, '-keyfile', ca_key,
+       '-startdate', time.strftime(fmt, time.gmtime(start)),
+       '-enddate', time.strftime(fmt, time.gmtime(end)))
+
+
+def plant_due_cert(data_dir):
+    """Replace DATA_DIR/server.pem by the same certificate (same key,
+    names and CA) ending 30 days and MARGIN seconds from now."""
     pem, key = os.path.join(data_dir, 'server.pem'), os.path.join(data_dir, 'server-key.pem')
-    csr, out = os.path.join(work, 'csr.pem'), os.path.join(work, 'due.pem')
+    csr, out = os.path.join(tmp, 'due.csr'), os.path.join(tmp, 'due.pem')
     sh('openssl', 'x509', '-x509toreq', '-in', pem, '-signkey', key, '-copy_extensions', 'copyall',
        '-out', csr)
     now = int(time.time())
-    fmt = '%Y%m%d%H%M%SZ'
-    sh('openssl', 'ca', '-batch', '-notext', '-config', cnf, '-in', csr, '-out', out,
-       '-cert', os.path.join(data_dir, 'ca.pem'), '-keyfile', os.path.join(data_dir, 'ca-key.pem'),
-       '-startdate', time.strftime(fmt, time.gmtime(now - 60)),
-       '-enddate', time.strftime(fmt, time.gmtime(now + 30 * 86400 + MARGIN)))
+    ca_sign(csr, os.path.join(data_dir, 'ca.pem'), os.path.join(data_dir, 'ca-key.pem'),
+            now - 60, now + 30 * 86400 + MARGIN, out)
     shutil.copy(out, pem)
     return open(pem).read()
 
@@ -272,6 +280,20 @@ with ft.Control(initialize=False, args=['--cert', bundle, '--key', leaf[1]]) as 
     c.ca = root[0]
     st, _, _ = c.call('InitializeService', {})
     check('clients that trust only the root verify the chain served', st == 204, st)
+
+# ---- an administrator's certificate that has ended: served, and said so --
+exp_key, exp_csr = os.path.join(tmp, 'expired.key'), os.path.join(tmp, 'expired.csr')
+exp_pem = os.path.join(tmp, 'expired.pem')
+sh('openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+   '-keyout', exp_key, '-out', exp_csr, '-subj', '/CN=expired.test',
+   '-addext', 'subjectAltName=DNS:expired.test,IP:127.0.0.1')
+now = int(time.time())
+ca_sign(exp_csr, root[0], root[1], now - 3 * 86400, now - 86400, exp_pem)
+with ft.Control(initialize=False, args=['--cert', exp_pem, '--key', exp_key]) as c:
+    lines = wait_log(c, r'error: the certificate given with --cert \((\S+)\) (ends|ended) '
+                        r'([^:]+:\d\d:\d\d UTC): replace it', timeout=30)
+    check('an administrator\'s certificate that has ended is warned about as ended, with its date',
+          lines == [(exp_pem, 'ended', utc(now - 86400))], lines or c.log())
 
 shutil.rmtree(tmp, ignore_errors=True)
 ft.done()
