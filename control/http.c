@@ -316,44 +316,24 @@ static void identity_free(struct identity *id)
 	free(id);
 }
 
-/* The public key of KEY or of CERT, DER, into OUT (gnutls_free it). */
-static int pubkey_der(gnutls_privkey_t key, gnutls_pubkey_t cert_pub,
-		      gnutls_datum_t *out)
-{
-	gnutls_pubkey_t pub = cert_pub;
-	int rc;
-
-	if (key) {
-		rc = gnutls_pubkey_init(&pub);
-		if (rc < 0)
-			return rc;
-		rc = gnutls_pubkey_import_privkey(pub, key, 0, 0);
-		if (rc < 0) {
-			gnutls_pubkey_deinit(pub);
-			return rc;
-		}
-	}
-	rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, out);
-	if (key)
-		gnutls_pubkey_deinit(pub);
-	return rc;
-}
-
-/* Does KEY belong to the leaf certificate of ID?  GnuTLS checks this
+/* Does the key of ID belong to its leaf certificate?  GnuTLS checks this
  * itself only for credentials set without a callback. */
 static bool identity_pairs(struct identity *id)
 {
 	gnutls_datum_t a = { 0 }, b = { 0 };
-	bool same;
+	gnutls_pubkey_t pub;
+	bool same = false;
 
-	if (pubkey_der(id->key, NULL, &a) < 0 ||
-	    pubkey_der(NULL, id->pcert[0].pubkey, &b) < 0) {
-		gnutls_free(a.data);
+	if (gnutls_pubkey_init(&pub) < 0)
 		return false;
-	}
-	same = a.size == b.size && !memcmp(a.data, b.data, a.size);
+	if (gnutls_pubkey_import_privkey(pub, id->key, 0, 0) >= 0 &&
+	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &a) >= 0 &&
+	    gnutls_pubkey_export2(id->pcert[0].pubkey, GNUTLS_X509_FMT_DER,
+				  &b) >= 0)
+		same = a.size == b.size && !memcmp(a.data, b.data, a.size);
 	gnutls_free(a.data);
 	gnutls_free(b.data);
+	gnutls_pubkey_deinit(pub);
 	return same;
 }
 
