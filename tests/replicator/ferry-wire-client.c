@@ -9,6 +9,7 @@
  *   ferry-wire-client --connect HOST:PORT [--cert F --key F] --ca F
  *       --source-id ID --disk NAME=IMAGE [--disk ...] COMMAND [OPTIONS]
  *   ferry-wire-client xxh3 FILE
+ *   ferry-wire-client xxh128 FILE
  *
  * Exit status: 0 done, 1 refused / error frame / connection lost,
  * 2 usage.
@@ -133,7 +134,8 @@ static void usage(void)
 	      "         [--timeout SEC] [--start-at UNIX_TIME]\n"
 	      "         [--ready-file FILE] [--start-file FILE]\n"
 	      "         COMMAND [OPTIONS]\n"
-	      "       " PROG " xxh3 FILE\n\n"
+	      "       " PROG " xxh3 FILE\n"
+	      "       " PROG " xxh128 FILE\n\n"
 	      "commands:\n"
 	      "  sync [--codec raw|zstd|lz4] [--chunk BYTES] [--resume]\n"
 	      "       [--cut-after N] [--mark-every N] [--throttle-ms MS]\n"
@@ -153,7 +155,9 @@ static void usage(void)
 	      "  raw --frame-file F   send F's bytes after the handshake,\n"
 	      "      print the frames that come back\n"
 	      "  hello-only           print WELCOME\n"
-	      "  xxh3 FILE            print XXH3-64 of FILE (hex)\n",
+	      "  xxh3 FILE            print XXH3-64 of FILE (hex)\n"
+	      "  xxh128 FILE          print XXH3-128 of FILE as HASH_RESP\n"
+	      "                       carries it (hex)\n",
 	      stdout);
 }
 
@@ -455,6 +459,23 @@ static void handle_frame(struct conn *c, const struct ferry_msg *m)
 		c->have_welcome = true;
 		return;
 	case FERRY_F_HASH_RESP:
+		if (c->raw_mode) {
+			const struct ferry_hash_resp *h = &m->u.hash_resp;
+
+			reply_append(c, "%s{\"type\":\"HASH_RESP\",\"seq\":%"
+					PRIu64 ",\"hashes\":[",
+				     c->replies_len ? "," : "", m->hdr.seq);
+			for (uint32_t i = 0; i < h->count; i++) {
+				reply_append(c, "%s\"", i ? "," : "");
+				for (int b = 0; b < FERRY_WIRE_HASH_LEN; b++)
+					reply_append(c, "%02x",
+						     h->hashes[i *
+						     FERRY_WIRE_HASH_LEN + b]);
+				reply_append(c, "\"");
+			}
+			reply_append(c, "]}");
+			return;
+		}
 		on_hash_resp(c, m);
 		return;
 	case FERRY_F_ERROR:
@@ -1229,7 +1250,8 @@ static int cmd_raw(struct conn *c, const char *path, int timeout_s)
 	return 0;
 }
 
-static int cmd_xxh3(const char *path)
+/* XXH3-64 of FILE, or (WIDE) the 128-bit one as HASH_RESP carries it. */
+static int cmd_xxh3(const char *path, bool wide)
 {
 	FILE *f = fopen(path, "rb");
 	uint8_t *buf;
@@ -1248,7 +1270,16 @@ static int cmd_xxh3(const char *path)
 		return 1;
 	}
 	fclose(f);
-	printf("%016" PRIx64 "\n", ferry_hash64(buf, len));
+	if (wide) {
+		uint8_t h[FERRY_WIRE_HASH_LEN];
+
+		ferry_hash128(buf, len, h);
+		for (int i = 0; i < FERRY_WIRE_HASH_LEN; i++)
+			printf("%02x", h[i]);
+		putchar('\n');
+	} else {
+		printf("%016" PRIx64 "\n", ferry_hash64(buf, len));
+	}
 	free(buf);
 	return 0;
 }
@@ -1432,10 +1463,10 @@ int main(int argc, char **argv)
 				die_usage("unexpected argument %s",
 					  argv[optind]);
 			cmd = argv[optind++];
-			if (!strcmp(cmd, "xxh3")) {
+			if (!strcmp(cmd, "xxh3") || !strcmp(cmd, "xxh128")) {
 				if (optind + 1 != argc)
-					die_usage("xxh3 takes one FILE");
-				return cmd_xxh3(argv[optind]);
+					die_usage("%s takes one FILE", cmd);
+				return cmd_xxh3(argv[optind], cmd[3] == '1');
 			}
 			continue;
 		}
