@@ -274,8 +274,10 @@ int main(int argc, char **argv)
 
 	agent_shared_init(&sh);
 	if (cfg.standalone) {
+		/* It fails only on the file's values: a configuration
+		 * error, exit 2 as for the others. */
 		if (standalone_runtime(&sh, &cfg, err, sizeof(err)))
-			die(1, "%s", err);
+			die(2, "%s", err);
 	} else {
 		rc = control_init(&sh, &cfg, err, sizeof(err));
 		if (rc == CONTROL_NOT_THIS_MACHINE)

@@ -7,8 +7,9 @@ answer, a CA bundle that does not hold ferry-control's CA, and a
 registration made with another endpoint: each gives one line on stderr
 naming what failed (operation, endpoint, HTTP status, ferry-control's
 error type and message, or the TLS/connection reason and what to do),
-exit status 1 (2 for a bad configuration), agent.conf unchanged and no
-state written.  No secret appears in any message.
+exit status 1 (2 for a bad configuration, standalone included),
+agent.conf unchanged and no state written.  No secret appears in any
+message.
 """
 import os
 
@@ -92,6 +93,21 @@ def main():
         conf = s.write_conf('nodisk', devices='/dev/ferry-no-such-disk')
         attempt('a device that does not exist', conf, 2,
                 ['/dev/ferry-no-such-disk'])
+
+        # Standalone (no ferry-control): the disks and the replicator's
+        # address come from the file, and are configuration too.
+        alone = dict(installer=False, standalone='yes',
+                     source_server_id='s-0123456789abcdef0',
+                     cert='/nonexistent/cert.pem', key='/nonexistent/key',
+                     ca=s.ctl.ca)
+        conf = s.write_conf('alone-nodisk', replicator='127.0.0.1:1500',
+                            **alone)
+        attempt('standalone without devices', conf, 2,
+                ['standalone mode needs the disks', 'devices ='])
+        conf = s.write_conf('alone-addr', replicator='replicator.example',
+                            devices=disk.dev, **alone)
+        attempt('standalone, replicator without a port', conf, 2,
+                ['replicator replicator.example: want HOST:PORT'])
 
         # Registered with one endpoint, configured for another.
         conf = s.write_conf('moved', devices=disk.dev)
