@@ -406,6 +406,19 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 		volume_close(v);
 		return FERRY_E_IO;
 	}
+	/*
+	 * What an earlier connection wrote and did not flush (cut before
+	 * its commit) must be durable before this one hashes it for a
+	 * rescan or acknowledges anything: its commits flush only what it
+	 * writes itself.
+	 */
+	if (fsync(v->fd)) {
+		e = errno;
+		set_err(err, errlen, "cannot flush %s: %s", v->img_path,
+			strerror(e));
+		volume_close(v);
+		return volume_storage_code(e);
+	}
 	/* Copy on write from here on: a shrink cuts off blocks that the
 	 * newest snapshot may still need. */
 	rc = snap_attach(v, data_dir, err, errlen);

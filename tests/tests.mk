@@ -54,7 +54,8 @@ test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapsho
                      replicator/snap_policy \
                      replicator/config replicator/log lib/wire lib/peer_id \
                      lib/errmsg
-test_volume_LIBS  := -lzstd -llz4 -lxxhash -lcrypto
+# fsync() counted, or made to fail (--wrap).
+test_volume_LIBS  := -Wl,--wrap=fsync -lzstd -llz4 -lxxhash -lcrypto
 # Snapshots' failure paths: fdatasync() made to fail, an export thread
 # stopped at ftruncate() (--wrap).
 UNIT_TESTS          += test_snapshot

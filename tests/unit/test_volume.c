@@ -3,10 +3,15 @@
  * test_volume: the replicator's staging volumes (replicator/volume.c) and
  * its configuration parser (replicator/config.c), on a temporary
  * directory.
+ *
+ * Linked with -Wl,--wrap=fsync: the fsync()s of one descriptor are
+ * counted, and the next one can be made to fail.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +21,24 @@
 #include "wire.h"
 
 static char dir[] = "/tmp/test_volume.XXXXXX";
+static int fsync_fd = -1;	/* whose fsync()s are counted; -1: none */
+static int fsyncs;
+static bool fail_fsync;		/* the next fsync() of any file fails */
+
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+
+int __wrap_fsync(int fd)
+{
+	if (fail_fsync) {
+		fail_fsync = false;
+		errno = EIO;
+		return -1;
+	}
+	if (fd == fsync_fd)
+		fsyncs++;
+	return __real_fsync(fd);
+}
 
 static char *path_of(const char *rel)
 {
@@ -169,6 +192,48 @@ static void write_file(const char *rel, const char *text)
 	CHECK(fd >= 0);
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
 	close(fd);
+}
+
+/*
+ * A volume opened again is flushed first: an earlier connection may have
+ * been cut after writing and before its commit, and this one hashes and
+ * acknowledges on top of that (its own commits flush only what it
+ * writes).  A flush that fails refuses the volume, naming it.
+ */
+static void test_reopen_flushes(void)
+{
+	struct volume v;
+	char err[512];
+	uint8_t b[4096];
+	int fd;
+
+	memset(b, 0x6b, sizeof(b));
+	CHECK(volume_open(&v, dir, "s-flush", "/dev/vda", 1 << 20, err,
+			  sizeof(err)) == 0);
+	CHECK(volume_write(&v, 8192, b, sizeof(b), err, sizeof(err)) == 0);
+	volume_close(&v);	/* cut: no volume_sync() */
+
+	/* The descriptor volume_open() will get: the lowest free one. */
+	fd = dup(0);
+	CHECK(fd >= 0);
+	close(fd);
+	fsync_fd = fd;
+	fsyncs = 0;
+	CHECK(volume_open(&v, dir, "s-flush", "/dev/vda", 1 << 20, err,
+			  sizeof(err)) == 0);
+	CHECK(v.fd == fd);
+	CHECK(!v.created);
+	CHECK(fsyncs == 1);
+	fsync_fd = -1;
+	volume_close(&v);
+
+	fail_fsync = true;
+	CHECK(volume_open(&v, dir, "s-flush", "/dev/vda", 1 << 20, err,
+			  sizeof(err)) == FERRY_E_IO);
+	CHECK_HAS(err, "cannot flush");
+	CHECK_HAS(err, "s-flush/dev_vda.img");
+	CHECK(v.fd == -1);
+	fail_fsync = false;
 }
 
 static void test_refusals(void)
@@ -356,6 +421,7 @@ int main(void)
 	RUN(test_file_name);
 	RUN(test_create_write_reopen);
 	RUN(test_zero_and_hash);
+	RUN(test_reopen_flushes);
 	RUN(test_refusals);
 	RUN(test_config);
 	RUN(test_pit_policy);
