@@ -490,8 +490,14 @@ static void delta_forget_from(struct delta *d, uint64_t end)
 	d->end = end;
 }
 
-/* Index the valid records of D from D->end on (a refresh reads only what
- * was appended since).  TRUNCATE: cut off a torn tail. */
+/*
+ * Index the valid records of D from D->end on (a refresh reads only what
+ * was appended since).  TRUNCATE: cut off a torn tail.  A read that fails
+ * is an error, never a torn tail: cutting there would lose every record
+ * after it for good.  A file now shorter than what was indexed was cut
+ * back by the server (a failed flush) and may be appended to anew below
+ * our index: ESTALE, read it again from the start.
+ */
 static int delta_scan(struct delta *d, bool truncate)
 {
 	uint8_t *rec = malloc(REC_LEN);
@@ -501,11 +507,21 @@ static int delta_scan(struct delta *d, bool truncate)
 		free(rec);
 		return -1;
 	}
+	if ((uint64_t)st.st_size < d->end) {
+		free(rec);
+		errno = ESTALE;
+		return -1;
+	}
 	while (d->end + REC_LEN <= (uint64_t)st.st_size) {
 		uint64_t block, h;
 
-		if (pread_full(d->fd, rec, REC_LEN, d->end))
-			break;
+		if (pread_full(d->fd, rec, REC_LEN, d->end)) {
+			int e = errno;
+
+			free(rec);
+			errno = e;
+			return -1;
+		}
 		memcpy(&block, rec + 8, 8);
 		memcpy(&h, rec + 16, 8);
 		if (memcmp(rec, REC_MAGIC, 8) ||
@@ -1309,10 +1325,13 @@ static int chain_read(struct chain *c, uint64_t b, uint8_t *buf,
 	/* The server may have overwritten the block since we looked: it
 	 * appends the old contents to the newest delta before it writes,
 	 * so a second look at that delta catches it. */
-	if (c->live && c->n && !delta_scan(&c->d[c->n - 1], false) &&
-	    delta_get(&c->d[c->n - 1], b)) {
+	if (c->live && c->n) {
 		struct delta *d = &c->d[c->n - 1];
 
+		if (delta_scan(d, false))
+			return -1;
+		if (!delta_get(d, b))
+			return 0;
 		if (pread_full(d->fd, rec, REC_LEN, delta_get(d, b) - 1))
 			return -1;
 		if (!rec_holds(rec, b)) {

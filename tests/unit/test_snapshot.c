@@ -4,7 +4,8 @@
  * their failure paths, which the replicator's end-to-end tests cannot
  * reach: a snapshot delta whose flush fails, on a write and when a
  * connection opens it; a full staging filesystem whose oldest snapshot
- * still holds a disk's only history; a damaged snapshot description,
+ * still holds a disk's only history; a delta that cannot be read when a
+ * connection opens it; a damaged snapshot description,
  * which stops pruning and yielding; an export whose delta index a failed
  * flush made stale; what zeroing a range keeps, and a shrinking disk.
  *
@@ -12,7 +13,9 @@
  * with what the kernel leaves behind then (the records written since the
  * last good flush are not on the disk: the pages are gone once evicted).
  * And with -Wl,--wrap=ftruncate, where an export thread can be stopped
- * after it indexed its deltas, before it reads a block.
+ * after it indexed its deltas, before it reads a block.  And with
+ * -Wl,--wrap=pread, where reads of a delta past its first record can be
+ * made to fail (a media error).
  * The data directory is on /dev/shm, a tmpfs, which has no reflinks, so
  * snapshots copy on write.
  */
@@ -22,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +53,27 @@ int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
 int __real_ftruncate(int fd, off_t len);
 int __wrap_ftruncate(int fd, off_t len);
+ssize_t __real_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off);
+
+/* Reads of any *.delta past its first record fail with EIO. */
+static bool fail_delta_reads;
+
+ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off)
+{
+	char link[64], path[600];
+	ssize_t n;
+
+	if (fail_delta_reads && off > 0) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n > 6 && !memcmp(path + n - 6, ".delta", 6)) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	return __real_pread(fd, buf, len, off);
+}
 
 int __wrap_fdatasync(int fd)
 {
@@ -654,6 +679,52 @@ static void test_failed_flush_at_open(void)
 	free(b);
 }
 
+/*
+ * A delta that cannot be read when a connection opens it is an error,
+ * not a torn tail: cutting it there would lose every record after the
+ * failed read for good (the snapshot would then read those blocks from
+ * the live volume).
+ */
+static void test_read_error_at_open(void)
+{
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	char err[512] = "", path[600];
+	struct volume v;
+	struct stat st;
+	off_t size;
+	int rc;
+
+	fill(a, MIB, 21);
+	fill(b, MIB, 22);
+	copied_with_snapshot(&v, "s-9", MIB, a, MIB);
+	CHECK(volume_write(&v, 0, b, MIB, err, sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	volume_close(&v);
+	live_fd = -1;
+	snprintf(path, sizeof(path), "%s/s-9/snapshots/1/dev_vda.delta", dir);
+	CHECK(stat(path, &st) == 0 && st.st_size >= 2 * (off_t)REC_BYTES);
+	size = st.st_size;
+
+	fail_delta_reads = true;
+	rc = volume_open(&v, dir, "s-9", "/dev/vda", MIB, err, sizeof(err));
+	fail_delta_reads = false;
+	CHECK(rc == FERRY_E_IO);
+	CHECK_HAS(err, path);
+	if (!rc)
+		volume_close(&v);
+	CHECK(stat(path, &st) == 0 && st.st_size == size);
+	/* Readable again: every record is still there. */
+	CHECK(volume_open(&v, dir, "s-9", "/dev/vda", MIB, err,
+			  sizeof(err)) == 0);
+	live_fd = v.fd;
+	v.sync_mark = MIB;
+	CHECK(newest_equals("s-9", a, MIB, 1));
+	volume_close(&v);
+	live_fd = -1;
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -671,6 +742,7 @@ int main(void)
 	RUN(test_damaged_description_deletes_nothing);
 	RUN(test_export_sees_a_reused_offset);
 	RUN(test_failed_flush_at_open);
+	RUN(test_read_error_at_open);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
