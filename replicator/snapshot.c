@@ -163,8 +163,13 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 
 /* ---- snapshot descriptions ---------------------------------------------- */
 
-static int write_snap(const char *dir, const struct snap *s, char *err,
-		      size_t errlen)
+/*
+ * Store S's description in DIR: the snapshot's commit point.  0 once it
+ * is renamed into place; *DURABLE then says whether the rename was
+ * flushed too (ERR says why not).
+ */
+static int write_snap(const char *dir, const struct snap *s, bool *durable,
+		      char *err, size_t errlen)
 {
 	char *buf = malloc(SNAP_META_MAX);
 	char tmp[PATH_MAX + 64], dst[PATH_MAX + 64];
@@ -210,13 +215,17 @@ static int write_snap(const char *dir, const struct snap *s, char *err,
 			"%s", dst, strerror(e));
 		return volume_storage_code(e);
 	}
-	/* Committed: whether a crash now keeps the rename or not, the
-	 * snapshots are consistent (an undescribed directory is an orphan,
-	 * dropped at the next prune), so going on is safe; undoing is not. */
-	if (fsync_path(dir))
-		rlog_error("snapshot %s: cannot flush %s (%s); the snapshot may "
-			   "not survive a crash of this machine", dst, dir,
-			   strerror(errno));
+	/*
+	 * Committed: undoing is not safe now.  Nor is copying on write
+	 * into the new delta before the rename is durable: a crash could
+	 * drop the description, the delta would go as an orphan, and the
+	 * previous snapshot would read the blocks first overwritten after
+	 * this one from the live volume.
+	 */
+	*durable = !fsync_path(dir);
+	if (!*durable)
+		set_err(err, errlen, "cannot flush %s after storing snapshot "
+			"description %s: %s", dir, dst, strerror(errno));
 	return 0;
 }
 
@@ -635,6 +644,17 @@ int snap_attach(struct volume *v, const char *data_dir, char *err,
 		set_err(err, errlen, "cannot list the snapshots of %s in %s "
 			"(the newest must keep the blocks it overwrites): %s",
 			v->img_path, dir, strerror(e));
+		return volume_storage_code(e);
+	}
+	/* The newest description may be a rename not yet flushed (its
+	 * flush failed when it was taken): durable before we copy on
+	 * write into its delta (write_snap()). */
+	if (n && fsync_path(dir)) {
+		int e = errno;
+
+		free(s);
+		set_err(err, errlen, "cannot flush the snapshots directory %s "
+			"of %s: %s", dir, v->img_path, strerror(e));
 		return volume_storage_code(e);
 	}
 	for (unsigned int i = n; i-- > 0;) {
@@ -1090,6 +1110,7 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	     path[PATH_MAX + 300];
 	uint64_t now = now_ms();
 	struct snap snap;
+	bool durable = false;
 	int lock, rc = 0;
 
 	if (!snap_due(vols, n, data_dir, source, policy, cp_id))
@@ -1154,9 +1175,16 @@ int snap_at_cp(struct volume *vols, unsigned int n, const char *data_dir,
 	}
 	/* The description is the commit point of the snapshot. */
 	if (!rc)
-		rc = write_snap(dir, &snap, err, errlen);
+		rc = write_snap(dir, &snap, &durable, err, errlen);
 	if (rc) {
 		rm_tree(sub);
+		goto out;
+	}
+	/* Stop here, copying on write into the previous delta still: the
+	 * connection ends, and the next one's snap_attach() flushes the
+	 * directory before it attaches to the newest snapshot. */
+	if (!durable) {
+		rc = FERRY_E_IO;
 		goto out;
 	}
 	for (unsigned int i = 0; i < n && !rc; i++) {

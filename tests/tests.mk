@@ -56,15 +56,16 @@ test_volume_SRCS  := tests/unit/test_volume replicator/volume replicator/snapsho
                      lib/errmsg
 # fsync() counted, or made to fail (--wrap).
 test_volume_LIBS  := -Wl,--wrap=fsync -lzstd -llz4 -lxxhash -lcrypto
-# Snapshots' failure paths: fdatasync() and delta reads made to fail, an
-# export thread stopped at ftruncate() (--wrap).
+# Snapshots' failure paths: fdatasync(), the snapshots directory's fsync()
+# and delta reads made to fail, an export thread stopped at ftruncate()
+# (--wrap).
 UNIT_TESTS          += test_snapshot
 test_snapshot_SRCS  := tests/unit/test_snapshot replicator/volume \
                        replicator/snapshot replicator/snap_policy \
                        replicator/log lib/wire lib/peer_id \
                        lib/errmsg
 test_snapshot_LIBS  := -Wl,--wrap=fdatasync -Wl,--wrap=ftruncate \
-                       -Wl,--wrap=pread -pthread \
+                       -Wl,--wrap=pread -Wl,--wrap=fsync -pthread \
                        -lzstd -llz4 -lxxhash -lcrypto
 # ferry-control's pitPolicy as the replicator's snapshot policy.
 UNIT_TESTS        += test_pit_policy

@@ -15,7 +15,8 @@
  * And with -Wl,--wrap=ftruncate, where an export thread can be stopped
  * after it indexed its deltas, before it reads a block.  And with
  * -Wl,--wrap=pread, where reads of a delta past its first record can be
- * made to fail (a media error).
+ * made to fail (a media error), and -Wl,--wrap=fsync, where flushes of a
+ * server's snapshots directory can.
  * The data directory is on /dev/shm, a tmpfs, which has no reflinks, so
  * snapshots copy on write.
  */
@@ -53,8 +54,29 @@ int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
 int __real_ftruncate(int fd, off_t len);
 int __wrap_ftruncate(int fd, off_t len);
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
 ssize_t __real_pread(int fd, void *buf, size_t len, off_t off);
 ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off);
+
+/* fsync() of a server's snapshots directory fails with EIO. */
+static bool fail_dir_fsync;
+
+int __wrap_fsync(int fd)
+{
+	char link[64], path[600];
+	ssize_t n;
+
+	if (fail_dir_fsync) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n > 10 && !memcmp(path + n - 10, "/snapshots", 10)) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	return __real_fsync(fd);
+}
 
 /* Reads of any *.delta past its first record fail with EIO. */
 static bool fail_delta_reads;
@@ -725,6 +747,56 @@ static void test_read_error_at_open(void)
 	free(b);
 }
 
+/*
+ * A snapshot whose description's rename cannot be flushed is not copied
+ * on write into: a crash could drop the description, the new delta would
+ * go as an orphan, and the previous snapshot would read what was
+ * overwritten since from the live volume.  The snapshot fails (the
+ * connection ends), and the next open flushes the directory before it
+ * attaches, or refuses the volume.
+ */
+static void test_unflushed_description(void)
+{
+	struct snap_policy keep = quick_policy(3600 * 1000);
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	char err[512] = "";
+	struct volume v;
+	int rc;
+
+	fill(a, MIB, 31);
+	fill(b, MIB, 32);
+	copied_with_snapshot(&v, "s-11", MIB, a, MIB);
+	usleep(2000);
+	fail_dir_fsync = true;
+	rc = snap_at_cp(&v, 1, dir, "s-11", &keep, 2, 2000, err, sizeof(err));
+	fail_dir_fsync = false;
+	CHECK(rc == FERRY_E_IO);
+	CHECK_HAS(err, "after storing snapshot description");
+	volume_close(&v);
+	live_fd = -1;
+
+	fail_dir_fsync = true;
+	rc = volume_open(&v, dir, "s-11", "/dev/vda", MIB, err, sizeof(err));
+	fail_dir_fsync = false;
+	CHECK(rc == FERRY_E_IO);
+	CHECK_HAS(err, "cannot flush the snapshots directory");
+	if (!rc)
+		volume_close(&v);
+
+	/* Flushed now: the volume copies on write into snapshot 2. */
+	CHECK(volume_open(&v, dir, "s-11", "/dev/vda", MIB, err,
+			  sizeof(err)) == 0);
+	live_fd = v.fd;
+	v.sync_mark = MIB;
+	CHECK(volume_write(&v, 0, b, MIB, err, sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	CHECK(newest_equals("s-11", a, MIB, 2));
+	volume_close(&v);
+	live_fd = -1;
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -743,6 +815,7 @@ int main(void)
 	RUN(test_export_sees_a_reused_offset);
 	RUN(test_failed_flush_at_open);
 	RUN(test_read_error_at_open);
+	RUN(test_unflushed_description);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
