@@ -629,6 +629,40 @@ static int cow_open(struct volume *v, const char *path, uint64_t size,
 	return 0;
 }
 
+int snap_may_start_afresh(const struct volume *v, const char *data_dir,
+			  char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	struct snap *s;
+	unsigned int n;
+	int rc = 0;
+
+	snap_dir(dir, sizeof(dir), data_dir, v->source);
+	if (list_snaps(dir, &s, &n)) {
+		int e = errno;
+
+		set_err(err, errlen, "cannot list the snapshots of %s in %s: "
+			"%s", v->img_path, dir, strerror(e));
+		return volume_storage_code(e);
+	}
+	for (unsigned int i = n; i-- > 0 && !rc;) {
+		const struct snap_disk *d = snap_find_disk(&s[i], v->file);
+
+		if (d && d->store == STORE_COW) {
+			set_err(err, errlen, "%s has no metadata, but snapshot "
+				"%" PRIu64 " in %s keeps only the blocks of this "
+				"disk overwritten since it was taken and reads "
+				"the others from the volume: put the volume and "
+				"its .meta back, or move %s away too (its "
+				"snapshots are then gone)", v->img_path,
+				s[i].cp_id, dir, dir);
+			rc = FERRY_E_IO;
+		}
+	}
+	free(s);
+	return rc;
+}
+
 int snap_attach(struct volume *v, const char *data_dir, char *err,
 		size_t errlen)
 {

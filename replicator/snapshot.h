@@ -23,6 +23,15 @@
 struct volume;
 
 /*
+ * Volume V (locked, without metadata) is about to be created anew: 0 if
+ * no copy-on-write snapshot holds its disk; else IO, and ERR says why
+ * (such a snapshot reads the blocks it does not hold from the volume, so
+ * a new one would change it).
+ */
+int snap_may_start_afresh(const struct volume *v, const char *data_dir,
+			  char *err, size_t errlen);
+
+/*
  * Volume V (opened by volume_open) is about to be written: find its
  * newest snapshot and, if that one is a copy-on-write one, open its
  * delta so that volume_write()/volume_zero() keep the old blocks.  V is

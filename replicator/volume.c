@@ -384,7 +384,9 @@ int volume_open(struct volume *v, const char *data_dir, const char *source,
 		return FERRY_E_IO;
 	}
 	if (rc == 1) {
-		rc = create_volume(v, size, err, errlen);
+		rc = snap_may_start_afresh(v, data_dir, err, errlen);
+		if (!rc)
+			rc = create_volume(v, size, err, errlen);
 		if (!rc)
 			rc = snap_attach(v, data_dir, err, errlen);
 		if (rc)

@@ -5,7 +5,9 @@
  * reach: a snapshot delta whose flush fails, on a write and when a
  * connection opens it; a full staging filesystem whose oldest snapshot
  * still holds a disk's only history; a delta that cannot be read when a
- * connection opens it; a damaged snapshot description,
+ * connection opens it; a snapshot description whose rename cannot be
+ * flushed; a volume moved away under a copy-on-write snapshot; a damaged
+ * snapshot description,
  * which stops pruning and yielding; an export whose delta index a failed
  * flush made stale; what zeroing a range keeps, and a shrinking disk.
  *
@@ -797,6 +799,56 @@ static void test_unflushed_description(void)
 	free(b);
 }
 
+/*
+ * A volume moved away (with its .meta) is not started afresh under a
+ * copy-on-write snapshot of its disk: the snapshot reads the blocks it
+ * does not hold from the volume, so a new one would change it.  With the
+ * snapshots moved away too, it is.
+ */
+static void test_no_fresh_volume_under_a_snapshot(void)
+{
+	uint8_t *a = malloc(MIB);
+	char err[512] = "", from[600], to[620];
+	struct volume v;
+	int rc;
+
+	fill(a, MIB, 41);
+	copied_with_snapshot(&v, "s-12", MIB, a, MIB);
+	volume_close(&v);
+	live_fd = -1;
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof(from), "%s/s-12/dev_vda.%s", dir,
+			 i ? "meta" : "img");
+		snprintf(to, sizeof(to), "%s.old", from);
+		CHECK(rename(from, to) == 0);
+	}
+	rc = volume_open(&v, dir, "s-12", "/dev/vda", MIB, err, sizeof(err));
+	CHECK(rc == FERRY_E_IO);
+	CHECK_HAS(err, "has no metadata, but snapshot 1");
+	CHECK_HAS(err, "s-12/snapshots");
+	if (!rc)
+		volume_close(&v);
+	/* The snapshot still reads as it was taken. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof(from), "%s/s-12/dev_vda.%s", dir,
+			 i ? "meta" : "img");
+		snprintf(to, sizeof(to), "%s.old", from);
+		CHECK(rename(to, from) == 0);
+	}
+	CHECK(newest_equals("s-12", a, MIB, 1));
+
+	snprintf(from, sizeof(from), "%s/s-12/snapshots", dir);
+	snprintf(to, sizeof(to), "%s/s-12-snapshots.old", dir);
+	CHECK(rename(from, to) == 0);
+	snprintf(from, sizeof(from), "%s/s-12/dev_vda.meta", dir);
+	CHECK(unlink(from) == 0);
+	CHECK(volume_open(&v, dir, "s-12", "/dev/vda", MIB, err,
+			  sizeof(err)) == 0);
+	CHECK(v.created);
+	volume_close(&v);
+	free(a);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -816,6 +868,7 @@ int main(void)
 	RUN(test_failed_flush_at_open);
 	RUN(test_read_error_at_open);
 	RUN(test_unflushed_description);
+	RUN(test_no_fresh_volume_under_a_snapshot);
 	rc = check_exit();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
