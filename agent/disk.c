@@ -31,6 +31,11 @@ void disk_fail(struct engine *e, struct disk *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(d->error, sizeof(d->error), fmt, ap);
 	va_end(ap);
+	/* Nothing of it is read or sent any more (a restart compares the
+	 * whole disk again): what it owed must not hold up the rounds of
+	 * the other disks, nor count in their backlog and lag. */
+	extent_set_clear(&d->pending);
+	d->pending_since_ms = 0;
 	repl_log("%s", d->error);
 	status_error(e, "UNSUPPORTED_VM_CONFIGURATION", d->error);
 }
@@ -97,6 +102,26 @@ int disk_attach(struct engine *e, struct disk *d, char *err, size_t errlen)
 		set_err(err, errlen, "%s", fe.msg);
 		return -1;
 	}
+	/* One that no longer follows this disk (resized since, or left
+	 * on a disk removed and added again under the same number) would
+	 * fail it at the first drain, at every restart: start afresh. */
+	if (adopted && ((st.status & (FERRY_STATUS_GONE |
+				      FERRY_STATUS_RESIZED)) ||
+			st.size != d->dev.size)) {
+		repl_log("%s: the tracker left from before follows %s (%" PRIu64
+			 " bytes at its attach, now %" PRIu64 "): attaching "
+			 "a new one", d->name, st.status & FERRY_STATUS_GONE ?
+			 "a disk removed since" : "another size",
+			 (uint64_t)st.size, d->dev.size);
+		if (ferry_detach(&e->ctl, &d->bdev, &fe) ||
+		    ferry_attach(&e->ctl, &d->bdev, e->cfg->granularity,
+				 &d->generation, &fe) ||
+		    ferry_stats_get(&e->ctl, &d->bdev, &st, &fe)) {
+			set_err(err, errlen, "%s", fe.msg);
+			return -1;
+		}
+		adopted = false;
+	}
 	d->generation = st.generation;
 	d->drain_seq = st.drains;
 	d->granularity = st.granularity;
@@ -134,7 +159,7 @@ void disk_detach(struct engine *e, struct disk *d)
 void disk_owe(struct engine *e, struct disk *d, uint64_t off, uint64_t len,
 	      uint64_t epoch_ms)
 {
-	if (!len)
+	if (!len || d->failed)
 		return;
 	if (extent_set_add(&d->pending, off, len)) {
 		/* No memory for the range: the only safe answer is to

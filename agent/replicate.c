@@ -750,6 +750,13 @@ static void try_connect(struct engine *e, uint64_t now_ms)
 		e->last_why[0] = 0;
 		if (strcmp(e->st_error, "NOT_CONVERGING"))
 			status_error(e, "", "");
+		/* A disk that failed still has: the link is not its cure. */
+		for (unsigned int i = 0; i < e->n_disks; i++)
+			if (e->disks[i].failed) {
+				status_error(e, "UNSUPPORTED_VM_CONFIGURATION",
+					     e->disks[i].error);
+				break;
+			}
 		on_welcome(e);
 		return;
 	}
@@ -962,8 +969,9 @@ static void rounds(struct engine *e, uint64_t now_ms)
 
 	if (e->once || !e->disks_ready || e->paused || e->stopped)
 		return;
+	/* A failed disk's ranges are never read: not a reason to wait. */
 	for (unsigned int i = 0; i < e->n_disks && !busy; i++)
-		if (e->disks[i].pending.n)
+		if (!e->disks[i].failed && e->disks[i].pending.n)
 			busy = true;
 	if (e->round_active) {
 		bool idle = !e->round_spoiled;

@@ -66,6 +66,13 @@ freeze_cps() {
 		"$AGENT_LOG"
 }
 
+# disk_continuous DISK: the running agent says DISK is CONTINUOUS
+# (ferryctl status, from its status.json).
+disk_continuous() {
+	ferryctl status --state-dir "$STATE" 2>/dev/null |
+		grep -qE "^$1 +CONTINUOUS"
+}
+
 registered() {
 	! grep -q secret-access-key "$CONF"
 }

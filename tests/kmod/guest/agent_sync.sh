@@ -15,7 +15,9 @@
 # image QEMU writes and from the staging file).  Phases: initial copy;
 # continuous replication under fio with a network cut in the middle; a
 # drain by another process (ferryctl); a module reload (tracking lost: a
-# rescan).  Under the fio load, the agent
+# rescan); a second disk (device-mapper over a loop device) that fails
+# (unreadable) with ranges still to read: the first must go on; and an
+# agent restart then replicates it, readable again and grown.  Under the fio load, the agent
 # must make consistency points by freezing the filesystem
 # (cp-interval-seconds = 5 here), and a snapshot taken at one of them
 # must pass e2fsck -fn.  Agent and replicator kill -9, a full staging
@@ -102,7 +104,73 @@ sync
 start_agent
 wait_converged "$T/after a module reload: staging volume equals /dev/vda" 300
 
+step "a second disk, then it fails: the first goes on"
+# The second disk: device-mapper over a loop device, so that its table can
+# be swapped for one that fails every read, and later for a larger one.
+# A disk that fails with ranges still to read must not hold up the drain
+# rounds of the other disks.
+modprobe loop 2>/dev/null || :
+modprobe dm_mod 2>/dev/null || :
+dd if=/dev/urandom of="$WORK/second.img" bs=1M count=128 2>/dev/null
+LOOP=$(losetup -f)
+ensure_node "$(basename "$LOOP")" 2>/dev/null || :
+losetup "$LOOP" "$WORK/second.img"
+dmsetup create ferry-second --table "0 262144 linear $LOOP 0"
+DM_MM=$(dmsetup info -c --noheadings -o major,minor ferry-second | tr -d ' ')
+DM_NAME=$(basename "$(readlink -f "/sys/dev/block/$DM_MM")")
+ensure_node "$DM_NAME"
+DM=/dev/$DM_NAME
+stop_agent
+sed -i "s|^devices = .*|devices = /dev/vda,$DM|" "$CONF"
+start_agent
+# The agent's own view (status.json, rewritten every second): ferry-
+# control's may still be the one agent's state before the restart.
+if wait_for 300 disk_continuous "$DM" && wait_for 60 disk_continuous /dev/vda; then
+	pass "$T/two disks: both CONTINUOUS"
+else
+	fail "$T/two disks: both CONTINUOUS" "$(ferryctl status --state-dir "$STATE" 2>&1 | tail -n 3 | tr '\n' ' '); $(tail -n 3 "$AGENT_LOG" | tr '\n' ' ')"
+fi
+# During a cut, more than the agent may send unacknowledged (64 MiB) and
+# read ahead (16 MiB) is written to it; then every read of it fails.
+# Once the link is back, it fails with ranges still to read.
+svc "cut?ms=30000" >/dev/null
+sleep 1
+dd if=/dev/urandom of="$DM" bs=1M count=112 oflag=direct 2>/dev/null
+sleep 2
+dmsetup suspend ferry-second
+dmsetup reload ferry-second --table "0 262144 error"
+dmsetup resume ferry-second
+if wait_for 90 grep -q "$DM: read error at offset" "$AGENT_LOG"; then
+	pass "$T/the unreadable disk fails"
+else
+	fail "$T/the unreadable disk fails" "$(tail -n 3 "$AGENT_LOG" | tr '\n' ' ')"
+fi
+dd if=/dev/urandom of="$MNT/after-fail.bin" bs=1M count=2 2>/dev/null
+wait_converged "$T/with the other disk failed: staging volume equals /dev/vda" 300
+
+step "restart the agent: the grown disk is replicated again"
+# Readable again and 16 MiB larger: the tracker left attached follows the
+# old size, and must not fail the disk at the restart's first drain.
+truncate -s 144M "$WORK/second.img"
+losetup -c "$LOOP"
+dmsetup suspend ferry-second
+dmsetup reload ferry-second --table "0 294912 linear $LOOP 0"
+dmsetup resume ferry-second
+stop_agent
+start_agent
+sleep 2
+if wait_for 300 disk_continuous "$DM" &&
+	! grep -q "$DM changed size" "$AGENT_LOG"; then
+	pass "$T/after a restart, the grown disk replicates: CONTINUOUS"
+else
+	fail "$T/after a restart, the grown disk replicates: CONTINUOUS" "$(grep -c "$DM changed size" "$AGENT_LOG") failures; $(ferryctl status --state-dir "$STATE" 2>&1 | tail -n 3 | tr '\n' ' '); $(tail -n 3 "$AGENT_LOG" | tr '\n' ' ')"
+fi
+grep "$DM: the tracker left from before" "$AGENT_LOG" | while read -r l; do info "agent: $l"; done
+
 step "stop"
 stop_agent
 umount "$MNT"
+ferryctl tracker detach "$DM" 2>/dev/null || :
+dmsetup remove ferry-second 2>/dev/null || :
+losetup -d "$LOOP" 2>/dev/null || :
 ferry_end
