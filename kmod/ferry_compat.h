@@ -69,8 +69,18 @@ static inline void ferry_bdev_close(struct ferry_bdev_ref *ref)
 static inline bool ferry_queue_drain_inflight(struct request_queue *q,
 					      unsigned long timeout)
 {
-#if defined(FERRY_HAVE_BLK_MQ_FREEZE_QUEUE_MEMFLAGS)
-	/* Kernels that track memalloc flags across a freeze: unbounded. */
+#if defined(FERRY_HAVE_BLK_MQ_UNFREEZE_QUEUE_NOMEMRESTORE)
+	/* 6.14+: nothing is allocated while frozen, so no memalloc flags
+	 * to save: bounded like the older kernels below. */
+	bool drained;
+
+	blk_freeze_queue_start(q);
+	drained = blk_mq_freeze_queue_wait_timeout(q, timeout) > 0;
+	blk_mq_unfreeze_queue_nomemrestore(q);
+	return drained;
+#elif defined(FERRY_HAVE_BLK_MQ_FREEZE_QUEUE_MEMFLAGS)
+	/* Kernels that track memalloc flags across a freeze but cannot
+	 * undo one without them: unbounded. */
 	unsigned int memflags = blk_mq_freeze_queue(q);
 
 	blk_mq_unfreeze_queue(q, memflags);

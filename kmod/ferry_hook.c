@@ -153,6 +153,9 @@ static bool ferry_bio_changes_data(struct bio *bio)
 	case REQ_OP_DISCARD:
 	case REQ_OP_SECURE_ERASE:
 	case REQ_OP_WRITE_ZEROES:
+#if defined(FERRY_HAVE_REQ_OP_WRITE_SAME)
+	case REQ_OP_WRITE_SAME:
+#endif
 		/* An empty REQ_PREFLUSH write carries no data. */
 		return bio_sectors(bio) != 0;
 	default:
