@@ -629,22 +629,36 @@ static int cow_open(struct volume *v, const char *path, uint64_t size,
 	return 0;
 }
 
+/* The snapshots of V's server, from DIR (its snapshots directory, set
+ * here); an error names V, DIR and WHY it was listed. */
+static int list_snaps_of(const struct volume *v, const char *data_dir,
+			 char *dir, size_t dirlen, struct snap **s,
+			 unsigned int *n, const char *why, char *err,
+			 size_t errlen)
+{
+	int e;
+
+	snap_dir(dir, dirlen, data_dir, v->source);
+	if (!list_snaps(dir, s, n))
+		return 0;
+	e = errno;
+	set_err(err, errlen, "cannot list the snapshots of %s in %s (%s): %s",
+		v->img_path, dir, why, strerror(e));
+	return volume_storage_code(e);
+}
+
 int snap_may_start_afresh(const struct volume *v, const char *data_dir,
 			  char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
 	struct snap *s;
 	unsigned int n;
-	int rc = 0;
+	int rc = list_snaps_of(v, data_dir, dir, sizeof(dir), &s, &n,
+			       "a new volume must not change one",
+			       err, errlen);
 
-	snap_dir(dir, sizeof(dir), data_dir, v->source);
-	if (list_snaps(dir, &s, &n)) {
-		int e = errno;
-
-		set_err(err, errlen, "cannot list the snapshots of %s in %s: "
-			"%s", v->img_path, dir, strerror(e));
-		return volume_storage_code(e);
-	}
+	if (rc)
+		return rc;
 	for (unsigned int i = n; i-- > 0 && !rc;) {
 		const struct snap_disk *d = snap_find_disk(&s[i], v->file);
 
@@ -669,17 +683,12 @@ int snap_attach(struct volume *v, const char *data_dir, char *err,
 	char dir[PATH_MAX], path[PATH_MAX + 300];
 	struct snap *s;
 	unsigned int n;
-	int rc = 0;
+	int rc = list_snaps_of(v, data_dir, dir, sizeof(dir), &s, &n,
+			       "the newest must keep the blocks it overwrites",
+			       err, errlen);
 
-	snap_dir(dir, sizeof(dir), data_dir, v->source);
-	if (list_snaps(dir, &s, &n)) {
-		int e = errno;
-
-		set_err(err, errlen, "cannot list the snapshots of %s in %s "
-			"(the newest must keep the blocks it overwrites): %s",
-			v->img_path, dir, strerror(e));
-		return volume_storage_code(e);
-	}
+	if (rc)
+		return rc;
 	/* The newest description may be a rename not yet flushed (its
 	 * flush failed when it was taken): durable before we copy on
 	 * write into its delta (write_snap()). */
