@@ -7,15 +7,16 @@
  * still holds a disk's only history; a delta that cannot be read when a
  * connection opens it; a snapshot description whose rename cannot be
  * flushed; a volume moved away under a copy-on-write snapshot; a damaged
- * snapshot description,
- * which stops pruning and yielding; an export whose delta index a failed
- * flush made stale; what zeroing a range keeps, and a shrinking disk.
+ * snapshot description, which stops pruning and yielding; an export whose
+ * delta index a failed flush made stale, before it read a block or half-way
+ * through; what zeroing a range keeps, and a shrinking disk.
  *
  * Linked with -Wl,--wrap=fdatasync: a flush can be made to fail once,
  * with what the kernel leaves behind then (the records written since the
  * last good flush are not on the disk: the pages are gone once evicted).
  * And with -Wl,--wrap=ftruncate, where an export thread can be stopped
- * after it indexed its deltas, before it reads a block.  And with
+ * after it indexed its deltas, before it reads a block, or at its read of
+ * a given block of the volume.  And with
  * -Wl,--wrap=pread, where reads of a delta past its first record can be
  * made to fail (a media error), and -Wl,--wrap=fsync, where flushes of a
  * server's snapshots directory can.
@@ -83,11 +84,26 @@ int __wrap_fsync(int fd)
 /* Reads of any *.delta past its first record fail with EIO. */
 static bool fail_delta_reads;
 
+static void stage_reach(int s);
+static void stage_wait(int s);
+/* An export thread stops at its read of a volume (*.img) at this offset,
+ * as it stops at ftruncate() below; -1: it does not. */
+static _Thread_local off_t stops_at_volume_read = -1;
+
 ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off)
 {
 	char link[64], path[600];
 	ssize_t n;
 
+	if (stops_at_volume_read >= 0 && off == stops_at_volume_read) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n > 4 && !memcmp(path + n - 4, ".img", 4)) {
+			stops_at_volume_read = -1;
+			stage_reach(1);
+			stage_wait(2);
+		}
+	}
 	if (fail_delta_reads && off > 0) {
 		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 		n = readlink(link, path, sizeof(path) - 1);
@@ -556,6 +572,8 @@ static void test_damaged_description_deletes_nothing(void)
 /* test_export_sees_a_reused_offset's export, in a thread of its own. */
 struct export_job {
 	pthread_t thread;
+	const char *source;
+	off_t stop_at;		/* stops_at_volume_read, or -1: at ftruncate */
 	char out[600], err[512];
 	struct snap_export ex[FERRY_WIRE_MAX_DISKS];
 	unsigned int n;
@@ -569,10 +587,12 @@ static void *export_thread(void *arg)
 	struct export_job *j = arg;
 	uint64_t cp, t;
 
-	stops_at_ftruncate = true;
-	j->rc = snap_export_newest(dir, "s-7", j->out, false, j->ex, &j->n,
-				   &cp, &t, j->err, sizeof(j->err));
+	stops_at_volume_read = j->stop_at;
+	stops_at_ftruncate = j->stop_at < 0;
+	j->rc = snap_export_newest(dir, j->source, j->out, false, j->ex,
+				   &j->n, &cp, &t, j->err, sizeof(j->err));
 	stops_at_ftruncate = false;
+	stops_at_volume_read = -1;
 	stage_reach(1);		/* returned before it stopped: go on */
 	return NULL;
 }
@@ -617,6 +637,9 @@ static void test_export_sees_a_reused_offset(void)
 	copied_with_snapshot(&v, "s-7", MIB, a, MIB);
 	snprintf(job.out, sizeof(job.out), "%s/export-stale", dir);
 	CHECK(mkdir(job.out, 0700) == 0);
+	job.source = "s-7";
+	job.err[0] = '\0';
+	job.stop_at = -1;
 	stage = 0;
 
 	/* Block 0's record goes in at offset 0, the export indexes it,
@@ -642,6 +665,56 @@ static void test_export_sees_a_reused_offset(void)
 		CHECK(file_equals(job.ex[0].path, a, MIB));
 	/* Exported again, the snapshot is exact. */
 	CHECK(newest_equals("s-7", a, MIB, 1));
+	volume_close(&v);
+	free(a);
+	free(b);
+}
+
+/*
+ * An export half-way through a live snapshot when a failed flush cuts
+ * its delta back below what the export indexed: the next record appended
+ * takes an offset the export will not read again, and holds a block the
+ * export has yet to read from the volume, already overwritten.  The
+ * delta, now shorter than the export's index, says so: ESTALE.
+ */
+static void test_export_sees_a_shorter_delta(void)
+{
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	struct volume v;
+	char err[512] = "";
+
+	fill(a, MIB, 17);
+	fill(b, MIB, 18);
+	copied_with_snapshot(&v, "s-13", MIB, a, MIB);
+	snprintf(job.out, sizeof(job.out), "%s/export-shorter", dir);
+	CHECK(mkdir(job.out, 0700) == 0);
+	job.source = "s-13";
+	job.err[0] = '\0';
+	/* It indexes records 0 and 1, reads blocks 0 and 1 from them, and
+	 * stops before block 2, which it reads from the volume. */
+	job.stop_at = 2 * (off_t)COW_BLOCK;
+	stage = 0;
+	/* Records 0 and 1 (blocks 0 and 1) go in, the export runs up to
+	 * block 2, then the flush fails: the delta is cut back to nothing. */
+	on_failed_flush = start_export;
+	fail_next_flush = FAIL_LOSING;
+	CHECK(volume_write(&v, 0, b, 2 * COW_BLOCK, err, sizeof(err)) ==
+	      FERRY_E_IO);
+	on_failed_flush = NULL;
+	/* Block 5's record at record 0 now, flushed; block 5 changes. */
+	CHECK(volume_write(&v, 5 * COW_BLOCK, b, COW_BLOCK, err,
+			   sizeof(err)) == 0);
+	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	stage_reach(2);
+	CHECK(pthread_join(job.thread, NULL) == 0);
+
+	CHECK(job.rc == -1);
+	CHECK_HAS(job.err, strerror(ESTALE));
+	CHECK_U64(dir_entries(job.out), 0);
+	/* Without the check, block 5 is its new contents. */
+	if (!job.rc)
+		CHECK(file_equals(job.ex[0].path, a, MIB));
+	CHECK(newest_equals("s-13", a, MIB, 1));
 	volume_close(&v);
 	free(a);
 	free(b);
@@ -865,6 +938,7 @@ int main(void)
 	RUN(test_prune_spares_a_written_disks_newest);
 	RUN(test_damaged_description_deletes_nothing);
 	RUN(test_export_sees_a_reused_offset);
+	RUN(test_export_sees_a_shorter_delta);
 	RUN(test_failed_flush_at_open);
 	RUN(test_read_error_at_open);
 	RUN(test_unflushed_description);
