@@ -14,6 +14,16 @@
 
 #include "ferry_features.h"
 
+/*
+ * 6.17+ warns at a workqueue that says neither WQ_PERCPU nor WQ_UNBOUND
+ * (the default is turning unbound); before, per-CPU was the default.
+ */
+#if defined(FERRY_HAVE_WQ_PERCPU)
+#define FERRY_WQ_PERCPU WQ_PERCPU
+#else
+#define FERRY_WQ_PERCPU 0
+#endif
+
 /* An open reference to a block device, however this kernel spells it. */
 struct ferry_bdev_ref {
 	struct block_device *bdev;

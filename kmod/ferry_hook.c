@@ -276,9 +276,13 @@ void ferry_hook_put(void)
 
 int ferry_hook_init(void)
 {
-	/* WQ_MEM_RECLAIM: writeback completions must progress under pressure. */
-	ferry_wq = alloc_workqueue("ferry_endio", WQ_MEM_RECLAIM | WQ_HIGHPRI,
-				   0);
+	/*
+	 * WQ_MEM_RECLAIM: writeback completions must progress under
+	 * pressure.  Per-CPU: a completion is finished on the CPU that
+	 * took it, as it always was before 6.17 made the choice explicit.
+	 */
+	ferry_wq = alloc_workqueue("ferry_endio", WQ_MEM_RECLAIM | WQ_HIGHPRI |
+				   FERRY_WQ_PERCPU, 0);
 	if (!ferry_wq)
 		return -ENOMEM;
 	ferry_ctx_cache = KMEM_CACHE(ferry_bio_ctx, 0);
