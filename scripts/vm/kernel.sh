@@ -94,6 +94,23 @@ extract_headers() {
 		die "headers of $kver extracted without kbuild binaries: remove $root and retry"
 }
 
+# Extract image package IMG of KVER under ROOT.  From 7.x on (sid, late
+# 2026) linux-image-KVER holds no files: it depends on linux-binary-KVER
+# (the vmlinuz), linux-modules-KVER and linux-base-KVER, which are
+# extracted with it.
+extract_image() {
+	local suite=$1 img=$2 kver=$3 root=$4 deb dep
+	deb=$(download "$suite" "$img" "$root/../debs")
+	dpkg-deb -x "$deb" "$root"
+	for dep in $(deb_depends "$deb"); do
+		case $dep in
+		linux-*-"$kver")
+			dpkg-deb -x "$(download "$suite" "$dep" "$root/../debs")" "$root"
+			;;
+		esac
+	done
+}
+
 # Create the build chroot of SUITE once: minbase + build-essential.
 ensure_chroot() {
 	local suite=$1 root tmp uri
@@ -108,7 +125,7 @@ ensure_chroot() {
 	http_proxy=$(host_http_proxy) debootstrap --variant=minbase "$suite" "$tmp" "$uri" \
 		>"$FERRY_CACHE/debootstrap-$suite.log" 2>&1 ||
 		die "debootstrap $suite failed (see $FERRY_CACHE/debootstrap-$suite.log): check the network/mirror, then rm -rf $tmp"
-	suite_sources "$suite" >"$tmp/etc/apt/sources.list"
+	chroot_apt_sources "$suite" "$tmp"
 	chroot_run "$tmp" apt-get -q update >/dev/null ||
 		die "apt-get update in the $suite chroot failed: check the network, then rm -rf $tmp"
 	chroot_run "$tmp" apt-get -q install -y --no-install-recommends build-essential make kmod \
@@ -125,7 +142,7 @@ chroot_headers() {
 	root=$(chroot_dir "$suite")
 	[ -d "$root/usr/src/linux-headers-$kver" ] && return 0
 	info "installing linux-headers-$kver in the $suite chroot"
-	suite_sources "$suite" >"$root/etc/apt/sources.list"
+	chroot_apt_sources "$suite" "$root"
 	chroot_run "$root" apt-get -q update >/dev/null ||
 		die "apt-get update in the $suite chroot failed: check the network"
 	chroot_run "$root" apt-get -q install -y --no-install-recommends \
@@ -141,7 +158,7 @@ chroot_headers() {
 
 # Make sure SUITE's current kernel is cached; print its assignments.
 prepare() {
-	local suite=$1 meta_ver img ver kver dir tmp root modroot env
+	local suite=$1 meta_ver img ver kver dir tmp root modroot env vmlinuz
 	suite_apt_update "$suite"
 	meta_ver=$(candidate "$suite" "linux-image-$FERRY_FLAVOUR")
 	if [ -z "$meta_ver" ] || [ "$meta_ver" = "(none)" ]; then
@@ -161,13 +178,16 @@ prepare() {
 		rm -rf "$tmp"
 		root="$tmp/root"
 		mkdir -p "$tmp/debs" "$root"
-		dpkg-deb -x "$(download "$suite" "$img" "$tmp/debs")" "$root"
+		extract_image "$suite" "$img" "$kver" "$root"
 		# trixie ships modules in /usr/lib/modules; one path for everyone.
 		if [ ! -d "$root/lib/modules/$kver" ] && [ -d "$root/usr/lib/modules/$kver" ]; then
 			ln -s usr/lib "$root/lib"
 		fi
-		if [ ! -f "$root/boot/vmlinuz-$kver" ] || [ ! -d "$root/lib/modules/$kver/kernel" ]; then
-			die "$img has no boot/vmlinuz-$kver or modules: unexpected package layout"
+		# 7.x keeps the image beside its modules.
+		vmlinuz=boot/vmlinuz-$kver
+		[ -f "$root/$vmlinuz" ] || vmlinuz=lib/modules/$kver/vmlinuz
+		if [ ! -f "$root/$vmlinuz" ] || [ ! -d "$root/lib/modules/$kver/kernel" ]; then
+			die "$img has no boot/vmlinuz-$kver, lib/modules/$kver/vmlinuz or modules: unexpected package layout"
 		fi
 		ensure_pkgs kmod
 		depmod -b "$root" "$kver" ||
@@ -178,7 +198,7 @@ prepare() {
 		rm -rf "$tmp/debs"
 		{
 			echo "KVER=$kver"
-			echo "VMLINUZ=$dir/root/boot/vmlinuz-$kver"
+			echo "VMLINUZ=$dir/root/$vmlinuz"
 			echo "MODROOT=$dir/root"
 			if [ "$suite" = "$(host_codename)" ]; then
 				echo "KDIR=$dir/root/usr/src/linux-headers-$kver"

@@ -229,6 +229,21 @@ host_http_proxy() {
 	echo "${http_proxy:-$p}"
 }
 
+# Point the apt of chroot ROOT at SUITE's mirror, with the host's choice
+# on Release files past their Valid-Until: a machine whose sources are a
+# dated snapshot of the archive turns the check off, and sid's Release is
+# valid for a week only.
+chroot_apt_sources() {
+	local suite=$1 root=$2 v=''
+	suite_sources "$suite" >"$root/etc/apt/sources.list" || exit 1
+	eval "$(apt-config shell v Acquire::Check-Valid-Until)"
+	if [ -n "$v" ]; then
+		echo "Acquire::Check-Valid-Until \"$v\";" >"$root/etc/apt/apt.conf.d/99ferry-host"
+	else
+		rm -f "$root/etc/apt/apt.conf.d/99ferry-host"
+	fi
+}
+
 # The body of chroot_run, executed by bash in a private mount namespace
 # when unshare works: the mounts then vanish with the namespace even if we
 # are killed with SIGKILL. The trap unmounts them in every other case
