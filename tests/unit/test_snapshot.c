@@ -872,42 +872,63 @@ static void test_unflushed_description(void)
 	free(b);
 }
 
+/* Move SOURCE's volume of /dev/vda and its .meta to *.old, or back. */
+static void move_volume(const char *source, bool away)
+{
+	char from[600], to[620];
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(from, sizeof(from), "%s/%s/dev_vda.%s", dir, source,
+			 i ? "meta" : "img");
+		snprintf(to, sizeof(to), "%s.old", from);
+		CHECK(away ? rename(from, to) == 0 : rename(to, from) == 0);
+	}
+}
+
 /*
  * A volume moved away (with its .meta) is not started afresh under a
  * copy-on-write snapshot of its disk: the snapshot reads the blocks it
  * does not hold from the volume, so a new one would change it.  With the
- * snapshots moved away too, it is.
+ * snapshots moved away too, it is.  Snapshots that cannot be listed may
+ * hold such a snapshot: refused too.
  */
 static void test_no_fresh_volume_under_a_snapshot(void)
 {
 	uint8_t *a = malloc(MIB);
 	char err[512] = "", from[600], to[620];
 	struct volume v;
-	int rc;
+	int fd, rc;
 
 	fill(a, MIB, 41);
 	copied_with_snapshot(&v, "s-12", MIB, a, MIB);
 	volume_close(&v);
 	live_fd = -1;
-	for (int i = 0; i < 2; i++) {
-		snprintf(from, sizeof(from), "%s/s-12/dev_vda.%s", dir,
-			 i ? "meta" : "img");
-		snprintf(to, sizeof(to), "%s.old", from);
-		CHECK(rename(from, to) == 0);
-	}
+	move_volume("s-12", true);
 	rc = volume_open(&v, dir, "s-12", "/dev/vda", MIB, err, sizeof(err));
 	CHECK(rc == FERRY_E_IO);
 	CHECK_HAS(err, "has no metadata, but snapshot 1");
 	CHECK_HAS(err, "s-12/snapshots");
 	if (!rc)
 		volume_close(&v);
+
+	/* Snapshots that cannot be listed (a description cut short) may
+	 * hold one too: the volume is refused as well, saying why. */
+	snprintf(from, sizeof(from), "%s/s-12/snapshots/2.snap", dir);
+	fd = open(from, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && write(fd, "cp_id = ", 8) == 8);
+	if (fd >= 0)
+		close(fd);
+	rc = volume_open(&v, dir, "s-12", "/dev/vda", MIB, err, sizeof(err));
+	CHECK(rc == FERRY_E_IO);
+	CHECK_HAS(err, "cannot list the snapshots of");
+	CHECK_HAS(err, "a new volume must not change one");
+	CHECK_HAS(err, strerror(EBADMSG));
+	if (!rc)
+		volume_close(&v);
+	CHECK(unlink(from) == 0);
+
 	/* The snapshot still reads as it was taken. */
-	for (int i = 0; i < 2; i++) {
-		snprintf(from, sizeof(from), "%s/s-12/dev_vda.%s", dir,
-			 i ? "meta" : "img");
-		snprintf(to, sizeof(to), "%s.old", from);
-		CHECK(rename(to, from) == 0);
-	}
+	move_volume("s-12", false);
 	CHECK(newest_equals("s-12", a, MIB, 1));
 
 	snprintf(from, sizeof(from), "%s/s-12/snapshots", dir);
