@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/host/run.sh: tests that run on this machine as root but outside the
-# guests (packaging, DKMS).  Runs every tests/host/*.sh but itself; each
+# guests (packaging, DKMS, the guest harness).  Runs every tests/host/*.sh
+# but itself; each
 # prints PASS/FAIL lines.  Ends with "N passed, N failed".
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
