@@ -11,7 +11,7 @@ SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=all
 
 # Kernels of the test matrix (scripts/vm/kernel.sh knows how to get each).
-KMOD_SUITES ?= bookworm trixie sid
+KMOD_SUITES ?= bookworm trixie trixie-backports
 # The module is built for the running kernel when its headers are installed,
 # otherwise for the first kernel of the matrix.
 KVER ?= $(shell uname -r)

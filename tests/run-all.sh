@@ -104,7 +104,7 @@ if [[ " $suites " == *" kmod "* || " $suites " == *" install "* ]] &&
 		}
 		step "$ROOT/scripts/vm/kernel.sh" bookworm
 		if [[ " $SUITES " == *" kmod "* ]]; then
-			for s in ${KMOD_SUITES:-bookworm trixie sid}; do
+			for s in ${KMOD_SUITES:-bookworm trixie trixie-backports}; do
 				[ "$s" = bookworm ] ||
 					step "$ROOT/scripts/vm/kernel.sh" "$s"
 			done

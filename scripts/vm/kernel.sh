@@ -122,7 +122,7 @@ ensure_chroot() {
 	tmp="$root.tmp"
 	rm -rf "$tmp"
 	info "debootstrap $suite into $root (once; a few minutes)"
-	http_proxy=$(host_http_proxy) debootstrap --variant=minbase "$suite" "$tmp" "$uri" \
+	http_proxy=$(host_http_proxy) debootstrap --variant=minbase "$(suite_base "$suite")" "$tmp" "$uri" \
 		>"$FERRY_CACHE/debootstrap-$suite.log" 2>&1 ||
 		die "debootstrap $suite failed (see $FERRY_CACHE/debootstrap-$suite.log): check the network/mirror, then rm -rf $tmp"
 	chroot_apt_sources "$suite" "$tmp"

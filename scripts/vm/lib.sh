@@ -140,19 +140,35 @@ host_codename() {
 	(. /etc/os-release && echo "${VERSION_CODENAME:-unknown}")
 }
 
+# The release a suite builds on: trixie for trixie-backports, else itself.
+suite_base() {
+	echo "${1%-backports}"
+}
+
 # Write a one-line-format sources.list for SUITE to stdout: the main archive
 # with SUITE and SUITE-updates, the security archive with SUITE-security
-# (unstable has neither).
+# (unstable has neither); for X-backports, those of X and X-backports.
 suite_sources() {
-	local suite=$1 uri sec
+	local suite=$1 base uri sec
+	base=$(suite_base "$suite")
 	uri=$(debian_uri) || exit 1
 	sec=$(security_uri)
-	echo "deb $uri $suite main"
-	case $suite in
+	echo "deb $uri $base main"
+	[ "$base" = "$suite" ] || echo "deb $uri $suite main"
+	case $base in
 	sid | unstable | experimental) return 0 ;;
 	esac
-	echo "deb $uri $suite-updates main"
-	[ -z "$sec" ] || echo "deb $sec $suite-security main"
+	echo "deb $uri $base-updates main"
+	[ -z "$sec" ] || echo "deb $sec $base-security main"
+}
+
+# apt preferences for SUITE: a backports archive is NotAutomatic (priority
+# 100), so its newer kernel would never be the candidate; pinned as high
+# as the release itself, the newest version wins.
+suite_preferences() {
+	case $1 in
+	*-backports) printf 'Package: *\nPin: release n=%s\nPin-Priority: 500\n' "$1" ;;
+	esac
 }
 
 # ---------------------------------------------------------------------------
@@ -191,6 +207,7 @@ suite_apt_update() {
 	d=$(suite_apt_dir "$suite")
 	mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial" "$d/preferences.d"
 	suite_sources "$suite" >"$d/sources.list.new" || exit 1
+	suite_preferences "$suite" >"$d/preferences"
 	stamp="$d/updated"
 	if cmp -s "$d/sources.list.new" "$d/sources.list" && [ -f "$stamp" ]; then
 		rm -f "$d/sources.list.new"
@@ -230,18 +247,19 @@ host_http_proxy() {
 }
 
 # Point the apt of chroot ROOT at SUITE's mirror, with the host's choice
-# on Release files past their Valid-Until: a machine whose sources are a
-# dated snapshot of the archive turns the check off, and sid's Release is
-# valid for a week only.
+# on Release files past their Valid-Until or dated ahead of the clock: a
+# machine whose sources are a dated copy of the archive turns the checks
+# off, and sid's Release is valid for a week only.
 chroot_apt_sources() {
-	local suite=$1 root=$2 v=''
+	local suite=$1 root=$2 opt v conf=$2/etc/apt/apt.conf.d/99ferry-host
 	suite_sources "$suite" >"$root/etc/apt/sources.list" || exit 1
-	eval "$(apt-config shell v Acquire::Check-Valid-Until)"
-	if [ -n "$v" ]; then
-		echo "Acquire::Check-Valid-Until \"$v\";" >"$root/etc/apt/apt.conf.d/99ferry-host"
-	else
-		rm -f "$root/etc/apt/apt.conf.d/99ferry-host"
-	fi
+	suite_preferences "$suite" >"$root/etc/apt/preferences.d/ferry-suite"
+	: >"$conf"
+	for opt in Acquire::Check-Valid-Until Acquire::Check-Date; do
+		v=''
+		eval "$(apt-config shell v "$opt")"
+		[ -z "$v" ] || echo "$opt \"$v\";" >>"$conf"
+	done
 }
 
 # The body of chroot_run, executed by bash in a private mount namespace

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/kmod/run.sh [SUITE...] — the kernel module tests, in QEMU guests.
 #
-# For each suite (default: $KMOD_SUITES or "bookworm trixie sid"):
+# For each suite (default: $KMOD_SUITES, or bookworm trixie
+# trixie-backports):
 #   1. build ferry.ko for the suite's Debian cloud kernel
 #      (scripts/vm/build-kmod.sh -> $BUILD/kmod/SUITE/ferry.ko);
 #   2. build one initramfs with it, the test binaries $BUILD/tests/kmod/bin/*
@@ -136,7 +137,7 @@ prepare_suite() {
 main() {
 	local suite t name initrd out jobs=${FERRY_VM_JOBS:-2} running=0
 	local -a suites=("$@") TASKS=() order=()
-	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${KMOD_SUITES:-bookworm trixie sid}"
+	[ ${#suites[@]} -gt 0 ] || read -r -a suites <<<"${KMOD_SUITES:-bookworm trixie trixie-backports}"
 	scripts/deps.sh build vm
 	for suite in "${suites[@]}"; do
 		info "suite $suite"
