@@ -604,12 +604,6 @@ static void start_export(void)
 	stage_wait(1);
 }
 
-/*
- * An export indexed a delta before a failed flush cut it back: another
- * block's record then takes the offset the export's index has for the
- * first block.  The export says so (ESTALE: export again) rather than
- * give that record's bytes as the first block's.
- */
 /* Entries of directory PATH but . and .. */
 static uint64_t dir_entries(const char *path)
 {
@@ -626,33 +620,34 @@ static uint64_t dir_entries(const char *path)
 	return n;
 }
 
-static void test_export_sees_a_reused_offset(void)
+/*
+ * The export of SOURCE's newest snapshot (A, a MIB) starts in a thread of
+ * its own when the flush of a write of LEN bytes at OFF fails, and stops
+ * at its read of the volume at STOP_AT (-1: before it reads a block);
+ * the failed flush cuts the delta back to nothing, then the block at
+ * NEXT is written and flushed, and its record takes the offset the first
+ * record had.  The export must then say ESTALE and leave no image.
+ */
+static void export_across_a_failed_flush(struct volume *v,
+					 const char *source, off_t stop_at,
+					 uint64_t off, size_t len,
+					 uint64_t next, const uint8_t *a,
+					 const uint8_t *b)
 {
-	uint8_t *a = malloc(MIB), *b = malloc(MIB);
-	struct volume v;
 	char err[512] = "";
 
-	fill(a, MIB, 13);
-	fill(b, MIB, 14);
-	copied_with_snapshot(&v, "s-7", MIB, a, MIB);
-	snprintf(job.out, sizeof(job.out), "%s/export-stale", dir);
+	snprintf(job.out, sizeof(job.out), "%s/export-%s", dir, source);
 	CHECK(mkdir(job.out, 0700) == 0);
-	job.source = "s-7";
+	job.source = source;
 	job.err[0] = '\0';
-	job.stop_at = -1;
+	job.stop_at = stop_at;
 	stage = 0;
-
-	/* Block 0's record goes in at offset 0, the export indexes it,
-	 * then the flush fails: the delta is cut back to nothing. */
 	on_failed_flush = start_export;
 	fail_next_flush = FAIL_LOSING;
-	CHECK(volume_write(&v, 0, b, COW_BLOCK, err, sizeof(err)) ==
-	      FERRY_E_IO);
+	CHECK(volume_write(v, off, b, len, err, sizeof(err)) == FERRY_E_IO);
 	on_failed_flush = NULL;
-	/* Block 1's record at offset 0 now, flushed; block 1 changes. */
-	CHECK(volume_write(&v, COW_BLOCK, b, COW_BLOCK, err,
-			   sizeof(err)) == 0);
-	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
+	CHECK(volume_write(v, next, b, COW_BLOCK, err, sizeof(err)) == 0);
+	CHECK(volume_sync(v, err, sizeof(err)) == 0);
 	stage_reach(2);
 	CHECK(pthread_join(job.thread, NULL) == 0);
 
@@ -660,11 +655,31 @@ static void test_export_sees_a_reused_offset(void)
 	CHECK_HAS(job.err, strerror(ESTALE));
 	/* No image cut short is left to be taken for the snapshot. */
 	CHECK_U64(dir_entries(job.out), 0);
-	/* Without the check, block 0 is block 1's old contents. */
+	/* Without the check, the block at NEXT is its new contents. */
 	if (!job.rc)
 		CHECK(file_equals(job.ex[0].path, a, MIB));
 	/* Exported again, the snapshot is exact. */
-	CHECK(newest_equals("s-7", a, MIB, 1));
+	CHECK(newest_equals(source, a, MIB, 1));
+}
+
+/*
+ * An export indexed a delta before a failed flush cut it back: another
+ * block's record then takes the offset the export's index has for the
+ * first block.  The export says so (ESTALE: export again) rather than
+ * give that record's bytes as the first block's.
+ */
+static void test_export_sees_a_reused_offset(void)
+{
+	uint8_t *a = malloc(MIB), *b = malloc(MIB);
+	struct volume v;
+
+	fill(a, MIB, 13);
+	fill(b, MIB, 14);
+	copied_with_snapshot(&v, "s-7", MIB, a, MIB);
+	/* Block 0's record goes in at offset 0, the export indexes it and
+	 * stops; block 1's record then takes offset 0. */
+	export_across_a_failed_flush(&v, "s-7", -1, 0, COW_BLOCK, COW_BLOCK,
+				     a, b);
 	volume_close(&v);
 	free(a);
 	free(b);
@@ -681,40 +696,15 @@ static void test_export_sees_a_shorter_delta(void)
 {
 	uint8_t *a = malloc(MIB), *b = malloc(MIB);
 	struct volume v;
-	char err[512] = "";
 
 	fill(a, MIB, 17);
 	fill(b, MIB, 18);
 	copied_with_snapshot(&v, "s-13", MIB, a, MIB);
-	snprintf(job.out, sizeof(job.out), "%s/export-shorter", dir);
-	CHECK(mkdir(job.out, 0700) == 0);
-	job.source = "s-13";
-	job.err[0] = '\0';
-	/* It indexes records 0 and 1, reads blocks 0 and 1 from them, and
-	 * stops before block 2, which it reads from the volume. */
-	job.stop_at = 2 * (off_t)COW_BLOCK;
-	stage = 0;
-	/* Records 0 and 1 (blocks 0 and 1) go in, the export runs up to
-	 * block 2, then the flush fails: the delta is cut back to nothing. */
-	on_failed_flush = start_export;
-	fail_next_flush = FAIL_LOSING;
-	CHECK(volume_write(&v, 0, b, 2 * COW_BLOCK, err, sizeof(err)) ==
-	      FERRY_E_IO);
-	on_failed_flush = NULL;
-	/* Block 5's record at record 0 now, flushed; block 5 changes. */
-	CHECK(volume_write(&v, 5 * COW_BLOCK, b, COW_BLOCK, err,
-			   sizeof(err)) == 0);
-	CHECK(volume_sync(&v, err, sizeof(err)) == 0);
-	stage_reach(2);
-	CHECK(pthread_join(job.thread, NULL) == 0);
-
-	CHECK(job.rc == -1);
-	CHECK_HAS(job.err, strerror(ESTALE));
-	CHECK_U64(dir_entries(job.out), 0);
-	/* Without the check, block 5 is its new contents. */
-	if (!job.rc)
-		CHECK(file_equals(job.ex[0].path, a, MIB));
-	CHECK(newest_equals("s-13", a, MIB, 1));
+	/* Records 0 and 1 (blocks 0 and 1) go in; the export reads blocks
+	 * 0 and 1 from them and stops before block 2, which it reads from
+	 * the volume; block 5's record then takes offset 0. */
+	export_across_a_failed_flush(&v, "s-13", 2 * (off_t)COW_BLOCK, 0,
+				     2 * COW_BLOCK, 5 * COW_BLOCK, a, b);
 	volume_close(&v);
 	free(a);
 	free(b);
