@@ -645,6 +645,16 @@ static int op_register(struct api_ctx *ctx, json_t *in, json_t **out)
 	    tags_set(ctx, arn, tags) || assign_server(ctx, doc) ||
 	    ss_save(ctx, doc, NULL))
 		goto out;
+	/* A known machine registering again is a new installation: the
+	 * old one's credentials end here.  Kept, they would come back to
+	 * life with the server (a disconnect revokes them only when its
+	 * uninstall is acknowledged, and the command was just dropped), and
+	 * their holder could refresh them for ever. */
+	if (!fresh && keys_revoke_server(ctx->st, id)) {
+		api_error(ctx, API_INTERNAL, "cannot revoke the credentials "
+			  "of the earlier installation of %s", id);
+		goto out;
+	}
 	creds = issue_credentials(ctx, id);
 	if (!creds)
 		goto out;

@@ -124,8 +124,13 @@ def test_registration(c):
           d['sourceProperties']['recommendedInstanceType'] == 'r5.large',
           d['sourceProperties'])
     check('re-register: one server, not two', count_servers(c) == 1)
-    st, _, _ = c.call('RefreshAgentCredentialsForMgn', {}, creds=cr)
-    check('re-register: earlier credentials still valid', st == 200, st)
+    # A new installation: the earlier one's credentials end.
+    st, hdrs, _ = c.call('RefreshAgentCredentialsForMgn', {}, creds=cr)
+    check('re-register: earlier credentials revoked',
+          st == 403 and err_type(hdrs) == 'UnrecognizedClientException',
+          (st, hdrs.get('x-amzn-errortype')))
+    st, _, _ = c.call('RefreshAgentCredentialsForMgn', {}, creds=cr2)
+    check('re-register: new credentials valid', st == 200, st)
     sid3, _ = c.register_agent('web2', machine_id='m-web2')
     check('register: another machine gets another ID', sid3 != sid)
     check('register: installer key stays usable', count_servers(c) == 2)
@@ -410,6 +415,23 @@ def test_disconnect(c, sid, cr):
     _, _, r = c.call('GetAgentCommandForMgn', {}, creds=cr2)
     check('re-registered agent does not get the old uninstall',
           r['commands'] == [], r)
+
+    # Disconnected again, and registered again before the old agent
+    # acknowledged its uninstall (the command is dropped, so it never
+    # will): the old credentials must not come back with the server.
+    c.aws('mgn', 'disconnect-from-service', '--source-server-id', sid)
+    sid3, cr3 = c.register_agent('web1', machine_id='m-web1')
+    for op, body in (('RefreshAgentCredentialsForMgn', {}),
+                     ('UpdateAgentReplicationInfoForMgn',
+                      {'dataReplicationState': 'CONTINUOUS'})):
+        st, hdrs, _ = c.call(op, body, creds=cr2)
+        check('re-registered before the uninstall was acknowledged: old '
+              'credentials refused (%s)' % op,
+              st == 403 and err_type(hdrs) == 'UnrecognizedClientException',
+              (st, hdrs.get('x-amzn-errortype')))
+    st, _, _ = c.call('RefreshAgentCredentialsForMgn', {}, creds=cr3)
+    check('re-registered before the uninstall was acknowledged: new '
+          'credentials valid', sid3 == sid and st == 200, (sid3, st))
 
 
 def beat_and_read(c, sid, creds, body, timeout, pause=0, tries=30):
