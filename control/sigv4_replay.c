@@ -208,12 +208,15 @@ int sigv4_replay_check(struct sigv4_replay *r, const char *signature,
 
 	if (!r || !signature || sig_bytes(signature, sig))
 		return -1;
-	/* Outside the window the skew check refuses it anyway. */
-	if (now <= 0 || now >= (time_t)UINT32_MAX - SIGV4_MAX_SKEW ||
+	/* Outside the window the skew check refuses it anyway.  The
+	 * window is closed at both ends, as sigv4_verify() has it: a
+	 * request exactly SIGV4_MAX_SKEW old is accepted, so it is kept
+	 * (expired from request_time + SIGV4_MAX_SKEW + 1 on). */
+	if (now <= 0 || now >= (time_t)UINT32_MAX - SIGV4_MAX_SKEW - 1 ||
 	    request_time > now + SIGV4_MAX_SKEW ||
-	    request_time + SIGV4_MAX_SKEW <= now)
+	    request_time + SIGV4_MAX_SKEW < now)
 		return 0;
-	expiry = (uint32_t)(request_time + SIGV4_MAX_SKEW);
+	expiry = (uint32_t)(request_time + SIGV4_MAX_SKEW + 1);
 	now32 = (uint32_t)now;
 
 	pthread_mutex_lock(&r->lock);
