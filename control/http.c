@@ -62,6 +62,7 @@ struct pending {
 	int too_large;
 	int overloaded;
 	int refused;	/* refusal in RESP, the body is dropped */
+	int asset;	/* an asset download: the body is dropped */
 	int started;
 	struct control_response resp;
 };
@@ -270,7 +271,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 		 */
 		if (cl && strtoull(cl, NULL, 10) > HTTP_DRAIN_MAX)
 			return too_large_now(h, conn, p);
-		if (!is_asset(method, p->uri))
+		/* Assets are served to anyone (the installer fetches them
+		 * unsigned), so whatever body they come with is dropped:
+		 * buffered, it would hold a MiB per connection of the budget
+		 * signed requests share, for a stranger. */
+		p->asset = is_asset(method, p->uri);
+		if (!p->asset)
 			p->refused = admit(h, conn, method, p) != 0;
 		return MHD_YES;
 	}
@@ -280,9 +286,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 		if (!p->too_large && p->len + n > REQUEST_MAX_BODY)
 			p->too_large = 1;
 		if (!p->too_large && !p->refused && !p->overloaded &&
-		    p->len + n > p->cap && grow(p, p->len + n))
+		    !p->asset && p->len + n > p->cap && grow(p, p->len + n))
 			p->overloaded = 1;
-		if (p->too_large || p->refused || p->overloaded) {
+		if (p->too_large || p->refused || p->overloaded || p->asset) {
 			drop_body(p);
 		} else {
 			memcpy(p->body + p->len, upload, n);
@@ -291,7 +297,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (is_asset(method, p->uri))
+	if (p->asset)
 		return serve_asset(h, conn, p->uri);
 	if (p->refused && !p->too_large)
 		return reply(conn, &p->resp);
