@@ -12,6 +12,8 @@
 #ifndef FERRY_CONTROL_API_H
 #define FERRY_CONTROL_API_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <stdint.h>
 #include <time.h>
@@ -86,6 +88,10 @@ struct api_op {
 	unsigned roles;	    /* enum api_role bits allowed to call it */
 	int status;	    /* HTTP status on success (200, 201, 202, 204) */
 	api_handler fn;
+	/* Its commit must survive a power cut (store_run_durable): it
+	 * hands out credentials whose holder then forgets the ones it
+	 * used, so losing them locks the caller out. */
+	bool durable;
 };
 
 struct store;

@@ -395,6 +395,13 @@ int keys_cli(int argc, char **argv)
 			err);
 		return 1;
 	}
+	/* A key printed once, or one deleted because it leaked, must not
+	 * be undone by a power cut. */
+	if (store_exec(st, "PRAGMA synchronous=FULL") < 0) {
+		fprintf(stderr, "ferry-control keys: cannot make the database's commits durable\n");
+		store_close(st);
+		return 1;
+	}
 	if (!strcmp(verb, "create"))
 		rc = cli_create(st, name, role);
 	else if (!strcmp(verb, "list"))

@@ -1311,22 +1311,24 @@ static void agent_sweep(struct api_ctx *ctx)
 
 static const struct api_op agent_ops[] = {
 	{ "RegisterAgentForMgn", "POST", "/RegisterAgentForMgn",
-	  ROLE_INSTALLER | ROLE_ADMIN, 200, op_register },
+	  ROLE_INSTALLER | ROLE_ADMIN, 200, op_register, true },
 	{ "RefreshAgentCredentialsForMgn", "POST",
-	  "/RefreshAgentCredentialsForMgn", ROLE_AGENT, 200, op_refresh },
+	  "/RefreshAgentCredentialsForMgn", ROLE_AGENT, 200, op_refresh,
+	  true },
 	{ "IssueClientCertificateForMgn", "POST",
-	  "/IssueClientCertificateForMgn", ROLE_AGENT, 200, op_certificate },
+	  "/IssueClientCertificateForMgn", ROLE_AGENT, 200, op_certificate,
+	  false },
 	{ "GetAgentRuntimeConfigurationForMgn", "POST",
 	  "/GetAgentRuntimeConfigurationForMgn", ROLE_AGENT, 200,
-	  op_runtime },
+	  op_runtime, false },
 	{ "UpdateAgentReplicationInfoForMgn", "POST",
 	  "/UpdateAgentReplicationInfoForMgn", ROLE_AGENT, 200,
-	  op_heartbeat },
+	  op_heartbeat, false },
 	{ "GetAgentCommandForMgn", "POST", "/GetAgentCommandForMgn",
-	  ROLE_AGENT, 200, op_commands },
+	  ROLE_AGENT, 200, op_commands, false },
 	{ "UpdateAgentSourcePropertiesForMgn", "POST",
 	  "/UpdateAgentSourcePropertiesForMgn", ROLE_AGENT, 200,
-	  op_properties },
+	  op_properties, false },
 };
 
 const struct api_module api_module_agent = {

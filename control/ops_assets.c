@@ -110,7 +110,7 @@ static int op_assets(struct api_ctx *ctx, json_t *in, json_t **out)
 static const struct api_op assets_ops[] = {
 	{ "GetAgentInstallationAssetsForMgn", "POST",
 	  "/GetAgentInstallationAssetsForMgn", ROLE_INSTALLER | ROLE_ADMIN,
-	  200, op_assets },
+	  200, op_assets, false },
 };
 
 const struct api_module api_module_assets = {

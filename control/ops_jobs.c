@@ -411,9 +411,9 @@ static int op_describe_log(struct api_ctx *ctx, json_t *in, json_t **out)
 
 static const struct api_op jobs_ops[] = {
 	{ "DescribeJobs", "POST", "/DescribeJobs", ROLE_ADMIN, 200,
-	  op_describe_jobs },
+	  op_describe_jobs, false },
 	{ "DescribeJobLogItems", "POST", "/DescribeJobLogItems", ROLE_ADMIN,
-	  200, op_describe_log },
+	  200, op_describe_log, false },
 };
 
 const struct api_module api_module_jobs = {

@@ -856,13 +856,14 @@ int launch_report(struct api_ctx *ctx, const char *rid, json_t *list)
 }
 
 static const struct api_op launch_ops[] = {
-	{ "StartTest", "POST", "/StartTest", ROLE_ADMIN, 202, op_start_test },
+	{ "StartTest", "POST", "/StartTest", ROLE_ADMIN, 202, op_start_test,
+	  false },
 	{ "StartCutover", "POST", "/StartCutover", ROLE_ADMIN, 202,
-	  op_start_cutover },
+	  op_start_cutover, false },
 	{ "FinalizeCutover", "POST", "/FinalizeCutover", ROLE_ADMIN, 200,
-	  op_finalize },
+	  op_finalize, false },
 	{ "TerminateTargetInstances", "POST", "/TerminateTargetInstances",
-	  ROLE_ADMIN, 202, op_terminate },
+	  ROLE_ADMIN, 202, op_terminate, false },
 };
 
 const struct api_module api_module_launch = {

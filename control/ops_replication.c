@@ -1356,21 +1356,22 @@ static int repl_migrate(struct store *st, char *err, size_t errlen)
 static const struct api_op repl_ops[] = {
 	{ "CreateReplicationConfigurationTemplate", "POST",
 	  "/CreateReplicationConfigurationTemplate", ROLE_ADMIN, 201,
-	  op_create_template },
+	  op_create_template, false },
 	{ "DescribeReplicationConfigurationTemplates", "POST",
 	  "/DescribeReplicationConfigurationTemplates", ROLE_ADMIN, 200,
-	  op_describe_templates },
+	  op_describe_templates, false },
 	{ "UpdateReplicationConfigurationTemplate", "POST",
 	  "/UpdateReplicationConfigurationTemplate", ROLE_ADMIN, 200,
-	  op_update_template },
+	  op_update_template, false },
 	{ "DeleteReplicationConfigurationTemplate", "POST",
 	  "/DeleteReplicationConfigurationTemplate", ROLE_ADMIN, 204,
-	  op_delete_template },
+	  op_delete_template, false },
 	{ "GetReplicationConfiguration", "POST",
-	  "/GetReplicationConfiguration", ROLE_ADMIN, 200, op_get_config },
+	  "/GetReplicationConfiguration", ROLE_ADMIN, 200, op_get_config,
+	  false },
 	{ "UpdateReplicationConfiguration", "POST",
 	  "/UpdateReplicationConfiguration", ROLE_ADMIN, 200,
-	  op_update_config },
+	  op_update_config, false },
 };
 
 const struct api_module api_module_replication = {

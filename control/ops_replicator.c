@@ -1044,12 +1044,12 @@ static int op_assignments(struct api_ctx *ctx, json_t *in, json_t **out)
 
 static const struct api_op replicator_ops[] = {
 	{ "RegisterReplicatorForMgn", "POST", "/RegisterReplicatorForMgn",
-	  ROLE_REPLICATOR | ROLE_ADMIN, 200, op_register },
+	  ROLE_REPLICATOR | ROLE_ADMIN, 200, op_register, true },
 	{ "UpdateReplicatorInfoForMgn", "POST", "/UpdateReplicatorInfoForMgn",
-	  ROLE_REPLICATOR | ROLE_ADMIN, 200, op_update },
+	  ROLE_REPLICATOR | ROLE_ADMIN, 200, op_update, false },
 	{ "GetReplicatorAssignmentsForMgn", "POST",
 	  "/GetReplicatorAssignmentsForMgn", ROLE_REPLICATOR | ROLE_ADMIN, 200,
-	  op_assignments },
+	  op_assignments, false },
 };
 
 const struct api_module api_module_replicator = {

@@ -55,7 +55,7 @@ static int op_initialize_service(struct api_ctx *ctx, json_t *in,
 
 static const struct api_op service_ops[] = {
 	{ "InitializeService", "POST", "/InitializeService", ROLE_ADMIN, 204,
-	  op_initialize_service },
+	  op_initialize_service, false },
 };
 
 const struct api_module api_module_service = {

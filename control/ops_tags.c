@@ -293,11 +293,12 @@ static int op_list_tags(struct api_ctx *ctx, json_t *in, json_t **out)
 }
 
 static const struct api_op tags_ops[] = {
-	{ "TagResource", "POST", "/tags/", ROLE_ADMIN, 200, op_tag_resource },
+	{ "TagResource", "POST", "/tags/", ROLE_ADMIN, 200, op_tag_resource,
+	  false },
 	{ "UntagResource", "DELETE", "/tags/", ROLE_ADMIN, 200,
-	  op_untag_resource },
+	  op_untag_resource, false },
 	{ "ListTagsForResource", "GET", "/tags/", ROLE_ADMIN, 200,
-	  op_list_tags },
+	  op_list_tags, false },
 };
 
 const struct api_module api_module_tags = {

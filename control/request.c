@@ -368,7 +368,8 @@ void control_handle(struct control *c, const struct control_request *req,
 	job.ctx = &ctx;
 	job.op = op;
 	job.in = in;
-	if (store_run(c->st, run_op, &job) == 0) {
+	if ((op->durable ? store_run_durable : store_run)(c->st, run_op,
+							  &job) == 0) {
 		ok = 1;
 		out = job.out;
 	} else {

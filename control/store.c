@@ -20,6 +20,7 @@
 struct store_job {
 	store_job_fn fn;
 	void *arg;
+	bool durable;	/* its commit must survive a power cut */
 	bool done, ok;
 	struct store_job *next;
 };
@@ -158,7 +159,8 @@ struct store *store_open(const char *dir, char *err, size_t errlen)
 	 * WAL with synchronous=NORMAL: a commit is atomic and survives
 	 * kill -9 of this process (the WAL is in the page cache and is
 	 * replayed at the next open); only a power cut may lose the last
-	 * transactions, never corrupt the database.
+	 * transactions, never corrupt the database.  Those that must
+	 * survive it too (store_run_durable) commit with FULL.
 	 */
 	if (apply_schema(st, "settings",
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
@@ -236,6 +238,9 @@ int store_end(struct store *st, bool ok)
  * caches by address): sqlite3_exec would parse them again for each job.
  */
 static const char sql_begin[] = "BEGIN IMMEDIATE";
+/* Outside a transaction only: SQLite refuses to change it inside one. */
+static const char sql_sync_full[] = "PRAGMA synchronous=FULL";
+static const char sql_sync_normal[] = "PRAGMA synchronous=NORMAL";
 static const char sql_commit[] = "COMMIT";
 static const char sql_rollback[] = "ROLLBACK";
 static const char sql_savepoint[] = "SAVEPOINT job";
@@ -263,7 +268,13 @@ static int exec_cached(struct store *st, const char *sql)
 static void run_batch(struct store *st, struct store_job *batch)
 {
 	struct store_job *j;
-	bool began = exec_cached(st, sql_begin) == 0;
+	bool durable = false, began;
+
+	for (j = batch; j; j = j->next)
+		durable |= j->durable;
+	/* A job that needs a flushed commit and cannot have one fails. */
+	began = (!durable || exec_cached(st, sql_sync_full) == 0) &&
+		exec_cached(st, sql_begin) == 0;
 
 	for (j = batch; j; j = j->next) {
 		j->ok = false;
@@ -278,20 +289,26 @@ static void run_batch(struct store *st, struct store_job *batch)
 		if (began && exec_cached(st, sql_release))
 			began = false;
 	}
-	if (began && exec_cached(st, sql_commit) == 0)
+	if (began && exec_cached(st, sql_commit) == 0) {
+		if (durable)
+			exec_cached(st, sql_sync_normal);
 		return;
+	}
 	/* Not cached: after an error the transaction may already be gone,
 	 * and sqlite3_exec's message is the one worth logging. */
 	if (sqlite3_get_autocommit(st->db) == 0)
 		store_exec(st, sql_rollback);
+	if (durable)
+		exec_cached(st, sql_sync_normal);
 	new_generation(st);
 	for (j = batch; j; j = j->next)
 		j->ok = false;
 }
 
-int store_run(struct store *st, store_job_fn fn, void *arg)
+static int run_job(struct store *st, store_job_fn fn, void *arg,
+		   bool durable)
 {
-	struct store_job job = { .fn = fn, .arg = arg };
+	struct store_job job = { .fn = fn, .arg = arg, .durable = durable };
 
 	pthread_mutex_lock(&st->qlock);
 	*st->tail = &job;
@@ -329,6 +346,16 @@ int store_run(struct store *st, store_job_fn fn, void *arg)
 	}
 	pthread_mutex_unlock(&st->qlock);
 	return job.ok ? 0 : -1;
+}
+
+int store_run(struct store *st, store_job_fn fn, void *arg)
+{
+	return run_job(st, fn, arg, false);
+}
+
+int store_run_durable(struct store *st, store_job_fn fn, void *arg)
+{
+	return run_job(st, fn, arg, true);
 }
 
 sqlite3_stmt *store_prepare(struct store *st, const char *sql)

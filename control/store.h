@@ -23,7 +23,9 @@ void store_close(struct store *st);
 sqlite3 *store_db(struct store *st);
 
 /* Lock the store and BEGIN IMMEDIATE; store_end() commits if OK is true,
- * else rolls back, then unlocks.  Return 0 or -1 (message in ERR). */
+ * else rolls back, then unlocks.  Return 0 or -1 (message in ERR).  Their
+ * commits are as durable as store_run()'s; store_exec(st, "PRAGMA
+ * synchronous=FULL") first makes them survive a power cut too. */
 int store_begin(struct store *st);
 int store_end(struct store *st, bool ok);
 
@@ -38,6 +40,13 @@ int store_end(struct store *st, bool ok);
  */
 typedef bool (*store_job_fn)(void *arg);
 int store_run(struct store *st, store_job_fn fn, void *arg);
+/*
+ * store_run() whose commit also survives a power cut: the transaction it
+ * joins commits with synchronous=FULL (the WAL flushed).  For answers a
+ * caller cannot do without once given, such as credentials whose
+ * predecessor it then forgets.
+ */
+int store_run_durable(struct store *st, store_job_fn fn, void *arg);
 
 /* Lock the store for reads outside a transaction (one SELECT is atomic
  * on its own); store_unlock() releases it. */

@@ -6,7 +6,8 @@
 #           ferry-control: libmicrohttpd and its GnuTLS, jansson, SQLite,
 #           OpenSSL, curl;
 #           of the wire codec: zstd, lz4, xxHash)
-#   control ferry-control's tests: the AWS command line and boto3 as real
+#   control ferry-control's tests (strace too: t_durable watches the
+#           database's flushes): the AWS command line and boto3 as real
 #           clients, curl, clang for the fuzz target, wrk
 #   vm      the QEMU test harness: qemu, busybox-static, debootstrap, cpio,
 #           compressors, e2fsprogs, dmsetup, mdadm, fio, util-linux, kmod,
@@ -32,7 +33,7 @@ group_packages() {
 	build) echo gcc make pkg-config libc6-dev liburing-dev \
 		libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev \
 		libssl-dev libcurl4-openssl-dev libzstd-dev liblz4-dev libxxhash-dev ;;
-	control) echo awscli python3-boto3 curl clang libclang-rt-dev openssl \
+	control) echo awscli python3-boto3 curl clang libclang-rt-dev openssl strace \
 		sqlite3 ;;
 	vm) echo qemu-system-x86 busybox-static debootstrap cpio gzip xz-utils zstd \
 		e2fsprogs dmsetup mdadm fio util-linux kmod socat \
