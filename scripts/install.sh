@@ -262,6 +262,8 @@ WORK_DIR=		# downloads, removed at exit
 on_exit() {
 	local rc=$?
 	trap - EXIT
+	# The rollback runs to its end with no terminal or reader left.
+	trap '' HUP PIPE
 	[ -z "$WORK_DIR" ] || rm -rf -- "$WORK_DIR"
 	if [ "$rc" -ne 0 ]; then
 		rollback
@@ -1289,8 +1291,12 @@ run_checks() {
 # ---- the steps -----------------------------------------------------------------
 
 fail_after() {		# STEP: the tests' injected failure (FERRY_INSTALL_FAIL_AFTER)
+	local sig=${FERRY_INSTALL_SIGNAL_AFTER:-}
 	[ "${FERRY_INSTALL_FAIL_AFTER:-}" != "$1" ] ||
 		step_failed "after step '$1': a failure injected by FERRY_INSTALL_FAIL_AFTER"
+	# ...or signal (FERRY_INSTALL_SIGNAL_AFTER=STEP:HUP, as a dropped
+	# SSH session sends).
+	[ "${sig%%:*}" != "$1" ] || [ "$sig" = "${sig#*:}" ] || kill -s "${sig#*:}" $$
 }
 
 conf_line() {		# KEY VALUE: one line of agent.conf, the value quoted
@@ -1555,15 +1561,15 @@ pkg_installed() {
 
 pkg_remove_cmd() {	# NAMES... -> the command that removes them
 	case $PM in
-	apt) printf 'env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q %s' "$*" ;;
+	apt) printf 'env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 purge -y -q %s' "$*" ;;
 	dnf) printf 'dnf remove -y %s' "$*" ;;
 	yum) printf 'yum remove -y %s' "$*" ;;
-	zypper) printf 'zypper --non-interactive remove %s' "$*" ;;
+	zypper) printf 'env ZYPP_LOCK_TIMEOUT=600 zypper --non-interactive remove %s' "$*" ;;
 	esac
 }
 
 install_packages() {
-	local n rc
+	local n rc from why
 	for n in $PKG_NAMES; do
 		if pkg_installed "$n"; then
 			# Only after --force-delete-existing (check_existing):
@@ -1574,19 +1580,29 @@ install_packages() {
 	say "Installing ${PKG_NAMES// /, } ($PKG_SOURCE); DKMS builds ferry.ko for $KVER"
 	# shellcheck disable=SC2046,SC2086 # a list of names
 	undo_push "installed the packages $PKG_NAMES" sh -c "$(pkg_remove_cmd $PKG_NAMES)"
+	from=$(($(stat -c %s "$(log_target)" 2>/dev/null || echo 0) + 1))
+	# A fresh server's apt-daily or unattended-upgrades may hold the
+	# package lock: wait for it (apt, zypper; dnf waits by itself).
 	case $PM in
 	apt)
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			-o DPkg::Lock::Timeout=600 \
 			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
 			"${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
 	dnf) dnf install -y "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
 	yum) yum install -y "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
-	zypper) zypper --non-interactive install --allow-unsigned-rpm "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
+	zypper) ZYPP_LOCK_TIMEOUT=600 zypper --non-interactive install --allow-unsigned-rpm "${PKG_FILES[@]}" >>"$(log_target)" 2>&1 ;;
 	esac
 	rc=$?
 	if [ "$rc" -ne 0 ]; then
 		dkms_reason
-		step_failed "installing the packages failed (exit $rc)${DKMS_WHY:+: $DKMS_WHY}; the details are in $LOG_FILE"
+		# Else the package manager's own reason: apt's "E:", dnf's
+		# "Error:" or "nothing provides", zypper's "Problem:".
+		[ -n "$DKMS_WHY" ] ||
+			why=$(tail -c "+$from" "$(log_target)" 2>/dev/null |
+				grep -E '^(E: |Error: |Problem: )| nothing provides ' |
+				tail -n 1 | cut -c1-300)
+		step_failed "installing the packages failed (exit $rc)${DKMS_WHY:+: $DKMS_WHY}${why:+: $why}; the details are in $LOG_FILE"
 	fi
 	for n in $PKG_NAMES; do
 		pkg_installed "$n" || step_failed "$n is not installed after the package manager ran: see $LOG_FILE"
@@ -1607,15 +1623,19 @@ dkms_reason() {
 }
 
 load_module() {
-	local n=0
+	local n=0 why
 	say "Loading ferry.ko"
 	if ! dkms status ferry -k "$KVER" 2>/dev/null | grep -q installed; then
 		dkms_reason
 		step_failed "DKMS has not installed ferry.ko for $KVER${DKMS_WHY:+: $DKMS_WHY} (dkms status ferry: $(dkms status ferry 2>&1 | head -n 1))"
 	fi
 	undo_push "loaded ferry.ko" modprobe -r ferry
-	modprobe ferry >>"$(log_target)" 2>&1 ||
-		step_failed "modprobe ferry failed: $(dmesg 2>/dev/null | grep -i ferry | tail -n 1)"
+	# modprobe's own reason ("Key was rejected by service" under Secure
+	# Boot), then the kernel's last lines (lockdown, signature) whether
+	# or not they name ferry.
+	why=$(modprobe ferry 2>&1) ||
+		step_failed "modprobe ferry failed: ${why:-no reason given}; kernel: $(dmesg 2>/dev/null | tail -n 2 | tr '\n' ' ')"
+	[ -z "$why" ] || log "modprobe ferry: $why"
 	while [ ! -c /dev/ferry-ctl ] && [ $n -lt 50 ]; do
 		sleep 0.1
 		n=$((n + 1))
@@ -1803,6 +1823,11 @@ main() {
 	trap on_exit EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	# A dropped SSH session (HUP), or a reader of our output gone (PIPE):
+	# untrapped, bash would run the EXIT trap with status 0 and skip the
+	# rollback.
+	trap 'exit 129' HUP
+	trap 'exit 141' PIPE
 	if [ -n "$CONFIG_OUT" ]; then
 		write_config
 		finish

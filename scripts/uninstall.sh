@@ -101,8 +101,12 @@ have() {
 }
 
 pkg_installed() {
+	local st
 	if have dpkg-query; then
-		dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'ok installed\|config-files'
+		# Any state but not-installed: an install cut short leaves
+		# unpacked or half-configured packages, which are ours too.
+		st=$(dpkg-query -W -f '${Status}' "$1" 2>/dev/null) || return 1
+		[ -n "$st" ] && [ "${st##* }" != not-installed ]
 	elif have rpm; then
 		rpm -q "$1" >/dev/null 2>&1
 	else
@@ -160,13 +164,16 @@ done
 if [ ${#todo[@]} -gt 0 ]; then
 	say "Removing the packages: ${todo[*]}"
 	if have apt-get; then
-		DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${todo[@]}" >/dev/null 2>&1
+		# Another apt (apt-daily, unattended-upgrades) may hold the
+		# lock on a fresh server: wait for it rather than fail.
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+			purge -y -q "${todo[@]}" >/dev/null 2>&1
 	elif have dnf; then
 		dnf remove -y "${todo[@]}" >/dev/null 2>&1
 	elif have yum; then
 		yum remove -y "${todo[@]}" >/dev/null 2>&1
 	elif have zypper; then
-		zypper --non-interactive remove "${todo[@]}" >/dev/null 2>&1
+		ZYPP_LOCK_TIMEOUT=600 zypper --non-interactive remove "${todo[@]}" >/dev/null 2>&1
 	fi || problem "removing ${todo[*]} failed: remove them with the package manager"
 fi
 # DKMS trees the package scripts did not remove (an interrupted install).

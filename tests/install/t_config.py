@@ -155,6 +155,14 @@ def main():
         check('... the rollback is logged',
               'undone: replaced' in e.log_text()
               and 'exit status 3' in e.log_text(), e.log_text()[-800:])
+        # The SSH session dropped (SIGHUP) after the same step.
+        r = e.run('--no-prompt', *control_args(ctl), '--force-delete-existing',
+                  '--tags', 'x=1', env=e.env(
+                      FERRY_INSTALL_SIGNAL_AFTER='config:HUP'))
+        check('SIGHUP after the configuration step: exit 129, rolled back',
+              r.rc == 129 and 'undone: replaced %s' % e.conf in r.out, r)
+        check('... the previous file restored byte for byte',
+              open(e.conf, 'rb').read() == before and mode(e.conf) == 0o640)
         fresh = os.path.join(e.tmp, 'new', 'etc', 'ferry', 'agent.conf')
         r = e.run('--no-prompt', *control_args(ctl), conf=fresh, env=env)
         check('a failure with a new directory: the directories the run '
