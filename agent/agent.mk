@@ -27,7 +27,7 @@ $(BIN)/ferryctl: $(FERRYCTL_OBJ)
 # expansion), so it may be defined anywhere in this file.
 AGENT_REPL_OBJ := $(addprefix $(BUILD)/obj/agent/, main.o replicate.o \
                   disk.o rescan.o cp.o repl_status.o repl_log.o reader.o \
-                  link.o throttle.o freeze.o)
+                  link.o throttle.o freeze.o module_load.o)
 AGENT_LIB_OBJ  := $(addprefix $(BUILD)/obj/lib/, wire.o tls.o tracker.o \
                   extent.o errmsg.o peer_id.o api_resp.o)
 AGENT_LIBS     := -luring -lssl -lcrypto -lzstd -llz4 -lxxhash -lcurl \

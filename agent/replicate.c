@@ -23,10 +23,12 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "engine.h"
 #include "errmsg.h"
+#include "module_load.h"
 #include "repl_log.h"
 #include "replicate.h"
 
@@ -792,16 +794,50 @@ static void teardown_disks(struct engine *e, bool detach)
 	e->round_active = false;
 }
 
-static int setup_disks(struct engine *e, char *err, size_t errlen)
+/*
+ * Open the tracker's control device; when it is missing, load ferry.ko
+ * (module_load.c says why the service's own modprobe may not have) and
+ * try once more.
+ */
+static int open_tracker(struct engine *e, char *err, size_t errlen)
 {
+	const char *path = e->cfg->tracker_ctl[0] ? e->cfg->tracker_ctl : NULL;
+	char why[256];
 	struct ferry_err fe;
+	struct utsname u;
 
-	if (!e->once && !e->ctl_open) {
-		if (ferry_ctl_open(&e->ctl, e->cfg->tracker_ctl[0] ?
-				   e->cfg->tracker_ctl : NULL, &fe)) {
-			set_err(err, errlen, "%s", fe.msg);
+	if (!ferry_ctl_open(&e->ctl, path, &fe))
+		return 0;
+	if (fe.errnum != ENOENT && fe.errnum != ENODEV && fe.errnum != ENXIO) {
+		set_err(err, errlen, "%s", fe.msg);
+		return -1;
+	}
+	if (module_load("ferry", why, sizeof(why))) {
+		if (!strstr(why, "not found")) {
+			set_err(err, errlen, "%s; and %s", fe.msg, why);
 			return -1;
 		}
+		if (uname(&u))
+			snprintf(u.release, sizeof(u.release), "$(uname -r)");
+		set_err(err, errlen, "%s; and %s: DKMS has no ferry.ko for "
+			"this kernel: install its headers, then run dkms "
+			"autoinstall -k %s", fe.msg, why, u.release);
+		return -1;
+	}
+	repl_log("loaded ferry.ko (modprobe ferry): its control device was "
+		 "missing");
+	if (ferry_ctl_open(&e->ctl, path, &fe)) {
+		set_err(err, errlen, "%s (after modprobe ferry)", fe.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int setup_disks(struct engine *e, char *err, size_t errlen)
+{
+	if (!e->once && !e->ctl_open) {
+		if (open_tracker(e, err, errlen))
+			return -1;
 		e->ctl_open = true;
 	}
 	e->n_disks = 0;

@@ -10,15 +10,37 @@ and heartbeats again once ferry-control is back.
 
 ferry-agent gets a loop device and a tracker-ctl that does not exist, so
 its replication thread reports the missing tracker and touches no disk.
+It then loads ferry.ko itself (modprobe, here a stand-in first in PATH
+that says what a kernel without the module's build says), and its error
+says what modprobe said and what to do.
 """
-from agentctl import Setup, check, done, ferrytest, wait_for
+import os
+
+from agentctl import Setup, check, clean_env, done, ferrytest, wait_for
+
+NOT_FOUND = ('modprobe: FATAL: Module ferry not found in directory '
+             '/lib/modules/9.9.9-test')
+
+
+def fake_modprobe(s):
+    """A modprobe that records its arguments and fails as one does on a
+    kernel DKMS built no module for; the environment that runs it."""
+    d = os.path.join(s.tmp, 'fakebin')
+    os.makedirs(d, exist_ok=True)
+    calls = os.path.join(s.tmp, 'modprobe.calls')
+    with open(os.path.join(d, 'modprobe'), 'w') as f:
+        f.write('#!/bin/sh\necho "$*" >>%s\necho "%s" >&2\nexit 1\n'
+                % (calls, NOT_FOUND))
+    os.chmod(os.path.join(d, 'modprobe'), 0o755)
+    return calls, clean_env(PATH=d + ':' + os.environ.get('PATH', ''))
 
 
 def main():
     with Setup() as s:
         disk = s.loop('disk')
         conf = s.write_conf('a', devices=disk.dev)
-        a = s.agent(conf)
+        calls, env = fake_modprobe(s)
+        a = s.agent(conf, env=env)
         sid = a.wait_registered()
         check('registered', sid, a.log()[-600:])
         if not sid:
@@ -32,6 +54,13 @@ def main():
                   'error') == 'UNSUPPORTED_VM_CONFIGURATION' and
               'ferry-ctl' in x['dataReplicationError'].get('rawError', ''),
               x)
+        raw = x.get('dataReplicationError', {}).get('rawError', '')
+        check('... after trying modprobe ferry itself, whose reason it '
+              'gives with what to do', 'modprobe ferry exited with 1: ' +
+              NOT_FOUND in raw and 'dkms autoinstall -k ' in raw, raw)
+        check('... modprobe was asked for ferry',
+              os.path.exists(calls) and 'ferry' in open(calls).read().split(),
+              os.path.exists(calls) and open(calls).read())
         creds = a.creds()
 
         def pending():
