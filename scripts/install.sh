@@ -729,11 +729,27 @@ kernel_flavor() {
 }
 
 headers_fix() {
-	pkg_fix "linux-headers-$KVER" "kernel-devel-$KVER" "kernel-$(kernel_flavor)-devel"
+	local meta
+	meta=$(headers_meta)
+	pkg_fix "linux-headers-$KVER${meta:+ $meta}" "kernel-devel-$KVER" "kernel-$(kernel_flavor)-devel"
+}
+
+# The Debian or Ubuntu package whose dependency follows kernel upgrades
+# with their headers: linux-headers-cloud-amd64 for 6.1.0-18-cloud-amd64
+# or 6.12.57+deb13-cloud-amd64, linux-headers-aws for 6.8.0-1015-aws; or
+# nothing for a release of another form.  Without it a new kernel has no
+# headers, DKMS builds no ferry.ko for it, and replication stops at the
+# reboot into it.
+headers_meta() {
+	[ "$PM" = apt ] || return 0
+	if [[ $KVER =~ ^[0-9]+\.[0-9]+\.[0-9]+-[0-9]+-([a-z][a-z0-9-]*)$ ]] ||
+		[[ $KVER =~ ^[0-9]+\.[0-9]+\.[0-9]+\+deb[0-9]+-([a-z][a-z0-9-]*)$ ]]; then
+		printf 'linux-headers-%s' "${BASH_REMATCH[1]}"
+	fi
 }
 
 check_headers() {
-	local uts
+	local uts meta
 	KVER=${FERRY_INSTALL_KERNEL:-$(uname -r)}
 	KBUILD=$MODULES_DIR/$KVER/build
 	if [ ! -f "$KBUILD/Makefile" ]; then
@@ -754,6 +770,12 @@ check_headers() {
 			"     or reboot into kernel $uts"
 	else
 		ok "kernel headers for $KVER ($KBUILD)"
+		meta=$(headers_meta)
+		if [ -n "$meta" ] && ! dpkg-query -W -f '${Status}' "$meta" 2>/dev/null |
+			grep -q 'ok installed'; then
+			say "  note    $meta is not installed: the headers of the next kernel an upgrade brings will be missing, DKMS will build no ferry.ko for it, and replication stops at the reboot into it"
+			say "          to avoid it: apt-get install -y $meta"
+		fi
 	fi
 }
 

@@ -102,6 +102,24 @@ def main():
               has(r, 'are for kernel 6.1.0-different, not the running '
                      'kernel 6.1.0-other-amd64',
                   'linux-headers-6.1.0-other-amd64', 'reboot into kernel'), r)
+        # A Debian release form: the headers that follow kernel upgrades
+        # are named (linux-headers-cloud-amd64 is not installed here).
+        make_headers(e.modules, '6.1.0-99-cloud-amd64')
+        r = e.run(*args, env=e.env(FERRY_INSTALL_KERNEL='6.1.0-99-cloud-amd64'))
+        check('headers present, not those of the next kernel: a note '
+              'naming linux-headers-cloud-amd64',
+              'ok      kernel headers for 6.1.0-99-cloud-amd64' in r.all and
+              has(r, r'note    linux-headers-cloud-amd64 is not installed',
+                  'apt-get install -y linux-headers-cloud-amd64'), r)
+        r = e.run(*args, env=e.env(
+            FERRY_INSTALL_KERNEL='6.12.57+deb13-cloud-amd64'))
+        check('headers missing, trixie form: the fix installs them and '
+              'those that follow upgrades',
+              has(r, r'FAILED  no headers for the running kernel '
+                     r'6\.12\.57\+deb13-cloud-amd64',
+                  'apt-get update && apt-get install -y '
+                  'linux-headers-6.12.57+deb13-cloud-amd64 '
+                  'linux-headers-cloud-amd64'), r)
         os.unlink(os.path.join(e.modules, '6.1.0-other-amd64', 'build',
                                'include', 'generated', 'utsrelease.h'))
         r = e.run(*args, env=e.env(FERRY_INSTALL_KERNEL='6.1.0-other-amd64'))
