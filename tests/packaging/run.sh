@@ -180,6 +180,38 @@ check "rpm ferry-dkms: its scripts build and install the module, and remove it" 
 	bash -c "rpm -qp --scripts '$RPM/ferry-dkms-$V-1.noarch.rpm' 2>/dev/null |
 		grep -q 'dkms install -m ferry -v $V' && rpm -qp --scripts \
 		'$RPM/ferry-dkms-$V-1.noarch.rpm' 2>/dev/null | grep -q 'dkms remove'"
+# %post of ferry-dkms, run in a mount namespace over a /lib/modules of
+# four kernels (the running one, two more with headers, one without), with
+# a dkms that logs its calls and cannot build for the third.
+dkms_post() {
+	local d=$tmp/dkms-post
+	rm -rf "$d" && mkdir -p "$d/bin" "$d/modules"
+	for k in 6.1.0-1-run 6.1.0-2-next 6.1.0-3-bad 6.1.0-4-nohdr; do
+		mkdir -p "$d/modules/$k"
+	done
+	for k in 6.1.0-1-run 6.1.0-2-next 6.1.0-3-bad; do
+		mkdir -p "$d/modules/$k/build" && : >"$d/modules/$k/build/Makefile"
+	done
+	printf '#!/bin/sh\necho 6.1.0-1-run\n' >"$d/bin/uname"
+	printf '#!/bin/sh\necho "$*" >>%s/calls\ncase "$*" in *"-k 6.1.0-3-bad"*) exit 1 ;; esac\n' \
+		"$d" >"$d/bin/dkms"
+	chmod +x "$d/bin/uname" "$d/bin/dkms"
+	rpm -qp --queryformat '%{POSTIN}' "$RPM/ferry-dkms-$V-1.noarch.rpm" >"$d/post.sh"
+	unshare -m sh -c "mount --bind '$d/modules' /lib/modules &&
+		PATH='$d/bin':\$PATH sh '$d/post.sh'" >"$d/out" 2>&1 || return 1
+	grep -qx "build -m ferry -v $V" "$d/calls" &&
+		grep -qx "install -m ferry -v $V" "$d/calls" &&
+		grep -qx "install -m ferry -v $V -k 6.1.0-2-next" "$d/calls" &&
+		grep -qx "build -m ferry -v $V -k 6.1.0-3-bad" "$d/calls" &&
+		! grep -q "install -m ferry -v $V -k 6.1.0-3-bad" "$d/calls" &&
+		! grep -q "6.1.0-4-nohdr\|-k 6.1.0-1-run" "$d/calls" &&
+		grep -q "does not build for kernel 6.1.0-3-bad" "$d/out" ||
+		{ cat "$d/calls" "$d/out"; return 1; }
+}
+check "rpm ferry-dkms: %post builds for the running kernel, then for every other kernel with headers (best effort)" \
+	dkms_post
+check "dkms.conf keeps RHEL's weak-modules from reusing a ferry.ko built for another kernel" \
+	grep -qx 'NO_WEAK_MODULES="yes"' kmod/dkms.conf
 # Each linter runs once; its report is checked twice.
 lint() {		# REPORT COMMAND...: run it, keep and print its report
 	local report=$1 rc=0
