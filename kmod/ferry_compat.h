@@ -15,7 +15,8 @@
 #include "ferry_features.h"
 
 /*
- * 6.17+ warns at a workqueue that says neither WQ_PERCPU nor WQ_UNBOUND
+ * WQ_PERCPU exists from 6.17 (and in stable backports, 6.12.118 among
+ * them); 7.x warns at a workqueue that says neither it nor WQ_UNBOUND
  * (the default is turning unbound); before, per-CPU was the default.
  */
 #if defined(FERRY_HAVE_WQ_PERCPU)

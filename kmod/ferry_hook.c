@@ -279,7 +279,7 @@ int ferry_hook_init(void)
 	/*
 	 * WQ_MEM_RECLAIM: writeback completions must progress under
 	 * pressure.  Per-CPU: a completion is finished on the CPU that
-	 * took it, as it always was before 6.17 made the choice explicit.
+	 * took it, as it always was before WQ_PERCPU made it explicit.
 	 */
 	ferry_wq = alloc_workqueue("ferry_endio", WQ_MEM_RECLAIM | WQ_HIGHPRI |
 				   FERRY_WQ_PERCPU, 0);
