@@ -197,6 +197,7 @@ main() {
 
 	: >"$log"
 	: >"$res"
+	rm -f "$log.boot-crash"	# an earlier run's
 	local t0 deadline why='killed after the timeout' boot=1
 	t0=$(date +%s.%1N)
 	if [ -n "$verbose" ]; then

@@ -26,6 +26,19 @@ def wal_flushes(trace):
                               f.read()))
 
 
+def traces_all(pid):
+    """Every thread of PID has a tracer."""
+    try:
+        tasks = os.listdir('/proc/%d/task' % pid)
+        for t in tasks:
+            with open('/proc/%d/task/%s/status' % (pid, t)) as f:
+                if 'TracerPid:\t0\n' in f.read():
+                    return False
+        return bool(tasks)
+    except OSError:
+        return False
+
+
 def traced(c, what, fn):
     """Run FN with strace attached to the daemon; flushes of the WAL."""
     trace = os.path.join(c.tmp, 'strace.%s' % what)
@@ -33,8 +46,13 @@ def traced(c, what, fn):
                            'trace=fsync,fdatasync', '-o', trace,
                            '-p', str(c.proc.pid)],
                           stderr=subprocess.DEVNULL)
-    # Attached once strace has written its first line or a moment passed.
-    time.sleep(1.0)
+    # Run FN only once strace traces every thread of the daemon: a "no
+    # flush" seen before that would prove nothing.
+    deadline = time.time() + 30
+    while not traces_all(c.proc.pid) and time.time() < deadline:
+        time.sleep(0.05)
+    check('strace is attached to every thread (%s)' % what,
+          traces_all(c.proc.pid))
     try:
         fn()
     finally:
